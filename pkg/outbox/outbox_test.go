@@ -1,0 +1,164 @@
+package outbox_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"takedown/pkg/database"
+	"takedown/pkg/events"
+	"takedown/pkg/metrics"
+	"takedown/pkg/outbox"
+	pb "takedown/pkg/proto/takedown/v1"
+	"takedown/pkg/stream"
+	"takedown/pkg/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+type env struct {
+	pool *pgxpool.Pool
+	nats *testenv.NATS
+	js   jetstream.JetStream
+}
+
+func setup(t *testing.T) *env {
+	t.Helper()
+	ctx := t.Context()
+	pool, err := database.Open(ctx, testenv.Postgres(t), "svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if err := database.Migrate(ctx, pool, "svc", outbox.Migrations); err != nil {
+		t.Fatal(err)
+	}
+	n := testenv.StartNATS(t)
+	nc, js, err := stream.Connect(n.URL(), t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	if _, err := stream.Provision(ctx, js, stream.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	return &env{pool: pool, nats: n, js: js}
+}
+
+func (e *env) add(t *testing.T) *pb.Envelope {
+	t.Helper()
+	ev, err := events.New(events.NewID(), events.Service("test"), &pb.RetractionRequested{Reason: "r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := database.InTx(t.Context(), e.pool, func(tx pgx.Tx) error { return outbox.Add(t.Context(), tx, ev) }); err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
+func (e *env) streamMsgs(t *testing.T) uint64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	s, err := e.js.Stream(ctx, events.Stream)
+	if err != nil {
+		return 0
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0
+	}
+	return info.State.Msgs
+}
+
+func (e *env) unpublished(t *testing.T) int64 {
+	_, n, err := outbox.Lag(t.Context(), e.pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func runRelay(t *testing.T, r *outbox.Relay) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+func TestRelayPublishesInOrderWithEventIDAsMsgID(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	var want []string
+	for range 5 {
+		want = append(want, e.add(t).EventId)
+	}
+	runRelay(t, outbox.NewRelay(e.pool, e.js, metrics.New("test"), testenv.Logger(t), outbox.RelayOptions{}))
+	testenv.Eventually(t, 10*time.Second, "5 events in the stream, none unpublished", func() bool {
+		return e.streamMsgs(t) == 5 && e.unpublished(t) == 0
+	})
+	s, _ := e.js.Stream(t.Context(), events.Stream)
+	for i, id := range want {
+		m, err := s.GetMsg(t.Context(), uint64(i+1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.Header.Get(jetstream.MsgIDHeader); got != id {
+			t.Errorf("message %d: Nats-Msg-Id %s, want %s (in outbox order)", i+1, got, id)
+		}
+		if m.Subject != "takedown.retraction.requested" {
+			t.Errorf("subject %s", m.Subject)
+		}
+	}
+}
+
+func TestEventsWrittenWhileNATSIsDownArePublishedOnceWhenItReturns(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	runRelay(t, outbox.NewRelay(e.pool, e.js, metrics.New("test"), testenv.Logger(t), outbox.RelayOptions{Poll: 50 * time.Millisecond}))
+	e.nats.Stop()
+	ev := e.add(t) // the state change commits although the broker is away
+	if n := e.unpublished(t); n != 1 {
+		t.Fatalf("unpublished = %d, want 1", n)
+	}
+	e.nats.Start()
+	testenv.Eventually(t, 20*time.Second, "the event is published after NATS returns", func() bool {
+		return e.unpublished(t) == 0
+	})
+	if n := e.streamMsgs(t); n != 1 {
+		t.Fatalf("stream holds %d messages, want exactly 1", n)
+	}
+	s, _ := e.js.Stream(t.Context(), events.Stream)
+	m, err := s.GetMsg(t.Context(), 1)
+	if err != nil || m.Header.Get(jetstream.MsgIDHeader) != ev.EventId {
+		t.Fatalf("message 1: %v %v", m, err)
+	}
+}
+
+func TestCrashBetweenPublishAndMarkRepublishesWithoutDuplicate(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ev := e.add(t)
+	crashing := outbox.NewRelay(e.pool, e.js, metrics.New("test"), testenv.Logger(t), outbox.RelayOptions{})
+	outbox.CrashAfterPublish(crashing, errors.New("killed"))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { crashing.Run(ctx); close(done) }()
+	testenv.Eventually(t, 10*time.Second, "the crashing relay published", func() bool { return e.streamMsgs(t) == 1 })
+	cancel()
+	<-done
+	if n := e.unpublished(t); n != 1 {
+		t.Fatalf("row marked although the relay died before marking (unpublished=%d)", n)
+	}
+	runRelay(t, outbox.NewRelay(e.pool, e.js, metrics.New("test"), testenv.Logger(t), outbox.RelayOptions{}))
+	testenv.Eventually(t, 10*time.Second, "the restarted relay marks the row", func() bool { return e.unpublished(t) == 0 })
+	if n := e.streamMsgs(t); n != 1 {
+		t.Fatalf("stream holds %d messages for event %s, want 1 (deduplicated by Nats-Msg-Id)", n, ev.EventId)
+	}
+}

@@ -1,0 +1,200 @@
+package stream_test
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"takedown/pkg/database"
+	"takedown/pkg/events"
+	"takedown/pkg/metrics"
+	pb "takedown/pkg/proto/takedown/v1"
+	"takedown/pkg/stream"
+	"takedown/pkg/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+type env struct {
+	pool *pgxpool.Pool
+	js   jetstream.JetStream
+}
+
+func setup(t *testing.T) *env {
+	t.Helper()
+	ctx := t.Context()
+	pool, err := database.Open(ctx, testenv.Postgres(t), "svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if err := database.Migrate(ctx, pool, "svc", stream.Migrations); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `CREATE TABLE effects (event_id uuid, n int)`); err != nil {
+		t.Fatal(err)
+	}
+	n := testenv.StartNATS(t)
+	nc, js, err := stream.Connect(n.URL(), t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	if _, err := stream.Provision(ctx, js, stream.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	return &env{pool: pool, js: js}
+}
+
+// publish sends env without a message id, so JetStream stores every copy:
+// the case of a republish after the duplicate window.
+func (e *env) publish(t *testing.T, ev *pb.Envelope) {
+	t.Helper()
+	b, err := events.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.js.Publish(t.Context(), events.Subject(ev.Type), b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (e *env) effects(t *testing.T) int {
+	var n int
+	if err := e.pool.QueryRow(t.Context(), `SELECT count(*) FROM effects`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func (e *env) run(t *testing.T, cfg stream.ConsumerConfig, h stream.Handler) *metrics.Factory {
+	t.Helper()
+	m := metrics.New("test")
+	c, err := stream.NewConsumer(t.Context(), e.js, e.pool, m, testenv.Logger(t), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx, h) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	return m
+}
+
+func effect(ctx context.Context, tx pgx.Tx, m stream.Message) error {
+	_, err := tx.Exec(ctx, `INSERT INTO effects VALUES ($1, 1)`, m.EventId)
+	return err
+}
+
+func newEvent(t *testing.T) *pb.Envelope {
+	ev, err := events.New(events.NewID(), events.Service("test"), &pb.RetractionRequested{Reason: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
+func TestSameEventTwiceIsHandledOnce(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	var calls atomic.Int32
+	e.run(t, stream.ConsumerConfig{Durable: "c1"}, func(ctx context.Context, tx pgx.Tx, m stream.Message) error {
+		calls.Add(1)
+		return effect(ctx, tx, m)
+	})
+	ev := newEvent(t)
+	e.publish(t, ev)
+	e.publish(t, ev)
+	other := newEvent(t)
+	e.publish(t, other) // delivered after both copies: when it is handled, both were
+	testenv.Eventually(t, 10*time.Second, "both events handled", func() bool { return e.effects(t) == 2 })
+	testenv.Eventually(t, 10*time.Second, "the duplicate acknowledged", func() bool {
+		var n int
+		e.pool.QueryRow(t.Context(), `SELECT count(*) FROM inbox WHERE consumer = 'c1'`).Scan(&n)
+		return n == 2 && consumerIdle(t, e.js, "c1")
+	})
+	if got := calls.Load(); got != 2 {
+		t.Fatalf("handler called %d times, want 2 (the duplicate skipped)", got)
+	}
+}
+
+func TestFailedHandlerRollsBackAndIsRetried(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	var calls atomic.Int32
+	e.run(t, stream.ConsumerConfig{Durable: "c2", BackOff: []time.Duration{10 * time.Millisecond}}, func(ctx context.Context, tx pgx.Tx, m stream.Message) error {
+		if err := effect(ctx, tx, m); err != nil {
+			return err
+		}
+		if calls.Add(1) < 3 {
+			return errors.New("transient") // its effect must be rolled back
+		}
+		return nil
+	})
+	e.publish(t, newEvent(t))
+	testenv.Eventually(t, 10*time.Second, "handled on the third delivery", func() bool { return calls.Load() == 3 })
+	testenv.Eventually(t, 5*time.Second, "acknowledged", func() bool { return consumerIdle(t, e.js, "c2") })
+	if n := e.effects(t); n != 1 {
+		t.Fatalf("effects = %d, want 1: failed attempts must leave nothing", n)
+	}
+}
+
+func TestPermanentErrorTerminatesWithoutRetry(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	var calls atomic.Int32
+	e.run(t, stream.ConsumerConfig{Durable: "c3", BackOff: []time.Duration{10 * time.Millisecond}}, func(ctx context.Context, tx pgx.Tx, m stream.Message) error {
+		calls.Add(1)
+		return stream.Permanent(errors.New("bad event"))
+	})
+	e.publish(t, newEvent(t))
+	e.publish(t, newEvent(t))
+	testenv.Eventually(t, 10*time.Second, "both delivered and terminated", func() bool {
+		return calls.Load() == 2 && consumerIdle(t, e.js, "c3")
+	})
+	var n int
+	e.pool.QueryRow(t.Context(), `SELECT count(*) FROM inbox`).Scan(&n)
+	if n != 0 || calls.Load() != 2 {
+		t.Fatalf("inbox rows %d, calls %d: a terminated event is neither recorded nor retried", n, calls.Load())
+	}
+}
+
+func TestUndecodableMessageIsTerminated(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	var calls atomic.Int32
+	e.run(t, stream.ConsumerConfig{Durable: "c4"}, func(ctx context.Context, tx pgx.Tx, m stream.Message) error {
+		calls.Add(1)
+		return effect(ctx, tx, m)
+	})
+	if _, err := e.js.Publish(t.Context(), "takedown.report.submitted", []byte("not protobuf \xff")); err != nil {
+		t.Fatal(err)
+	}
+	e.publish(t, newEvent(t))
+	testenv.Eventually(t, 10*time.Second, "the good event handled, the bad one terminated", func() bool {
+		return e.effects(t) == 1 && consumerIdle(t, e.js, "c4")
+	})
+	if calls.Load() != 1 {
+		t.Fatalf("handler called %d times", calls.Load())
+	}
+}
+
+func consumerIdle(t *testing.T, js jetstream.JetStream, name string) bool {
+	c, err := js.Consumer(t.Context(), events.Stream, name)
+	if err != nil {
+		return false
+	}
+	info, err := c.Info(t.Context())
+	return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+}

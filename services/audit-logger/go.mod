@@ -1,0 +1,3 @@
+module takedown/services/audit-logger
+
+go 1.26.0

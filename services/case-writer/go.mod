@@ -1,0 +1,3 @@
+module takedown/services/case-writer
+
+go 1.26.0

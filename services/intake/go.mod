@@ -1,0 +1,3 @@
+module takedown/services/intake
+
+go 1.26.0

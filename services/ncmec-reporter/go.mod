@@ -1,0 +1,3 @@
+module takedown/services/ncmec-reporter
+
+go 1.26.0

@@ -1,0 +1,3 @@
+module takedown/services/retraction
+
+go 1.26.0
