@@ -1,0 +1,108 @@
+// Package auth authenticates staff requests and carries who they are and
+// which roles they hold (DESIGN.md §7): reporter may submit, retractor may
+// retract, auditor may read the audit log.
+//
+// Today a request authenticates with the development token of the local
+// stack (TAKEDOWN_DEV_TOKEN); OIDC bearer tokens and browser sessions plug in
+// as further Authenticators.
+package auth
+
+import (
+	"context"
+	"crypto/subtle"
+	"net/http"
+	"slices"
+	"strings"
+
+	"takedown/pkg/config"
+	"takedown/pkg/server"
+)
+
+// Roles.
+const (
+	RoleReporter  = "reporter"
+	RoleRetractor = "retractor"
+	RoleAuditor   = "auditor"
+)
+
+// Staff is an authenticated staff member.
+type Staff struct {
+	Subject string // stable id: the OIDC subject, or "dev"
+	Name    string // display name or e-mail
+	Roles   []string
+}
+
+// Has reports whether s holds role.
+func (s Staff) Has(role string) bool { return slices.Contains(s.Roles, role) }
+
+// Authenticator recognises a request's credentials. It returns ok=false when
+// the request carries none it understands, and an error when it carries
+// credentials that are wrong.
+type Authenticator func(r *http.Request) (s Staff, ok bool, err error)
+
+// DevToken accepts "Authorization: Bearer <token>" with the development
+// token, as a staff member holding every role. An empty token accepts nothing.
+func DevToken(token config.Secret) Authenticator {
+	want := []byte(token.Reveal())
+	return func(r *http.Request) (Staff, bool, error) {
+		got, ok := bearer(r)
+		if !ok || len(want) == 0 {
+			return Staff{}, false, nil
+		}
+		if subtle.ConstantTimeCompare([]byte(got), want) != 1 {
+			return Staff{}, true, errWrongToken
+		}
+		return Staff{Subject: "dev", Name: "development sign-in", Roles: []string{RoleReporter, RoleRetractor, RoleAuditor}}, true, nil
+	}
+}
+
+var errWrongToken = server.Errorf(http.StatusUnauthorized, "unauthenticated", "", "the bearer token is not valid")
+
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return "", false
+	}
+	return strings.TrimSpace(token), true
+}
+
+type ctxKey struct{}
+
+// FromContext returns the authenticated staff member of a request.
+func FromContext(ctx context.Context) (Staff, bool) {
+	s, ok := ctx.Value(ctxKey{}).(Staff)
+	return s, ok
+}
+
+// WithStaff returns ctx carrying s.
+func WithStaff(ctx context.Context, s Staff) context.Context { return context.WithValue(ctx, ctxKey{}, s) }
+
+// Require authenticates every request with the first authenticator that
+// recognises its credentials, and refuses it (401) when none does or (403)
+// when the staff member lacks role. A refusal is answered before the
+// request body is read.
+func Require(role string, authn ...Authenticator) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			for _, a := range authn {
+				s, ok, err := a(r)
+				if err != nil {
+					server.WriteError(w, err)
+					return
+				}
+				if !ok {
+					continue
+				}
+				if role != "" && !s.Has(role) {
+					server.WriteError(w, server.Errorf(http.StatusForbidden, "forbidden", "", "the %s role is needed for this", role))
+					return
+				}
+				next.ServeHTTP(w, r.WithContext(WithStaff(r.Context(), s)))
+				return
+			}
+			w.Header().Set("WWW-Authenticate", `Bearer realm="takedown"`)
+			server.WriteError(w, server.Errorf(http.StatusUnauthorized, "unauthenticated", "", "sign in, or send Authorization: Bearer <token>"))
+		})
+	}
+}

@@ -1,0 +1,220 @@
+// Package service wires what every takedown service has: configuration of
+// its dependencies, the logger, the database pool with its migrations, the
+// NATS connection and stream, the outbox relay, the HTTP server with
+// /healthz, /readyz and /metrics, and a graceful stop on SIGINT/SIGTERM.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"takedown/pkg/config"
+	"takedown/pkg/database"
+	"takedown/pkg/logging"
+	"takedown/pkg/metrics"
+	"takedown/pkg/outbox"
+	"takedown/pkg/server"
+	"takedown/pkg/stream"
+)
+
+// Config is the configuration every service shares.
+type Config struct {
+	ListenAddr      string
+	DatabaseURL     config.Secret // may carry a password
+	NATSURL         string
+	StreamReplicas  int
+	ShutdownTimeout time.Duration
+}
+
+// LoadConfig reads the shared variables; defaultAddr is the service's port.
+func LoadConfig(l *config.Loader, defaultAddr string) Config {
+	return Config{
+		ListenAddr:      l.String("LISTEN_ADDR", defaultAddr),
+		DatabaseURL:     l.Secret("DATABASE_URL", config.Required),
+		NATSURL:         l.String("NATS_URL", "nats://127.0.0.1:4222"),
+		StreamReplicas:  l.Int("STREAM_REPLICAS", 1, 1, 5),
+		ShutdownTimeout: l.Duration("SHUTDOWN_TIMEOUT", 30*time.Second),
+	}
+}
+
+// Base holds a running service's shared dependencies.
+type Base struct {
+	Name    string
+	Log     *slog.Logger
+	Pool    *pgxpool.Pool
+	NC      *nats.Conn
+	JS      jetstream.JetStream
+	Metrics *metrics.Factory
+	cfg     Config
+	checks  map[string]server.Check
+}
+
+// Open connects to PostgreSQL (applying the schema's migrations, the outbox
+// and inbox tables included) and to NATS, and provisions the stream.
+func Open(ctx context.Context, name, schema string, cfg Config, log *slog.Logger, migrations ...database.Migrations) (*Base, error) {
+	pool, err := database.Open(ctx, cfg.DatabaseURL.Reveal(), schema)
+	if err != nil {
+		return nil, err
+	}
+	sets := append([]database.Migrations{outbox.Migrations, stream.Migrations}, migrations...)
+	if err := database.Migrate(ctx, pool, schema, sets...); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	nc, js, err := stream.Connect(cfg.NATSURL, name)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	b := &Base{Name: name, Log: log, Pool: pool, NC: nc, JS: js, Metrics: metrics.New(metricName(name)), cfg: cfg}
+	b.checks = map[string]server.Check{
+		"postgres": func(ctx context.Context) error { return pool.Ping(ctx) },
+		"nats": func(ctx context.Context) error {
+			if !nc.IsConnected() {
+				return errors.New("not connected")
+			}
+			return nil
+		},
+	}
+	// The stream is provisioned in the background when NATS is not there
+	// yet: the service still starts, and its outbox holds events meanwhile.
+	if err := b.provision(ctx); err != nil {
+		log.Warn("stream not provisioned yet; NATS unreachable?", "err", err)
+	}
+	return b, nil
+}
+
+func (b *Base) provision(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err := stream.Provision(ctx, b.JS, stream.Config{Replicas: b.cfg.StreamReplicas})
+	return err
+}
+
+// Ready adds a readiness check.
+func (b *Base) Ready(name string, c server.Check) { b.checks[name] = c }
+
+// Router returns a router with the operational endpoints mounted.
+func (b *Base) Router() chi.Router {
+	r := chi.NewRouter()
+	r.Use(middleware.RequestID, middleware.Recoverer, func(next http.Handler) http.Handler {
+		// Handlers log through the request's context.
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			next.ServeHTTP(w, r.WithContext(logging.WithLogger(r.Context(), b.Log)))
+		})
+	})
+	server.MountOps(r, b.Metrics.Registry, b.checks)
+	return r
+}
+
+// Listen binds the configured address (":0" in tests).
+func (b *Base) Listen() (net.Listener, error) {
+	ln, err := net.Listen("tcp", b.cfg.ListenAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", b.cfg.ListenAddr, err)
+	}
+	return ln, nil
+}
+
+// Run serves h on ln and runs the outbox relay and the given workers until
+// ctx ends, then stops them all and returns the first error.
+func (b *Base) Run(ctx context.Context, ln net.Listener, h http.Handler, workers ...func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	relay := outbox.NewRelay(b.Pool, b.JS, b.Metrics, b.Log, outbox.RelayOptions{})
+	workers = append(workers, relay.Run, func(ctx context.Context) error {
+		return server.Serve(ctx, ln, h, b.cfg.ShutdownTimeout)
+	})
+	var (
+		wg    sync.WaitGroup
+		once  sync.Once
+		first error
+	)
+	for _, w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := w(ctx); err != nil {
+				once.Do(func() { first = err })
+				cancel() // one part failing stops the service, visibly
+			}
+		}()
+	}
+	b.Log.Info("serving", "addr", ln.Addr().String())
+	wg.Wait()
+	return first
+}
+
+// Close releases the connections.
+func (b *Base) Close() {
+	if b.NC != nil {
+		_ = b.NC.Drain()
+	}
+	if b.Pool != nil {
+		b.Pool.Close()
+	}
+}
+
+// Main runs a service's main function with a context that ends on SIGINT or
+// SIGTERM and a JSON logger in it, and exits non-zero when it fails.
+func Main(name string, run func(ctx context.Context) error) {
+	log := logging.New(os.Stderr, name, os.Getenv("LOG_LEVEL"))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx = logging.WithLogger(ctx, log)
+	err := run(ctx)
+	stop()
+	if err != nil {
+		log.Error("stopped", "err", err)
+		os.Exit(1)
+	}
+	log.Info("stopped cleanly")
+}
+
+// metricName turns "ncmec-reporter" into "ncmec_reporter".
+func metricName(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c == '-' {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+// OpsOnly is the run function of a service that does nothing yet but load
+// its configuration, connect its dependencies and serve the operational
+// endpoints.
+func OpsOnly(name, schema, defaultAddr string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		l := config.FromEnv()
+		cfg := LoadConfig(l, defaultAddr)
+		if err := l.Err(); err != nil {
+			return err
+		}
+		b, err := Open(ctx, name, schema, cfg, logging.FromContext(ctx))
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		ln, err := b.Listen()
+		if err != nil {
+			return err
+		}
+		return b.Run(ctx, ln, b.Router())
+	}
+}

@@ -1,0 +1,180 @@
+// Package app wires the intake service: configuration, dependencies, the
+// HTTP API, the progress consumer and the orphan sweeper. Tests run the real
+// wiring through New and Run on a loopback port.
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"takedown/pkg/auth"
+	"takedown/pkg/config"
+	"takedown/pkg/evidence"
+	"takedown/pkg/keyring"
+	"takedown/pkg/metrics"
+	"takedown/pkg/service"
+	"takedown/pkg/stream"
+	"takedown/services/intake/internal/httpapi"
+	"takedown/services/intake/internal/progress"
+	"takedown/services/intake/internal/store"
+)
+
+// Name and Schema of the service.
+const (
+	Name   = "intake"
+	Schema = "intake"
+)
+
+// Config is intake's configuration (README: "intake").
+type Config struct {
+	Service      service.Config
+	S3           evidence.Config
+	CreateBucket bool
+	MasterKeys   config.Secret
+	MasterKeyID  string
+	DevToken     config.Secret
+	Limits       httpapi.Limits
+	SweepEvery   time.Duration
+}
+
+// LoadConfig reads intake's configuration from l.
+func LoadConfig(l *config.Loader) Config {
+	c := Config{
+		Service: service.LoadConfig(l, ":8080"),
+		S3: evidence.Config{
+			Endpoint:  l.MustString("S3_ENDPOINT"),
+			AccessKey: l.Secret("S3_ACCESS_KEY", config.Required).Reveal(),
+			SecretKey: l.Secret("S3_SECRET_KEY", config.Required).Reveal(),
+			Bucket:    l.String("S3_BUCKET", "evidence"),
+			UseTLS:    l.Bool("S3_TLS", true),
+			Region:    l.String("S3_REGION", ""),
+		},
+		CreateBucket: l.Bool("S3_CREATE_BUCKET", false),
+		MasterKeys:   l.Secret("MASTER_KEYS", config.Required),
+		MasterKeyID:  l.MustString("MASTER_KEY_ID"),
+		DevToken:     l.Secret("TAKEDOWN_DEV_TOKEN", config.Optional),
+		Limits: httpapi.Limits{
+			MaxFileSize:  l.Bytes("MAX_FILE_SIZE", 8<<30),
+			MaxFiles:     l.Int("MAX_FILES", 100, 1, 10000),
+			MaxTotalSize: l.Bytes("MAX_TOTAL_SIZE", 32<<30),
+		},
+		SweepEvery: l.Duration("ORPHAN_SWEEP_INTERVAL", 5*time.Minute),
+	}
+	if c.DevToken == "" {
+		l.Fail("TAKEDOWN_DEV_TOKEN", "required until staff sign-in (OIDC) is configured: no one could submit a report")
+	}
+	if c.Limits.MaxFileSize > c.Limits.MaxTotalSize {
+		l.Fail("MAX_FILE_SIZE", "%d is larger than MAX_TOTAL_SIZE (%d)", c.Limits.MaxFileSize, c.Limits.MaxTotalSize)
+	}
+	return c
+}
+
+// App is a running intake.
+type App struct {
+	cfg      Config
+	base     *service.Base
+	store    *store.Store
+	evidence *evidence.Store
+	consumer *stream.Consumer
+	handler  chi.Router
+}
+
+// New connects intake's dependencies and builds its handlers.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
+	keys, err := keyring.Parse(cfg.MasterKeys.Reveal(), cfg.MasterKeyID)
+	if err != nil {
+		return nil, fmt.Errorf("MASTER_KEYS: %w", err)
+	}
+	base, err := service.Open(ctx, Name, Schema, cfg.Service, log, store.Migrations)
+	if err != nil {
+		return nil, err
+	}
+	a := &App{cfg: cfg, base: base, store: store.New(base.Pool)}
+	s3 := cfg.S3
+	s3.MaxSize = cfg.Limits.MaxFileSize
+	s3latency := base.Metrics.Histogram("s3_request_duration_seconds", "Latency of S3 calls, by operation and result.", "endpoint", "result")
+	a.evidence, err = evidence.New(s3, evidence.WithObserve(metrics.Observer(s3latency)))
+	if err != nil {
+		base.Close()
+		return nil, err
+	}
+	if cfg.CreateBucket {
+		if err := a.evidence.EnsureBucket(ctx, evidence.BucketOptions{}); err != nil {
+			base.Close()
+			return nil, err
+		}
+	}
+	base.Ready("s3", a.evidence.Check)
+	a.consumer, err = stream.NewConsumer(ctx, base.JS, base.Pool, base.Metrics, log, progress.Consumer)
+	if err != nil {
+		log.Warn("progress consumer not created yet; NATS unreachable?", "err", err)
+	}
+
+	api := httpapi.New(a.store, a.evidence, keys, cfg.Limits, base.Metrics, log)
+	r := base.Router()
+	r.Group(func(r chi.Router) {
+		r.Use(auth.Require(auth.RoleReporter, auth.DevToken(cfg.DevToken)))
+		api.Routes(r)
+	})
+	a.handler = r
+	return a, nil
+}
+
+// Listen binds the configured address.
+func (a *App) Listen() (net.Listener, error) { return a.base.Listen() }
+
+// Run serves until ctx ends.
+func (a *App) Run(ctx context.Context, ln net.Listener) error {
+	return a.base.Run(ctx, ln, a.handler, a.consume, a.sweep)
+}
+
+// Close releases the connections.
+func (a *App) Close() { a.base.Close() }
+
+// consume keeps report progress up to date; when NATS was away at start it
+// creates the consumer once NATS is back.
+func (a *App) consume(ctx context.Context) error {
+	for a.consumer == nil {
+		c, err := stream.NewConsumer(ctx, a.base.JS, a.base.Pool, a.base.Metrics, a.base.Log, progress.Consumer)
+		if err == nil {
+			a.consumer = c
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+	return a.consumer.Run(ctx, progress.Apply)
+}
+
+// sweep deletes objects left behind by submissions that failed while S3 was
+// unreachable.
+func (a *App) sweep(ctx context.Context) error {
+	for {
+		keys, err := a.store.Orphans(ctx)
+		if err != nil && ctx.Err() == nil {
+			a.base.Log.Warn("orphan sweep", "err", err)
+		}
+		for _, k := range keys {
+			if err := a.evidence.Delete(ctx, k); err != nil {
+				a.base.Log.Warn("orphan sweep: delete failed; will retry", "key", k, "err", err)
+				continue
+			}
+			if err := a.store.RemoveOrphan(ctx, k); err != nil {
+				a.base.Log.Warn("orphan sweep", "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(a.cfg.SweepEvery):
+		}
+	}
+}

@@ -1,0 +1,12 @@
+package app_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+)
+
+func pgxConnect(t *testing.T, url string) (*pgx.Conn, error) {
+	return pgx.Connect(context.Background(), url)
+}

@@ -1,0 +1,335 @@
+package httpapi
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"takedown/pkg/auth"
+	"takedown/pkg/events"
+	"takedown/pkg/evidence"
+	"takedown/pkg/logging"
+	pb "takedown/pkg/proto/takedown/v1"
+	"takedown/pkg/server"
+	"takedown/services/intake/internal/report"
+)
+
+// submit handles POST /api/v1/reports: a multipart body whose first part is
+// the report JSON and whose further parts are the files. Each file streams
+// into S3 as it arrives, encrypted under the report's data key and hashed on
+// the way; only then are the report, its files and the submitted event
+// written in one transaction. Any failure deletes what was stored, so a
+// refused submission leaves nothing behind.
+func (a *API) submit(w http.ResponseWriter, r *http.Request) {
+	rep, err := a.receive(w, r)
+	if err != nil {
+		var ae *server.APIError
+		code := "internal"
+		if errors.As(err, &ae) {
+			code = ae.Code
+			// The rest of the body is not read: close the connection
+			// rather than drain gigabytes nobody will store.
+			w.Header().Set("Connection", "close")
+		} else {
+			logging.FromContext(r.Context()).Error("submission failed", "err", err)
+		}
+		a.submissions.WithLabelValues(code).Inc()
+		server.WriteError(w, err)
+		return
+	}
+	a.submissions.WithLabelValues("created").Inc()
+	w.Header().Set("Location", "/api/v1/reports/"+rep.ID)
+	server.WriteJSON(w, http.StatusCreated, rep)
+}
+
+func badRequest(code, field, format string, args ...any) error {
+	return server.Errorf(http.StatusBadRequest, code, field, format, args...)
+}
+
+func (a *API) receive(w http.ResponseWriter, r *http.Request) (*report.Report, error) {
+	ctx := r.Context()
+	staff, _ := auth.FromContext(ctx)
+
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
+		return nil, server.Errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "",
+			"send multipart/form-data: a part named report (JSON) followed by one or more parts named file")
+	}
+	// The whole body is bounded too, so a client cannot stream past the
+	// total limit in parts the per-file limit does not see.
+	r.Body = http.MaxBytesReader(w, r.Body, a.limits.MaxTotalSize+maxReportJSON+(1<<20))
+	mr := multipart.NewReader(r.Body, params["boundary"])
+
+	in, err := readReportPart(mr)
+	if err != nil {
+		return nil, err
+	}
+	if err := in.Validate(a.now()); err != nil {
+		var fe *report.FieldError
+		if errors.As(err, &fe) {
+			code := "invalid"
+			if errors.Is(err, report.ErrBadFileName) {
+				code = "invalid_file_name"
+			}
+			return nil, badRequest(code, fe.Field, "%s", fe.Message)
+		}
+		return nil, badRequest("invalid", "report", "%v", err)
+	}
+
+	rep := &report.Report{
+		ID:           events.NewID(),
+		Status:       report.StatusSubmitted,
+		SubmittedAt:  a.now().UTC(),
+		SubmittedBy:  staff.Subject,
+		Filing:       1,
+		Details:      in.Details(),
+		IncidentTime: in.IncidentAt(),
+	}
+	ctx, log := logging.With(ctx, logging.KeyReportID, rep.ID)
+	dataKey, wrapped, err := a.keys.NewDataKey(rep.ID)
+	if err != nil {
+		return nil, fmt.Errorf("new data key: %w", err)
+	}
+	defer clear(dataKey)
+
+	ok := false
+	defer func() {
+		if !ok {
+			a.discard(ctx, rep.Files)
+		}
+	}()
+	for i := 0; ; i++ {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, bodyError(err)
+		}
+		if part.FormName() != "file" {
+			return nil, badRequest("invalid", part.FormName(), "unexpected part %q: after the report part, send only parts named file", part.FormName())
+		}
+		if i >= a.limits.MaxFiles {
+			return nil, server.Errorf(http.StatusRequestEntityTooLarge, "too_many_files", "file", "at most %d files per report", a.limits.MaxFiles)
+		}
+		f, err := a.storeFile(ctx, rep.ID, i, part, in, dataKey)
+		if f != nil {
+			rep.Files = append(rep.Files, *f)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if len(rep.Files) == 0 {
+		return nil, badRequest("no_file", "file", "attach at least one file")
+	}
+	if len(in.Files) > len(rep.Files) {
+		return nil, badRequest("invalid", "files", "the report describes %d files but %d were attached", len(in.Files), len(rep.Files))
+	}
+
+	ev, err := events.New(rep.ID, events.Staff(staff.Subject, staff.Name), &pb.ReportSubmitted{
+		Report:  toProto(rep),
+		Files:   filesToProto(rep.Files),
+		DataKey: &pb.WrappedKey{MasterKeyId: wrapped.MasterKeyID, Ciphertext: wrapped.Ciphertext},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := a.store.Create(ctx, rep, wrapped, ev); err != nil {
+		log.Error("store report", "err", err)
+		return nil, server.Errorf(http.StatusServiceUnavailable, "database_unavailable", "",
+			"the report could not be saved; nothing was kept. Try again in a minute")
+	}
+	ok = true
+	log.Info("report submitted", "files", len(rep.Files), "event_id", ev.EventId)
+	return rep, nil
+}
+
+func readReportPart(mr *multipart.Reader) (*report.Input, error) {
+	part, err := mr.NextPart()
+	if err != nil {
+		return nil, bodyError(err)
+	}
+	if part.FormName() != "report" {
+		return nil, badRequest("invalid", "report", "the first part must be named report and hold the report JSON (got %q)", part.FormName())
+	}
+	raw, err := io.ReadAll(io.LimitReader(part, maxReportJSON+1))
+	if err != nil {
+		return nil, bodyError(err)
+	}
+	if len(raw) > maxReportJSON {
+		return nil, server.Errorf(http.StatusRequestEntityTooLarge, "report_too_large", "report", "the report JSON is larger than %d bytes", maxReportJSON)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	var in report.Input
+	if err := dec.Decode(&in); err != nil {
+		return nil, badRequest("invalid_json", "report", "the report JSON is malformed: %v", err)
+	}
+	if dec.More() {
+		return nil, badRequest("invalid_json", "report", "the report part holds more than one JSON value")
+	}
+	return &in, nil
+}
+
+// storeFile streams one file part into the evidence store. It returns the
+// file whenever an object may have been written, so the caller can remove it.
+func (a *API) storeFile(ctx context.Context, reportID string, i int, part *multipart.Part, in *report.Input, dataKey []byte) (*report.File, error) {
+	field := fmt.Sprintf("files[%d]", i)
+	var meta report.FileInput
+	if i < len(in.Files) {
+		meta = in.Files[i]
+	}
+	name := meta.Name
+	if name == "" {
+		name = rawFileName(part)
+	}
+	if err := report.CheckFileName(field+".name", name); err != nil {
+		var fe *report.FieldError
+		errors.As(err, &fe)
+		return nil, badRequest("invalid_file_name", fe.Field, "%s", fe.Message)
+	}
+	f := &report.File{ID: events.NewID(), Index: i, Name: name, FileInput: meta}
+	f.FileInput.Name = ""
+	// The key is ours; the uploaded name never reaches S3.
+	f.ObjectKey = "reports/" + reportID + "/" + f.ID
+
+	body := &trap{r: part}
+	br := bufio.NewReaderSize(body, 4096)
+	head, _ := br.Peek(512)
+	f.ContentType = http.DetectContentType(head)
+
+	obj, err := a.evidence.Put(ctx, f.ObjectKey, br, dataKey)
+	switch {
+	case body.err != nil && body.err != io.EOF:
+		return f, bodyError(body.err)
+	case errors.Is(err, evidence.ErrEmpty):
+		return f, badRequest("empty_file", field, "%s is empty", name)
+	case errors.Is(err, evidence.ErrTooLarge):
+		return f, server.Errorf(http.StatusRequestEntityTooLarge, "file_too_large", field, "%s is larger than the limit of %d bytes", name, a.limits.MaxFileSize)
+	case evidence.IsUnavailable(err):
+		logging.FromContext(ctx).Error("evidence store unavailable", "err", err)
+		return f, server.Errorf(http.StatusServiceUnavailable, "storage_unavailable", "",
+			"the evidence store cannot be reached; nothing was kept. Try again in a minute")
+	case err != nil:
+		return f, fmt.Errorf("store %s: %w", field, err)
+	}
+	a.bytes.Add(float64(obj.Size))
+	f.ObjectVersion, f.Size, f.MD5, f.SHA1, f.SHA256 = obj.VersionID, obj.Size, obj.MD5, obj.SHA1, obj.SHA256
+	return f, nil
+}
+
+// rawFileName is the part's file name as the client sent it. Part.FileName
+// would strip a path down to its last element, hiding a name we refuse.
+func rawFileName(p *multipart.Part) string {
+	_, params, err := mime.ParseMediaType(p.Header.Get("Content-Disposition"))
+	if err != nil {
+		return ""
+	}
+	return params["filename"]
+}
+
+// trap remembers the error reading the request body gave, to tell a
+// client's broken body apart from a failing S3 when the upload fails.
+type trap struct {
+	r   io.Reader
+	err error
+}
+
+func (t *trap) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if err != nil {
+		t.err = err
+	}
+	return n, err
+}
+
+// bodyError explains a failure to read the request body.
+func bodyError(err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return server.Errorf(http.StatusRequestEntityTooLarge, "request_too_large", "", "the submission is larger than the limit of %d bytes in all", mbe.Limit)
+	}
+	if errors.Is(err, context.Canceled) {
+		return server.Errorf(http.StatusBadRequest, "canceled", "", "the upload was canceled")
+	}
+	return badRequest("malformed_body", "", "the multipart body is malformed or was cut off: %v", err)
+}
+
+// discard deletes the objects of a submission that failed. What cannot be
+// deleted now (S3 away) is recorded for the sweeper.
+func (a *API) discard(ctx context.Context, files []report.File) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	var left []string
+	var last error
+	for _, f := range files {
+		if err := a.evidence.Delete(ctx, f.ObjectKey); err != nil {
+			left, last = append(left, f.ObjectKey), err
+		}
+	}
+	if len(left) == 0 {
+		return
+	}
+	log := logging.FromContext(ctx)
+	if err := a.store.AddOrphans(ctx, left, last); err != nil {
+		log.Error("objects of a failed submission could be neither deleted nor recorded; delete them by hand", "keys", left, "err", err)
+		return
+	}
+	log.Warn("objects of a failed submission left for the sweeper", "keys", left, "err", last)
+}
+
+func toProto(r *report.Report) *pb.Report {
+	return &pb.Report{
+		Id:                r.ID,
+		IncidentType:      r.IncidentType,
+		IncidentTime:      timestamppb.New(r.IncidentTime),
+		Platform:          r.Platform,
+		Urls:              r.URLs,
+		Uploader:          &pb.Uploader{Username: r.Uploader.Username, Email: r.Uploader.Email, Ip: r.Uploader.IP},
+		LegalApproved:     r.LegalApproved,
+		Approver:          r.Approver,
+		NotApprovedReason: r.NotApprovedReason,
+		ActionsTaken:      r.ActionsTaken,
+		Notes:             r.Notes,
+		Escalate:          r.Escalate,
+		Test:              r.Test,
+		SubmittedBy:       r.SubmittedBy,
+		SubmittedAt:       timestamppb.New(r.SubmittedAt),
+		Filing:            uint32(r.Filing),
+	}
+}
+
+func filesToProto(files []report.File) []*pb.File {
+	out := make([]*pb.File, len(files))
+	for i, f := range files {
+		p := &pb.File{
+			Id: f.ID, Index: uint32(f.Index), Name: f.Name, ObjectKey: f.ObjectKey, ObjectVersion: f.ObjectVersion,
+			Size: f.Size, ContentType: f.ContentType, Md5: f.MD5, Sha1: f.SHA1, Sha256: f.SHA256,
+			Pdq: f.PDQ, PdqQuality: int32(f.PDQQuality),
+			LocationUrl: f.LocationURL, UploaderIp: f.UploaderIP, IndustryClassification: f.Classification,
+			Annotations: f.Annotations,
+		}
+		if t, err := time.Parse(time.RFC3339, f.UploadTime); err == nil {
+			p.OriginalUploadTime = timestamppb.New(t)
+		}
+		if f.ViewedByStaff != nil {
+			p.ViewedByStaff = *f.ViewedByStaff
+		}
+		if f.PubliclyAvailable != nil {
+			p.PubliclyAvailable = *f.PubliclyAvailable
+		}
+		out[i] = p
+	}
+	return out
+}

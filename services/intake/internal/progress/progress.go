@@ -1,0 +1,122 @@
+// Package progress keeps each report's status and history up to date from
+// the events of the other services, for the status page and the API.
+package progress
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	pb "takedown/pkg/proto/takedown/v1"
+	"takedown/pkg/stream"
+	"takedown/services/intake/internal/report"
+)
+
+// Consumer is the durable consumer intake reads every event with.
+var Consumer = stream.ConsumerConfig{Durable: "intake-progress", Concurrency: 4}
+
+// Apply records ev in the report's history and moves its status. Events may
+// arrive in any order; a status never moves backwards (report.Status.Advance).
+// Events about a report intake does not know are recorded and otherwise ignored.
+func Apply(ctx context.Context, tx pgx.Tx, m stream.Message) error {
+	if m.ReportId == "" {
+		return nil
+	}
+	summary, status, update := describe(m.Envelope)
+	if _, err := tx.Exec(ctx, `INSERT INTO report_events (event_id, report_id, type, occurred_at, actor, summary)
+		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING`,
+		m.EventId, m.ReportId, m.Type, m.OccurredAt.AsTime(), actor(m.Actor), summary); err != nil {
+		return fmt.Errorf("record event: %w", err)
+	}
+	if status != "" {
+		var cur report.Status
+		err := tx.QueryRow(ctx, `SELECT status FROM reports WHERE id = $1 FOR UPDATE`, m.ReportId).Scan(&cur)
+		if err == pgx.ErrNoRows {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE reports SET status = $2, updated_at = now() WHERE id = $1`, m.ReportId, cur.Advance(status)); err != nil {
+			return err
+		}
+	}
+	if update != nil {
+		return update(ctx, tx)
+	}
+	return nil
+}
+
+func actor(a *pb.Actor) string {
+	switch {
+	case a == nil:
+		return ""
+	case a.Kind == pb.Actor_KIND_STAFF && a.Name != "":
+		return a.Name
+	default:
+		return a.Id
+	}
+}
+
+type updateFunc func(context.Context, pgx.Tx) error
+
+// describe says in plain words what an event means for the report, which
+// status it leads to, and what else it changes.
+func describe(ev *pb.Envelope) (string, report.Status, updateFunc) {
+	id := ev.ReportId
+	exec := func(sql string, args ...any) updateFunc {
+		return func(ctx context.Context, tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, sql, append([]any{id}, args...)...)
+			return err
+		}
+	}
+	switch p := ev.Payload.(type) {
+	case *pb.Envelope_ReportSubmitted:
+		return fmt.Sprintf("Report submitted with %d file(s).", len(p.ReportSubmitted.Files)), "", nil
+	case *pb.Envelope_NcmecOpened:
+		o := p.NcmecOpened
+		return fmt.Sprintf("NCMEC report %d opened (%s).", o.NcmecReportId, o.Environment), report.StatusNcmecOpened,
+			exec(`UPDATE reports SET ncmec_report_id = $2, ncmec_environment = $3,
+				ncmec_state = CASE WHEN ncmec_state IS NULL THEN 'opened' ELSE ncmec_state END WHERE id = $1`, o.NcmecReportId, o.Environment)
+	case *pb.Envelope_NcmecFileUploaded:
+		u := p.NcmecFileUploaded
+		return fmt.Sprintf("File uploaded to NCMEC as %s.", u.NcmecFileId), report.StatusUploading,
+			exec(`UPDATE files SET ncmec_file_id = $3, ncmec_md5 = $4 WHERE report_id = $1 AND id = $2`, u.FileId, u.NcmecFileId, u.NcmecMd5)
+	case *pb.Envelope_NcmecFinished:
+		f := p.NcmecFinished
+		return fmt.Sprintf("NCMEC report %d finished with %d file(s).", f.NcmecReportId, len(f.NcmecFileIds)), report.StatusFinished,
+			exec(`UPDATE reports SET ncmec_report_id = $2, ncmec_state = 'finished', last_error = NULL WHERE id = $1`, f.NcmecReportId)
+	case *pb.Envelope_NcmecFailed:
+		f := p.NcmecFailed
+		msg := fmt.Sprintf("Filing with NCMEC failed at %s: %s", f.Step, f.Description)
+		if f.Code != 0 {
+			msg += fmt.Sprintf(" (NCMEC code %d)", f.Code)
+		}
+		return msg + ".", report.StatusFailed,
+			exec(`UPDATE reports SET last_error = $2,
+				ncmec_state = CASE WHEN ncmec_state IN ('finished', 'retracted') THEN ncmec_state ELSE 'failed' END WHERE id = $1`, msg)
+	case *pb.Envelope_NcmecRetracted:
+		r := p.NcmecRetracted
+		return fmt.Sprintf("NCMEC report %d retracted: %s", r.NcmecReportId, r.Reason), report.StatusRetracted,
+			exec(`UPDATE reports SET ncmec_state = 'retracted' WHERE id = $1`)
+	case *pb.Envelope_NcmecRetractionFailed:
+		r := p.NcmecRetractionFailed
+		msg := fmt.Sprintf("Retracting NCMEC report %d failed: %s", r.NcmecReportId, r.Description)
+		return msg, "", exec(`UPDATE reports SET last_error = $2 WHERE id = $1`, msg)
+	case *pb.Envelope_CaseUpserted:
+		c := p.CaseUpserted
+		return fmt.Sprintf("Salesforce case %s written (%s).", c.CaseId, c.State), "",
+			exec(`UPDATE reports SET case_id = $2, case_state = $3, case_error = NULL WHERE id = $1`, c.CaseId, c.State)
+	case *pb.Envelope_CaseFailed:
+		c := p.CaseFailed
+		msg := fmt.Sprintf("Salesforce case could not be written: %s", c.Message)
+		return msg, "", exec(`UPDATE reports SET case_error = $2 WHERE id = $1`, msg)
+	case *pb.Envelope_RetractionRequested:
+		return "Retraction requested: " + p.RetractionRequested.Reason, "", nil
+	case *pb.Envelope_StaffAction:
+		return fmt.Sprintf("Staff action: %s", p.StaffAction.Action), "", nil
+	}
+	return "Event " + ev.Type + ".", "", nil
+}
+

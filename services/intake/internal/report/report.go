@@ -1,0 +1,242 @@
+// Package report holds intake's domain: the report a staff member submits,
+// its files, and the rules a submission must meet before anything is stored.
+package report
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/mail"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// IncidentTypes are NCMEC's incidentType values (cyber_tipline.xsd).
+var IncidentTypes = []string{
+	"Child Pornography (possession, manufacture, and distribution)",
+	"Child Sex Trafficking",
+	"Child Sex Tourism",
+	"Child Sexual Molestation",
+	"Misleading Domain Name",
+	"Misleading Words or Digital Images on the Internet",
+	"Online Enticement of Children for Sexual Acts",
+	"Unsolicited Obscene Material Sent to a Child",
+}
+
+// DefaultIncidentType is used when a submission names none.
+var DefaultIncidentType = IncidentTypes[0]
+
+// Classifications are the industry classification scale NCMEC accepts.
+var Classifications = []string{"A1", "A2", "B1", "B2"}
+
+// Input is the report JSON of a submission (DESIGN.md §8).
+type Input struct {
+	IncidentType      string      `json:"incident_type"`
+	IncidentTime      string      `json:"incident_time"`
+	Platform          string      `json:"platform"`
+	URLs              []string    `json:"urls"`
+	Uploader          Uploader    `json:"uploader"`
+	LegalApproved     bool        `json:"legal_approved"`
+	Approver          string      `json:"approver"`
+	NotApprovedReason string      `json:"not_approved_reason"`
+	ActionsTaken      []string    `json:"actions_taken"`
+	Notes             string      `json:"notes"`
+	Escalate          string      `json:"escalate"`
+	Test              bool        `json:"test"`
+	Files             []FileInput `json:"files"`
+}
+
+// Uploader is the platform user who uploaded the material.
+type Uploader struct {
+	Username string `json:"username,omitempty"`
+	Email    string `json:"email,omitempty"`
+	IP       string `json:"ip,omitempty"`
+}
+
+// FileInput describes one file part, in the order of the parts.
+type FileInput struct {
+	Name              string   `json:"name,omitempty"`
+	LocationURL       string   `json:"location_url,omitempty"`
+	UploadTime        string   `json:"upload_time,omitempty"`
+	UploaderIP        string   `json:"uploader_ip,omitempty"`
+	ViewedByStaff     *bool    `json:"viewed_by_staff,omitempty"`
+	PubliclyAvailable *bool    `json:"publicly_available,omitempty"`
+	Classification    string   `json:"industry_classification,omitempty"`
+	Annotations       []string `json:"annotations,omitempty"`
+}
+
+// FieldError is a problem with one field of a submission.
+type FieldError struct {
+	Field   string
+	Message string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
+
+func fieldErr(field, format string, args ...any) error {
+	return &FieldError{Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// Limits bound text fields, so a submission cannot smuggle in megabytes of
+// notes; NCMEC's own limits are in the same range.
+const (
+	maxShort = 1 << 10  // names, e-mails, URLs
+	maxLong  = 64 << 10 // notes
+	maxList  = 100      // URLs, actions, annotations
+)
+
+// Validate normalises in and checks every rule, returning the first
+// problem found (the report JSON is small, and the form checks each field
+// before it is sent). now is the time "in the past" is measured against.
+func (in *Input) Validate(now time.Time) error {
+	if in.IncidentType == "" {
+		in.IncidentType = DefaultIncidentType
+	}
+	if !slices.Contains(IncidentTypes, in.IncidentType) {
+		return fieldErr("incident_type", "unknown incident type %q; use one of: %s", in.IncidentType, strings.Join(IncidentTypes, "; "))
+	}
+	if in.IncidentTime == "" {
+		return fieldErr("incident_time", "required: when the incident happened, in RFC 3339 (e.g. 2026-01-02T15:04:05Z)")
+	}
+	if _, err := pastTime("incident_time", in.IncidentTime, now); err != nil {
+		return err
+	}
+	for i, u := range in.URLs {
+		if err := checkURL(fmt.Sprintf("urls[%d]", i), u); err != nil {
+			return err
+		}
+	}
+	if len(in.URLs) > maxList {
+		return fieldErr("urls", "at most %d URLs", maxList)
+	}
+	if in.Uploader.Email != "" {
+		if _, err := mail.ParseAddress(in.Uploader.Email); err != nil {
+			return fieldErr("uploader.email", "%q is not an e-mail address", in.Uploader.Email)
+		}
+	}
+	if in.Uploader.IP != "" && net.ParseIP(in.Uploader.IP) == nil {
+		return fieldErr("uploader.ip", "%q is not an IP address", in.Uploader.IP)
+	}
+	if in.LegalApproved && strings.TrimSpace(in.Approver) == "" {
+		return fieldErr("approver", "required when legal_approved is true: who approved the report")
+	}
+	if len(in.ActionsTaken) > maxList {
+		return fieldErr("actions_taken", "at most %d actions", maxList)
+	}
+	for name, v := range map[string]string{
+		"platform": in.Platform, "uploader.username": in.Uploader.Username, "approver": in.Approver,
+		"not_approved_reason": in.NotApprovedReason, "escalate": in.Escalate,
+	} {
+		if err := checkText(name, v, maxShort); err != nil {
+			return err
+		}
+	}
+	if err := checkText("notes", in.Notes, maxLong); err != nil {
+		return err
+	}
+	for i, f := range in.Files {
+		if err := f.validate(fmt.Sprintf("files[%d]", i), now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f *FileInput) validate(field string, now time.Time) error {
+	if f.Name != "" {
+		if err := CheckFileName(field+".name", f.Name); err != nil {
+			return err
+		}
+	}
+	if f.LocationURL != "" {
+		if err := checkURL(field+".location_url", f.LocationURL); err != nil {
+			return err
+		}
+	}
+	if f.UploadTime != "" {
+		if _, err := pastTime(field+".upload_time", f.UploadTime, now); err != nil {
+			return err
+		}
+	}
+	if f.UploaderIP != "" && net.ParseIP(f.UploaderIP) == nil {
+		return fieldErr(field+".uploader_ip", "%q is not an IP address", f.UploaderIP)
+	}
+	if f.Classification != "" && !slices.Contains(Classifications, f.Classification) {
+		return fieldErr(field+".industry_classification", "%q is not one of %s", f.Classification, strings.Join(Classifications, ", "))
+	}
+	if len(f.Annotations) > maxList {
+		return fieldErr(field+".annotations", "at most %d annotations", maxList)
+	}
+	return nil
+}
+
+// IncidentAt returns the validated incident time.
+func (in *Input) IncidentAt() time.Time {
+	t, _ := time.Parse(time.RFC3339, in.IncidentTime)
+	return t
+}
+
+// clockSkew forgives a browser clock slightly ahead of ours.
+const clockSkew = time.Minute
+
+func pastTime(field, s string, now time.Time) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return t, fieldErr(field, "%q is not an RFC 3339 time such as 2026-01-02T15:04:05Z", s)
+	}
+	if t.After(now.Add(clockSkew)) {
+		return t, fieldErr(field, "%s is in the future", s)
+	}
+	return t, nil
+}
+
+func checkURL(field, s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fieldErr(field, "%q is not an http or https URL", s)
+	}
+	return checkText(field, s, maxShort)
+}
+
+func checkText(field, s string, max int) error {
+	if len(s) > max {
+		return fieldErr(field, "longer than %d bytes", max)
+	}
+	if !utf8.ValidString(s) {
+		return fieldErr(field, "not valid UTF-8")
+	}
+	return nil
+}
+
+// ErrBadFileName is wrapped by CheckFileName's errors.
+var ErrBadFileName = errors.New("bad file name")
+
+// CheckFileName accepts an original file name as metadata. Names are never
+// used as object keys, but a name that looks like a path, holds control
+// characters or is not UTF-8 is refused: it would mislead whoever reads the
+// case later, and shows a client that does not send what it should.
+func CheckFileName(field, name string) error {
+	bad := func(why string) error { return fmt.Errorf("%w: %w", ErrBadFileName, fieldErr(field, "%s", why)) }
+	switch {
+	case name == "":
+		return bad("empty file name")
+	case len(name) > 255:
+		return bad("file name longer than 255 bytes")
+	case !utf8.ValidString(name):
+		return bad("file name is not valid UTF-8")
+	case strings.ContainsAny(name, `/\`):
+		return bad(fmt.Sprintf("file name %q contains a path separator", name))
+	case name == "." || name == ".." || strings.Contains(name, ".."):
+		return bad(fmt.Sprintf("file name %q contains \"..\"", name))
+	}
+	for _, r := range name {
+		if unicode.IsControl(r) {
+			return bad(fmt.Sprintf("file name %q contains a control character", name))
+		}
+	}
+	return nil
+}
