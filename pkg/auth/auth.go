@@ -76,7 +76,9 @@ func FromContext(ctx context.Context) (Staff, bool) {
 }
 
 // WithStaff returns ctx carrying s.
-func WithStaff(ctx context.Context, s Staff) context.Context { return context.WithValue(ctx, ctxKey{}, s) }
+func WithStaff(ctx context.Context, s Staff) context.Context {
+	return context.WithValue(ctx, ctxKey{}, s)
+}
 
 // Require authenticates every request with the first authenticator that
 // recognises its credentials, and refuses it (401) when none does or (403)

@@ -414,7 +414,9 @@ func TestBadInputIsRefusedAndLeavesNothing(t *testing.T) {
 		{"too many files", func() (string, []byte) { return body(t, goodReport, many...) }, token, 413, "too_many_files", "file"},
 		{"missing report", func() (string, []byte) { return body(t, "", small) }, token, 400, "invalid", "report"},
 		{"malformed report", func() (string, []byte) { return body(t, `{"incident_time": `, small) }, token, 400, "invalid_json", "report"},
-		{"unknown field", func() (string, []byte) { return body(t, `{"incident_time": "2026-01-01T00:00:00Z", "colour": 1}`, small) }, token, 400, "invalid_json", "report"},
+		{"unknown field", func() (string, []byte) {
+			return body(t, `{"incident_time": "2026-01-01T00:00:00Z", "colour": 1}`, small)
+		}, token, 400, "invalid_json", "report"},
 		{"unknown incident type", func() (string, []byte) {
 			return body(t, `{"incident_type": "Spam", "incident_time": "2026-01-01T00:00:00Z"}`, small)
 		}, token, 400, "invalid", "incident_type"},

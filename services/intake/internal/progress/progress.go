@@ -119,4 +119,3 @@ func describe(ev *pb.Envelope) (string, report.Status, updateFunc) {
 	}
 	return "Event " + ev.Type + ".", "", nil
 }
-
