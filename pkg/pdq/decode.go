@@ -131,15 +131,7 @@ func readCoefficients(r io.Reader, opts Options) (c [coefs][coefs]float64, q int
 	if err != nil {
 		return c, 0, err
 	}
-	b := img.Bounds()
-	w, h := b.Dx(), b.Dy()
-	if w < 1 || h < 1 {
-		return c, 0, nil
-	}
-	bufs := getBuffers(w * h)
-	defer putBuffers(bufs)
-	toLuma(bufs.a, img)
-	c, q = planeCoefficients(bufs.a, bufs.b, w, h, orientation)
+	c, q = coefficients(img, orientation)
 	return c, q, nil
 }
 

@@ -12,24 +12,34 @@ const (
 	lumaB = 0.114
 )
 
-// lumaTables hold each channel's weighted contribution, so the conversion
-// costs three loads and two adds per pixel.
-var lumaTabR, lumaTabG, lumaTabB [256]float32
+// tabBias lets the luma tables be indexed by a channel value that is still
+// outside 0-255 (a luma value plus a chroma offset, before clamping).
+const tabBias = 256
 
-// YCbCr→RGB (JFIF, full range) in 16.16 fixed point, by chroma value, as a
-// JPEG decoder producing RGB does; the reference hashes that RGB.
-var crToR, cbToB, cbToG, crToG [256]int32
+// tabR, tabG and tabB hold each channel's weighted contribution by value,
+// clamped to 0-255 at the ends, so converting a pixel costs three loads
+// and two adds and clamps for free.
+var tabR, tabG, tabB [3 * 256]float32
+
+// YCbCr→RGB (JFIF, full range) offsets by chroma value: R and B in whole
+// levels, G in 16.16 fixed point (its two terms are summed before
+// rounding), as a JPEG decoder producing RGB computes them.
+var crToR, cbToB [256]int
+var cbToG, crToG [256]int32
 
 func init() {
+	for i := range tabR {
+		v := float64(min(255, max(0, i-tabBias)))
+		tabR[i] = float32(lumaR * v)
+		tabG[i] = float32(lumaG * v)
+		tabB[i] = float32(lumaB * v)
+	}
 	for i := range 256 {
-		lumaTabR[i] = float32(lumaR * float64(i))
-		lumaTabG[i] = float32(lumaG * float64(i))
-		lumaTabB[i] = float32(lumaB * float64(i))
 		c := float64(i - 128)
-		crToR[i] = int32(roundHalfUp(1.402 * c * 65536))
-		cbToB[i] = int32(roundHalfUp(1.772 * c * 65536))
+		crToR[i] = int(roundHalfUp(1.402 * c))
+		cbToB[i] = int(roundHalfUp(1.772 * c))
 		cbToG[i] = int32(roundHalfUp(-0.344136 * c * 65536))
-		crToG[i] = int32(roundHalfUp(-0.714136 * c * 65536))
+		crToG[i] = int32(roundHalfUp(-0.714136*c*65536)) + 1<<15
 	}
 }
 
@@ -40,57 +50,43 @@ func roundHalfUp(v float64) float64 {
 	return float64(int64(v + 0.5))
 }
 
-// clamp8 rounds a 16.16 fixed-point value and clamps it to 0-255.
-func clamp8(v int32) uint8 {
-	v = (v + 1<<15) >> 16
-	if v < 0 {
-		return 0
-	}
-	if v > 255 {
-		return 255
-	}
-	return uint8(v)
-}
-
 func rgbLuma(r, g, b uint8) float32 {
-	return lumaTabR[r] + lumaTabG[g] + lumaTabB[b]
+	return tabR[int(r)+tabBias] + tabG[int(g)+tabBias] + tabB[int(b)+tabBias]
 }
 
-// toLuma writes the image's luminance, row-major from its top-left corner,
-// into dst (len = width×height). The common decoder output types are read
-// straight from their pixel slices; anything else goes through At, which
-// is much slower but correct. Alpha is ignored, as the reference does when
-// it converts to RGB.
-func toLuma(dst []float32, img image.Image) {
+// lumaRows returns a function that writes row y (counted from the top of
+// the bounds) of the image's luminance into dst, whose length is the
+// image width. Working a row at a time lets the caller shrink each row
+// while it is in cache, without a full-size luminance plane. The common
+// decoder output types are read straight from their pixel slices;
+// anything else goes through At, much slower but correct. Alpha is
+// ignored, as the reference does when it converts to RGB.
+func lumaRows(img image.Image) func(dst []float32, y int) {
 	b := img.Bounds()
-	w := b.Dx()
 	switch m := img.(type) {
 	case *image.YCbCr:
-		ycbcrLuma(dst, m)
+		return ycbcrRows(m)
 	case *image.NYCbCrA:
-		ycbcrLuma(dst, &m.YCbCr)
+		return ycbcrRows(&m.YCbCr)
 	case *image.Gray:
-		for y := b.Min.Y; y < b.Max.Y; y++ {
-			src := m.Pix[m.PixOffset(b.Min.X, y):][:w]
-			out := dst[(y-b.Min.Y)*w:][:w]
+		return func(dst []float32, y int) {
+			src := m.Pix[m.PixOffset(b.Min.X, b.Min.Y+y):][:len(dst)]
 			for x, v := range src {
-				out[x] = float32(v)
+				dst[x] = float32(v)
 			}
 		}
 	case *image.NRGBA:
-		for y := b.Min.Y; y < b.Max.Y; y++ {
-			src := m.Pix[m.PixOffset(b.Min.X, y):][:4*w]
-			out := dst[(y-b.Min.Y)*w:][:w]
-			for x := range out {
+		return func(dst []float32, y int) {
+			src := m.Pix[m.PixOffset(b.Min.X, b.Min.Y+y):][:4*len(dst)]
+			for x := range dst {
 				p := src[4*x : 4*x+4 : 4*x+4]
-				out[x] = rgbLuma(p[0], p[1], p[2])
+				dst[x] = rgbLuma(p[0], p[1], p[2])
 			}
 		}
 	case *image.RGBA:
-		for y := b.Min.Y; y < b.Max.Y; y++ {
-			src := m.Pix[m.PixOffset(b.Min.X, y):][:4*w]
-			out := dst[(y-b.Min.Y)*w:][:w]
-			for x := range out {
+		return func(dst []float32, y int) {
+			src := m.Pix[m.PixOffset(b.Min.X, b.Min.Y+y):][:4*len(dst)]
+			for x := range dst {
 				p := src[4*x : 4*x+4 : 4*x+4]
 				r, g, bl, a := p[0], p[1], p[2], p[3]
 				if a != 0xff && a != 0 {
@@ -98,7 +94,7 @@ func toLuma(dst []float32, img image.Image) {
 					// decode of the same file would have given.
 					r, g, bl = unpremul(r, a), unpremul(g, a), unpremul(bl, a)
 				}
-				out[x] = rgbLuma(r, g, bl)
+				dst[x] = rgbLuma(r, g, bl)
 			}
 		}
 	case *image.Paletted:
@@ -110,22 +106,19 @@ func toLuma(dst []float32, img image.Image) {
 			n := color.NRGBAModel.Convert(c).(color.NRGBA)
 			lut[i] = rgbLuma(n.R, n.G, n.B)
 		}
-		for y := b.Min.Y; y < b.Max.Y; y++ {
-			src := m.Pix[m.PixOffset(b.Min.X, y):][:w]
-			out := dst[(y-b.Min.Y)*w:][:w]
+		return func(dst []float32, y int) {
+			src := m.Pix[m.PixOffset(b.Min.X, b.Min.Y+y):][:len(dst)]
 			for x, v := range src {
-				out[x] = lut[v]
+				dst[x] = lut[v]
 			}
 		}
 	default:
-		// 16-bit PNGs, CMYK JPEGs and the like: rare enough that the
+		// 16-bit PNGs, CMYK JPEGs and the like: rare enough that an
 		// interface call per pixel does not matter.
-		i := 0
-		for y := b.Min.Y; y < b.Max.Y; y++ {
-			for x := b.Min.X; x < b.Max.X; x++ {
-				n, _ := color.NRGBAModel.Convert(img.At(x, y)).(color.NRGBA)
-				dst[i] = rgbLuma(n.R, n.G, n.B)
-				i++
+		return func(dst []float32, y int) {
+			for x := range dst {
+				n, _ := color.NRGBAModel.Convert(img.At(b.Min.X+x, b.Min.Y+y)).(color.NRGBA)
+				dst[x] = rgbLuma(n.R, n.G, n.B)
 			}
 		}
 	}
@@ -135,12 +128,11 @@ func unpremul(c, a uint8) uint8 {
 	return uint8(min(255, (uint32(c)*255+uint32(a)/2)/uint32(a)))
 }
 
-// ycbcrLuma converts through RGB, rounding and clamping as a decoder does,
+// ycbcrRows converts through RGB, rounding and clamping as a decoder does,
 // because saturated colours clip there and the reference sees the clipped
-// values. Chroma is upsampled by replication, as Go's decoder does.
-func ycbcrLuma(dst []float32, m *image.YCbCr) {
-	b := m.Rect
-	w := b.Dx()
+// values. The chroma offsets are worked out once per chroma sample, and
+// chroma is upsampled by replication, as Go's decoder does.
+func ycbcrRows(m *image.YCbCr) func(dst []float32, y int) {
 	var hs, vs uint // chroma subsampling shifts
 	switch m.SubsampleRatio {
 	case image.YCbCrSubsampleRatio422:
@@ -154,34 +146,41 @@ func ycbcrLuma(dst []float32, m *image.YCbCr) {
 	case image.YCbCrSubsampleRatio410:
 		hs, vs = 2, 1
 	}
+	b := m.Rect
 	if b.Min != (image.Point{}) {
 		// Sub-images: let the image compute its own offsets.
-		i := 0
-		for y := b.Min.Y; y < b.Max.Y; y++ {
-			for x := b.Min.X; x < b.Max.X; x++ {
-				yi, ci := m.YOffset(x, y), m.COffset(x, y)
-				dst[i] = ycbcrPixel(m.Y[yi], m.Cb[ci], m.Cr[ci])
-				i++
+		return func(dst []float32, y int) {
+			for x := range dst {
+				ci := m.COffset(b.Min.X+x, b.Min.Y+y)
+				dst[x] = ycbcrLuma(m.Y[m.YOffset(b.Min.X+x, b.Min.Y+y)], m.Cb[ci], m.Cr[ci])
 			}
 		}
-		return
 	}
-	cw := (w + (1 << hs) - 1) >> hs
-	for y := range b.Dy() {
+	return func(dst []float32, y int) {
+		w := len(dst)
+		cw := (w + 1<<hs - 1) >> hs
 		ys := m.Y[y*m.YStride:][:w]
-		cbs := m.Cb[(y>>vs)*m.CStride:][:cw]
-		crs := m.Cr[(y>>vs)*m.CStride:][:cw]
-		out := dst[y*w:][:w]
-		for x, yy := range ys {
-			out[x] = ycbcrPixel(yy, cbs[x>>hs], crs[x>>hs])
+		crow := int(uint(y)>>vs) * m.CStride
+		cbs, crs := m.Cb[crow:][:cw], m.Cr[crow:][:cw]
+		for cx := range cw {
+			dr, dg, db := chromaOffsets(cbs[cx], crs[cx])
+			x0 := cx << hs
+			for x := x0; x < min(x0+1<<hs, w); x++ {
+				v := int(ys[x])
+				dst[x] = tabR[v+dr] + tabG[v+dg] + tabB[v+db]
+			}
 		}
 	}
 }
 
-func ycbcrPixel(y, cb, cr uint8) float32 {
-	yy := int32(y) << 16
-	r := clamp8(yy + crToR[cr])
-	g := clamp8(yy + cbToG[cb] + crToG[cr])
-	b := clamp8(yy + cbToB[cb])
-	return rgbLuma(r, g, b)
+// chromaOffsets returns the whole-level amounts the chroma adds to Y to
+// give R, G and B, plus tabBias.
+func chromaOffsets(cb, cr uint8) (dr, dg, db int) {
+	return crToR[cr] + tabBias, int((cbToG[cb]+crToG[cr])>>16) + tabBias, cbToB[cb] + tabBias
+}
+
+func ycbcrLuma(y, cb, cr uint8) float32 {
+	dr, dg, db := chromaOffsets(cb, cr)
+	v := int(y)
+	return tabR[v+dr] + tabG[v+dg] + tabB[v+db]
 }

@@ -110,41 +110,54 @@ const (
 // FromImage hashes a decoded image as it is (no EXIF orientation: that lives
 // in the file, see FromReader).
 func FromImage(img image.Image) Result {
-	c, q := coefficients(img)
+	c, q := coefficients(img, 1)
 	return Result{Hash: threshold(&c), Quality: q}
 }
 
-// coefficients reduces the image to its 16×16 DCT coefficients and quality.
-func coefficients(img image.Image) (dct [coefs][coefs]float64, quality int) {
+// coefficients reduces the image, shown under EXIF orientation o, to its
+// 16×16 DCT coefficients and quality.
+func coefficients(img image.Image, o int) (dct [coefs][coefs]float64, quality int) {
 	b := img.Bounds()
 	w, h := b.Dx(), b.Dy()
 	if w < 1 || h < 1 {
 		return dct, 0
 	}
-	bufs := getBuffers(w * h)
-	defer putBuffers(bufs)
-	toLuma(bufs.a, img)
-	return planeCoefficients(bufs.a, bufs.b, w, h, 1)
-}
-
-// planeCoefficients hashes a w×h luminance plane (values 0-255, row-major)
-// shown under EXIF orientation o, using tmp (same size) as scratch. Both
-// buffers are overwritten.
-func planeCoefficients(luma, tmp []float32, w, h, o int) (dct [coefs][coefs]float64, quality int) {
 	nw, nh := thumbSize(w, h)
-	shrink(luma, tmp, w, h, nw, nh)
+	bufs := getBuffers(nw*h, w)
+	defer putBuffers(bufs)
+	plane, tmp := bufs.a, bufs.b
+
+	// Luminance, shrunk along each row as it is produced: the full-size
+	// plane is never stored.
+	rows := lumaRows(img)
+	if nw == w {
+		for y := range h {
+			rows(plane[y*w:y*w+w], y)
+		}
+	} else {
+		xs := newTaps(w, nw)
+		for y := range h {
+			rows(bufs.row, y)
+			xs.apply(plane[y*nw:y*nw+nw], bufs.row)
+		}
+	}
+	if nh != h {
+		shrinkCols(tmp, plane, nw, h, nh)
+		plane, tmp = tmp, plane
+	}
 	w, h = nw, nh
+
 	if o != 1 {
 		// Turning the thumbnail rather than the full image is cheaper,
 		// and the same: the shrink treats both directions alike.
-		w, h = orient(tmp, luma, w, h, o)
-		luma, tmp = tmp, luma
+		w, h = orient(tmp, plane, w, h, o)
+		plane, tmp = tmp, plane
 	}
 	if w < minDim || h < minDim {
 		return dct, 0
 	}
 	var small [grid][grid]float64
-	downsample(&small, luma, tmp, w, h)
+	downsample(&small, plane, tmp, w, h)
 	return dct16(&small), qualityOf(&small)
 }
 
@@ -373,26 +386,26 @@ func absInt(v int) int {
 	return v
 }
 
-// buffers are the two float luma planes a hash needs. They are pooled
-// because intake hashes many images and each plane is 4 bytes per pixel.
-type buffers struct{ a, b []float32 }
-
-// maxPooled bounds the planes kept for reuse (in pixels), so that one huge
-// image does not pin hundreds of megabytes between garbage collections.
-const maxPooled = 16 << 20
+// buffers are the float planes a hash needs (at most 512 pixels wide) and
+// one full-width row. They are pooled because intake hashes many images.
+type buffers struct{ a, b, row []float32 }
 
 var bufPool sync.Pool
 
-func getBuffers(n int) *buffers {
-	if bp, ok := bufPool.Get().(*buffers); ok && cap(bp.a) >= n {
-		bp.a, bp.b = bp.a[:n], bp.b[:n]
-		return bp
+func getBuffers(n, w int) *buffers {
+	bp, ok := bufPool.Get().(*buffers)
+	if !ok {
+		bp = &buffers{}
 	}
-	return &buffers{a: make([]float32, n), b: make([]float32, n)}
+	bp.a, bp.b, bp.row = grow(bp.a, n), grow(bp.b, n), grow(bp.row, w)
+	return bp
 }
 
-func putBuffers(bp *buffers) {
-	if cap(bp.a) <= maxPooled {
-		bufPool.Put(bp)
+func grow(s []float32, n int) []float32 {
+	if cap(s) < n {
+		return make([]float32, n)
 	}
+	return s[:n]
 }
+
+func putBuffers(bp *buffers) { bufPool.Put(bp) }

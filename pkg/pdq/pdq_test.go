@@ -151,6 +151,14 @@ func TestLumaFastPathsAgree(t *testing.T) {
 	}
 }
 
+func toLuma(dst []float32, img image.Image) {
+	w := img.Bounds().Dx()
+	rows := lumaRows(img)
+	for y := range img.Bounds().Dy() {
+		rows(dst[y*w:y*w+w], y)
+	}
+}
+
 // genericImage hides the concrete type so toLuma takes its At path.
 type genericImage struct{ image.Image }
 

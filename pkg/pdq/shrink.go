@@ -20,37 +20,20 @@ func thumbSize(w, h int) (int, int) {
 	return max(1, int(math.Round(float64(w)*thumbMax/float64(h)))), thumbMax
 }
 
-// shrink resamples the w×h plane in luma to nw×nh (no larger) with a
-// triangle filter stretched to the scale, so every input pixel contributes
-// (no aliasing). tmp (at least nw×h) is scratch; the result is left in
-// luma.
-func shrink(luma, tmp []float32, w, h, nw, nh int) {
-	if nw == w && nh == h {
-		return
-	}
-	// Along rows: luma (w×h) → tmp (nw×h).
-	xs := newTaps(w, nw)
-	for y := range h {
-		in := luma[y*w : y*w+w]
-		out := tmp[y*nw : y*nw+nw]
-		for o := range out {
-			var s float32
-			for t, wt := range xs.weights(o) {
-				s += wt * in[xs.start[o]+t]
-			}
-			out[o] = s
-		}
-	}
-	// Along columns, a whole row at a time for sequential access:
-	// tmp (nw×h) → luma (nw×nh).
+// The shrink resamples with a triangle filter stretched to the scale, so
+// every input pixel contributes (no aliasing); rows are shrunk by
+// taps.apply as they are converted, then columns by shrinkCols.
+
+// shrinkCols resamples the w×h plane src to w×nh in dst, a whole row at a
+// time for sequential memory access.
+func shrinkCols(dst, src []float32, w, h, nh int) {
 	ys := newTaps(h, nh)
 	for o := range nh {
-		out := luma[o*nw : o*nw+nw]
+		out := dst[o*w : o*w+w]
 		clear(out)
 		for t, wt := range ys.weights(o) {
 			r := ys.start[o] + t
-			in := tmp[r*nw : r*nw+nw]
-			for x, v := range in {
+			for x, v := range src[r*w : r*w+w] {
 				out[x] += wt * v
 			}
 		}
@@ -66,6 +49,19 @@ type taps struct {
 }
 
 func (t *taps) weights(o int) []float32 { return t.w[o*t.k : o*t.k+t.n[o]] }
+
+// apply resamples one row.
+func (t *taps) apply(dst, src []float32) {
+	for o := range dst {
+		ws := t.weights(o)
+		in := src[t.start[o]:][:len(ws)]
+		var s float32
+		for i, wt := range ws {
+			s += wt * in[i]
+		}
+		dst[o] = s
+	}
+}
 
 func newTaps(nin, nout int) *taps {
 	scale := float64(nin) / float64(nout)
