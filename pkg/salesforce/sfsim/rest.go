@@ -357,8 +357,9 @@ func (r orderedRecord) MarshalJSON() ([]byte, error) {
 
 // recordJSON renders a record; with fields, only those (and attributes).
 func recordJSON(version string, o *object, r Record, fields []string) orderedRecord {
+	id, _ := r["Id"].(string)
 	out := orderedRecord{keys: []string{"attributes"}, values: map[string]any{
-		"attributes": map[string]string{"type": o.schema.Name, "url": recordURL(version, o, r["Id"].(string))},
+		"attributes": map[string]string{"type": o.schema.Name, "url": recordURL(version, o, id)},
 	}}
 	for _, f := range o.fields {
 		if fields != nil && !slices.Contains(fields, f.Name) {

@@ -477,10 +477,12 @@ func (s *Server) Create(object string, fields map[string]any) (string, error) {
 		return "", fmt.Errorf("sfsim: create %s: no such object", object)
 	}
 	res := s.create(&execEnv{version: fmt.Sprintf("v%d.0", maxVersion)}, o, b)
-	if res.status != http.StatusCreated {
+	body, _ := res.body.(map[string]any)
+	id, _ := body["id"].(string)
+	if res.status != http.StatusCreated || id == "" {
 		return "", fmt.Errorf("sfsim: create %s: %v", object, res.body)
 	}
-	return res.body.(map[string]any)["id"].(string), nil
+	return id, nil
 }
 
 // TokenCount is the number of access tokens issued so far.
