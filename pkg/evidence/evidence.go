@@ -19,9 +19,6 @@ package evidence
 import (
 	"bytes"
 	"context"
-	"crypto/md5"
-	"crypto/sha1"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -260,8 +257,9 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, dataKey []byte
 	case err != nil:
 		return Object{}, fmt.Errorf("evidence: put %s: read: %w", key, err)
 	}
-	md5h, sha1h, sha256h := md5.New(), sha1.New(), sha256.New()
-	plain := io.TeeReader(io.MultiReader(bytes.NewReader(first[:n]), limited), io.MultiWriter(md5h, sha1h, sha256h))
+	sums := newHashes()
+	defer sums.close()
+	plain := io.TeeReader(io.MultiReader(bytes.NewReader(first[:n]), limited), sums)
 	enc, err := sio.EncryptReader(plain, dareConfig(dataKey))
 	if err != nil {
 		return Object{}, fmt.Errorf("evidence: put %s: encrypt: %w", key, err)
@@ -284,9 +282,9 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, dataKey []byte
 		Key:       key,
 		VersionID: info.VersionID,
 		Size:      limited.n,
-		MD5:       hexSum(md5h),
-		SHA1:      hexSum(sha1h),
-		SHA256:    hexSum(sha256h),
+		MD5:       hexSum(sums.md5),
+		SHA1:      hexSum(sums.sha1),
+		SHA256:    hexSum(sums.sha256),
 		ETag:      info.ETag,
 	}, nil
 }
