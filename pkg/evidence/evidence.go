@@ -158,7 +158,8 @@ func (c Config) LogValue() slog.Value {
 type Option func(*Store)
 
 // WithObserve has the store report every S3 operation's latency and outcome,
-// for metrics. op is "put", "open", "delete", "check" or "ensure_bucket";
+// for metrics. op is "put", "open", "delete", "retain", "check" or
+// "ensure_bucket";
 // result is "ok", "not_found", "too_large", "unavailable", "canceled" or
 // "error". For "open" the duration runs to the first byte, not to the end of
 // the read.
@@ -397,6 +398,43 @@ func (s *Store) Delete(ctx context.Context, key string) (err error) {
 		if err := s.client.RemoveObject(ctx, s.bucket, key, minio.RemoveObjectOptions{}); err != nil && !isCode(err, "NoSuchKey") {
 			return fmt.Errorf("evidence: delete %s: %w", key, classify(err))
 		}
+	}
+	return nil
+}
+
+// Retention is an S3 object lock retention mode.
+type Retention string
+
+const (
+	// Governance retention can be lifted by a user with the bypass
+	// permission: for tests and staging.
+	Governance Retention = "GOVERNANCE"
+	// Compliance retention cannot be shortened or lifted by anyone until it
+	// ends: the legal preservation of evidence.
+	Compliance Retention = "COMPLIANCE"
+)
+
+// Retain protects a version of an object (versionID as returned by Put;
+// empty for the latest) from deletion and overwrite until the given time,
+// with S3 object lock. The bucket must have been created with object lock
+// (BucketOptions.ObjectLock). Retention can be extended but, in compliance
+// mode, never shortened.
+func (s *Store) Retain(ctx context.Context, key, versionID string, mode Retention, until time.Time) (err error) {
+	start := time.Now()
+	defer func() { s.record("retain", err, start) }()
+
+	if mode != Governance && mode != Compliance {
+		return fmt.Errorf("evidence: retain %s: unknown retention mode %q", key, mode)
+	}
+	m := minio.RetentionMode(mode)
+	until = until.UTC()
+	err = s.client.PutObjectRetention(ctx, s.bucket, key, minio.PutObjectRetentionOptions{
+		Mode:            &m,
+		RetainUntilDate: &until,
+		VersionID:       versionID,
+	})
+	if err != nil {
+		return fmt.Errorf("evidence: retain %s version %s until %s: %w", key, versionID, until.Format(time.RFC3339), classify(err))
 	}
 	return nil
 }

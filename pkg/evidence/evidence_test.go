@@ -567,3 +567,43 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("String() shows the secret: %s", s)
 	}
 }
+
+func TestRetain(t *testing.T) {
+	t.Parallel()
+	env := testenv.S3(t)
+	env.Bucket += "-locked"
+	s := newStore(t, env)
+	ctx := ctxT(t)
+	if err := s.EnsureBucket(ctx, evidence.BucketOptions{ObjectLock: true}); err != nil {
+		if errors.Is(err, evidence.ErrObjectLockUnsupported) {
+			t.Skipf("server has no object lock: %v", err)
+		}
+		t.Fatal(err)
+	}
+	c := env.Client(t)
+	t.Cleanup(func() {
+		for o := range c.ListObjects(context.Background(), env.Bucket, minio.ListObjectsOptions{Recursive: true, WithVersions: true}) {
+			_ = c.RemoveObject(context.Background(), env.Bucket, o.Key, minio.RemoveObjectOptions{VersionID: o.VersionID, GovernanceBypass: true})
+		}
+		_ = c.RemoveBucket(context.Background(), env.Bucket)
+	})
+	obj, err := s.Put(ctx, "k", bytes.NewReader([]byte("evidence")), randomBytes(t, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Governance mode, so that the cleanup can lift it.
+	if err := s.Retain(ctx, "k", obj.VersionID, evidence.Governance, time.Now().Add(time.Hour)); err != nil {
+		t.Fatalf("Retain: %v", err)
+	}
+	err = s.Delete(ctx, "k")
+	if err == nil {
+		t.Fatal("Delete removed a version under retention")
+	}
+	t.Logf("Delete under retention: %v", err)
+	if _, err := c.StatObject(ctx, env.Bucket, "k", minio.StatObjectOptions{VersionID: obj.VersionID}); err != nil {
+		t.Errorf("retained version gone: %v", err)
+	}
+	if err := s.Retain(ctx, "k", obj.VersionID, "FOREVER", time.Now()); err == nil {
+		t.Error("Retain accepted an unknown mode")
+	}
+}
