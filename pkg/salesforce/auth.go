@@ -191,7 +191,7 @@ func (c *Client) currentToken(ctx context.Context) (*token, error) {
 	case <-call.done:
 		return call.tok, call.err
 	case <-ctx.Done():
-		return nil, fmt.Errorf("salesforce: wait for access token: %w", ctx.Err())
+		return nil, fmt.Errorf("wait for access token: %w", ctx.Err())
 	}
 }
 
@@ -232,10 +232,10 @@ func (c *Client) fetchToken(ctx context.Context) (*token, error) {
 			return tok, nil
 		}
 		if attempt >= c.opts.MaxAttempts || !retryableTokenError(err) || ctx.Err() != nil {
-			return nil, fmt.Errorf("salesforce: get access token (%s): %w", c.opts.Credentials.flow(), err)
+			return nil, fmt.Errorf("get access token (%s): %w", c.opts.Credentials.flow(), err)
 		}
 		if werr := c.sleep(ctx, attempt); werr != nil {
-			return nil, fmt.Errorf("salesforce: get access token (%s): %w (last error: %v)", c.opts.Credentials.flow(), werr, err)
+			return nil, fmt.Errorf("get access token (%s): %w (last error: %v)", c.opts.Credentials.flow(), werr, err)
 		}
 	}
 }

@@ -571,8 +571,8 @@ func TestLostResponseIsIdempotent(t *testing.T) {
 		inject(t, sim, sfsim.Fault{Endpoint: "upsert", Kind: sfsim.KindLostResponse})
 
 		_, err := c.Upsert(ctx, "Case", sfsim.CaseReportID, "r-1", caseFields("lost"))
-		if err == nil {
-			t.Fatal("upsert with a lost answer succeeded; want a transport error")
+		if err == nil || !salesforce.IsRetryable(err) {
+			t.Fatalf("upsert with a lost answer: err = %v; want a retryable transport error", err)
 		}
 		if n := len(sim.Records("Case")); n != 1 {
 			t.Fatalf("after the lost answer: %d cases, want 1 (committed)", n)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 )
 
@@ -230,10 +231,16 @@ func IsValidation(err error) bool {
 }
 
 // IsRetryable reports whether the same request may succeed later: rate
-// limits, row locks, 5xx. The client already retried these with backoff;
-// a caller seeing one has exhausted that budget and should try again later
-// (e.g. nak the message with a delay).
+// limits, row locks, 5xx, and transport failures (connection refused,
+// dropped, timed out; the request may have been done, which upserts by
+// external id make harmless). The client already retried these with
+// backoff; a caller seeing one has exhausted that budget and should try
+// again later (e.g. nak the message with a delay).
 func IsRetryable(err error) bool {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return true
+	}
 	for _, e := range allErrors(err) {
 		if retryableError(e) {
 			return true
