@@ -216,10 +216,11 @@ func shouldRetry(status int, errs Errors, idempotent bool) bool {
 // sleep waits the backoff before attempt+1: exponential, capped, with
 // jitter so that many callers hitting one limit do not retry in lockstep.
 func (c *Client) sleep(ctx context.Context, attempt int) error {
-	d := c.opts.BaseBackoff << min(attempt-1, 30)
-	if d <= 0 || d > c.opts.MaxBackoff {
-		d = c.opts.MaxBackoff
+	d := c.opts.BaseBackoff
+	for i := 1; i < attempt && d < c.opts.MaxBackoff; i++ {
+		d *= 2
 	}
+	d = min(d, c.opts.MaxBackoff)
 	d = d/2 + rand.N(d/2+1)
 	t := time.NewTimer(d)
 	defer t.Stop()
