@@ -267,6 +267,11 @@ func (c *Client) Upload(ctx context.Context, reportID int64, name string, size i
 		pr.Close()
 		writeErr := <-done
 		if sendErr != nil {
+			if writeErr != nil && !errors.Is(writeErr, io.ErrClosedPipe) {
+				// Our source failed mid-file (e.g. the evidence store): the
+				// multipart body is incomplete, so no file was added.
+				return nil, &Error{Endpoint: EndpointUpload, Kind: KindRetryable, Err: fmt.Errorf("read upload body: %w", writeErr)}
+			}
 			return nil, sendErr
 		}
 		ans, err := c.interpret(EndpointUpload, raw)

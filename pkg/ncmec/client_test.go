@@ -589,3 +589,38 @@ func (patternReader) Read(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+type failingReader struct {
+	n   int
+	err error
+}
+
+func (r *failingReader) Read(p []byte) (int, error) {
+	if r.n <= 0 {
+		return 0, r.err
+	}
+	n := min(len(p), r.n)
+	r.n -= n
+	return n, nil
+}
+
+// A source that fails mid-file surfaces its own error and adds no file.
+func TestUploadSourceFailure(t *testing.T) {
+	t.Parallel()
+	sim, c := startSim(t, ncmecsim.Options{})
+	ctx := ctx(t)
+	sub, err := c.Submit(ctx, minimalReport())
+	if err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("evidence store went away")
+	for _, size := range []int64{1 << 20, -1} {
+		_, err = c.Upload(ctx, sub.ReportID, "x", size, &failingReader{n: 100 << 10, err: boom})
+		if !errors.Is(err, boom) || !ncmec.IsRetryable(err) || ncmec.IsAmbiguous(err) {
+			t.Fatalf("size %d: got %v", size, err)
+		}
+	}
+	if rep, _ := sim.Report(sub.ReportID); len(rep.Files) != 0 {
+		t.Errorf("a failed upload added a file: %+v", rep.Files)
+	}
+}

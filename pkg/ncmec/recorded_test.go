@@ -227,8 +227,7 @@ func TestSimulatorMatchesRecordedShapes(t *testing.T) {
 	for name, cas := range loadCassettes(t) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			sim, base := ncmecsim.StartTest(t, ncmecsim.Options{LegacyAuthBody: true})
-			_ = sim
+			_, base := ncmecsim.StartTest(t, ncmecsim.Options{LegacyAuthBody: true})
 			reportIDs := map[string]string{} // recorded -> simulator
 			fileIDs := map[string]string{}
 			for i, in := range cas.Interactions {
