@@ -7,16 +7,14 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
-	"os/user"
-	"path/filepath"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"takedown/pkg/localstack"
 )
 
 // localPostgres is where the machines this project runs on keep a server.
@@ -91,77 +89,26 @@ func ping(url string) error {
 	return c.Close(ctx)
 }
 
-// startCluster makes a throwaway cluster in a temporary directory. initdb
-// refuses to run as root, so as root it runs as the "postgres" user.
+// startCluster makes a throwaway cluster in a temporary directory that
+// lives as long as the test binary.
 func startCluster() (string, error) {
-	bin, err := pgBinDir()
-	if err != nil {
-		return "", err
-	}
 	dir, err := os.MkdirTemp("", "takedown-pg-")
 	if err != nil {
 		return "", err
 	}
-	var cred *syscall.Credential
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			return "", fmt.Errorf("running as root and no postgres user to run initdb as: %w", err)
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-		if err := os.Chown(dir, uid, gid); err != nil {
-			return "", err
-		}
-	}
-	run := func(name string, args ...string) error {
-		cmd := exec.Command(filepath.Join(bin, name), args...)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("%s: %v\n%s", name, err, out)
-		}
-		return nil
-	}
-	port, err := freePort()
+	pg, err := localstack.StartPostgres(dir, 0)
 	if err != nil {
-		return "", err
-	}
-	data := filepath.Join(dir, "data")
-	if err := run("initdb", "-D", data, "-U", "postgres", "-A", "trust", "--no-sync"); err != nil {
-		return "", err
-	}
-	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300", port, dir)
-	if err := run("pg_ctl", "-D", data, "-o", opts, "-l", filepath.Join(dir, "log"), "-w", "start"); err != nil {
+		os.RemoveAll(dir)
 		return "", err
 	}
 	atExit(func() {
-		_ = run("pg_ctl", "-D", data, "-m", "immediate", "stop")
+		_ = pg.Stop()
 		os.RemoveAll(dir)
 	})
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port), nil
+	return pg.URL("postgres"), nil
 }
 
-// pgBinDir finds initdb on PATH or in Debian's versioned directories.
-func pgBinDir() (string, error) {
-	if p, err := exec.LookPath("initdb"); err == nil {
-		return filepath.Dir(p), nil
-	}
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
-	if len(dirs) > 0 {
-		return filepath.Dir(dirs[len(dirs)-1]), nil
-	}
-	return "", fmt.Errorf("no server at 127.0.0.1:5432, TEST_DATABASE_URL unset, and no initdb on PATH or in /usr/lib/postgresql: install the PostgreSQL server")
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+func freePort() (int, error) { return localstack.FreePort() }
 
 func randomHex(n int) string {
 	b := make([]byte, n)

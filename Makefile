@@ -1,0 +1,56 @@
+# takedown: the README's commands call these targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+BIN      := $(CURDIR)/bin
+MODULES  := $(shell go list -m -f '{{.Dir}}')
+PKGS     := $(addsuffix /...,$(MODULES))
+SERVICES := intake ncmec-reporter case-writer audit-logger retraction
+VERSITYGW_VERSION := v1.8.0
+
+# The tools module pins buf, protoc-gen-go and staticcheck.
+TOOL := cd tools && GOWORK=off go build -o $(BIN)
+
+.PHONY: help tools proto proto-check build run test bench lint clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+tools: $(BIN)/versitygw $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/staticcheck ## install the pinned tools into ./bin
+
+$(BIN)/versitygw:
+	GOBIN=$(BIN) go install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
+$(BIN)/buf: tools/go.mod
+	$(TOOL) github.com/bufbuild/buf/cmd/buf
+$(BIN)/protoc-gen-go: tools/go.mod
+	$(TOOL) google.golang.org/protobuf/cmd/protoc-gen-go
+$(BIN)/staticcheck: tools/go.mod
+	$(TOOL) honnef.co/go/tools/cmd/staticcheck
+
+proto: $(BIN)/buf $(BIN)/protoc-gen-go ## regenerate the Go code of the event contract
+	$(BIN)/buf lint
+	$(BIN)/buf generate
+
+proto-check: proto ## fail when the committed generated code differs from a fresh generation
+	@git diff --exit-code -- pkg/proto || { echo "pkg/proto is stale: run make proto and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- pkg/proto)" || { echo "make proto made new files under pkg/proto: commit them"; exit 1; }
+
+build: ## build every service and the simulators into ./bin
+	@for s in $(SERVICES); do go build -o $(BIN)/$$s ./services/$$s || exit 1; done
+	go build -o $(BIN)/ ./pkg/cmd/...
+
+run: tools build ## run the whole system locally (Ctrl-C stops it)
+	$(BIN)/devstack -root $(CURDIR)
+
+test: tools ## run every module's tests against real PostgreSQL, NATS and S3
+	go test -count=1 -timeout 20m $(PKGS)
+
+bench: tools ## run the benchmarks (figures in the README)
+	go test -run '^$$' -bench . -benchtime 1x -timeout 60m $(PKGS)
+
+lint: $(BIN)/staticcheck ## go vet and staticcheck
+	go vet $(PKGS)
+	$(BIN)/staticcheck $(PKGS)
+
+clean: ## remove built binaries and local data
+	rm -rf $(BIN) var test-artifacts
