@@ -70,6 +70,8 @@ func run(ctx context.Context, root string, natsPort, s3Port, pgPort int) error {
 	}
 	token := secret("dev-token", func() string { return randomHex(16) })
 	masterKey := secret("master-key", func() string { return base64.StdEncoding.EncodeToString(randomBytes(32)) })
+	ncmecUser, ncmecPass := "devstack", secret("ncmec-password", func() string { return randomHex(12) })
+	sfClient, sfSecret := "devstack", secret("salesforce-secret", func() string { return randomHex(16) })
 	s3Access, s3Secret := secret("s3-access-key", func() string { return "dev" + randomHex(6) }), secret("s3-secret-key", func() string { return randomHex(20) })
 
 	// PostgreSQL.
@@ -122,13 +124,20 @@ func run(ctx context.Context, root string, natsPort, s3Port, pgPort int) error {
 	}
 
 	// Simulators, with their fault injection on so a failure can be shown.
-	for _, sim := range []struct{ name, addr string }{{"ncmecsim", "127.0.0.1:8090"}, {"sfsim", "127.0.0.1:8091"}} {
-		if _, err := os.Stat(filepath.Join(bin, sim.name)); err != nil {
-			continue
+	// The NCMEC simulator validates what it receives against the real XSD
+	// when ../shared holds it.
+	ncmecEnv := []string{"NCMECSIM_ADDR=127.0.0.1:8090", "NCMECSIM_USERNAME=" + ncmecUser, "NCMECSIM_PASSWORD=" + ncmecPass, "NCMECSIM_ADMIN=true"}
+	if xsd := filepath.Join(root, "..", "shared", "ncmec", "cyber_tipline.xsd"); fileExists(xsd) {
+		if _, err := exec.LookPath("xmllint"); err == nil {
+			ncmecEnv = append(ncmecEnv, "NCMECSIM_XSD="+xsd)
 		}
-		if err := procs.start(ctx, sim.name, filepath.Join(bin, sim.name), []string{"LISTEN_ADDR=" + sim.addr, "ADMIN=true"}); err != nil {
-			return err
-		}
+	}
+	if err := procs.start(ctx, "ncmecsim", filepath.Join(bin, "ncmecsim"), ncmecEnv); err != nil {
+		return err
+	}
+	if err := procs.start(ctx, "sfsim", filepath.Join(bin, "sfsim"), []string{"SFSIM_ADDR=127.0.0.1:8091",
+		"SFSIM_CLIENT_ID=" + sfClient, "SFSIM_CLIENT_SECRET=" + sfSecret, "SFSIM_ADMIN=true"}); err != nil {
+		return err
 	}
 
 	common := []string{
@@ -136,8 +145,9 @@ func run(ctx context.Context, root string, natsPort, s3Port, pgPort int) error {
 		"S3_ENDPOINT=" + s3Addr, "S3_ACCESS_KEY=" + s3Access, "S3_SECRET_KEY=" + s3Secret, "S3_TLS=false",
 		"S3_BUCKET=evidence", "S3_CREATE_BUCKET=true",
 		"MASTER_KEYS=dev1:" + masterKey, "MASTER_KEY_ID=dev1",
-		"NCMEC_URL=http://127.0.0.1:8090/ispws", "NCMEC_USERNAME=usr123", "NCMEC_PASSWORD=pswd123",
-		"SALESFORCE_URL=http://127.0.0.1:8091",
+		"NCMEC_URL=http://127.0.0.1:8090/ispws", "NCMEC_USERNAME=" + ncmecUser, "NCMEC_PASSWORD=" + ncmecPass,
+		"NCMEC_TEST_URL=http://127.0.0.1:8090/ispws", "NCMEC_TEST_USERNAME=" + ncmecUser, "NCMEC_TEST_PASSWORD=" + ncmecPass,
+		"SALESFORCE_URL=http://127.0.0.1:8091", "SALESFORCE_CLIENT_ID=" + sfClient, "SALESFORCE_CLIENT_SECRET=" + sfSecret,
 	}
 	for _, s := range []struct{ name, addr string }{
 		{"intake", ":8080"}, {"retraction", ":8081"}, {"audit-logger", ":8082"}, {"ncmec-reporter", ":8083"}, {"case-writer", ":8084"},
@@ -262,6 +272,11 @@ func ensureDatabase(ctx context.Context, adminURL, name string) error {
 	}
 	_, err = c.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
 	return err
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 func randomBytes(n int) []byte {

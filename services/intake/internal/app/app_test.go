@@ -39,7 +39,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 const token = "test-token"
 
 type harness struct {
-	t     *testing.T
+	t     testing.TB
 	url   string
 	db    string
 	nats  *testenv.NATS
@@ -51,7 +51,7 @@ type harness struct {
 	limit httpapi.Limits
 }
 
-func masterKeys(t *testing.T) (string, *keyring.Keyring) {
+func masterKeys(t testing.TB) (string, *keyring.Keyring) {
 	k := make([]byte, 32)
 	rand.Read(k)
 	text := "k1:" + base64.StdEncoding.EncodeToString(k)
@@ -63,7 +63,7 @@ func masterKeys(t *testing.T) (string, *keyring.Keyring) {
 }
 
 // start runs the real intake wiring against real PostgreSQL, NATS and S3.
-func start(t *testing.T, s3 testenv.S3Env) *harness {
+func start(t testing.TB, s3 testenv.S3Env) *harness {
 	t.Helper()
 	keysText, kr := masterKeys(t)
 	h := &harness{t: t, db: testenv.Postgres(t), nats: testenv.StartNATS(t), s3: s3, keys: kr,
@@ -116,7 +116,7 @@ const goodReport = `{"incident_type": "Child Pornography (possession, manufactur
 	"legal_approved": true, "approver": "legal@example.com", "actions_taken": ["content removed"],
 	"files": [{"location_url": "https://example.com/a", "upload_time": "2026-01-01T00:00:00Z", "viewed_by_staff": true}]}`
 
-func body(t *testing.T, reportJSON string, files ...file) (string, []byte) {
+func body(t testing.TB, reportJSON string, files ...file) (string, []byte) {
 	t.Helper()
 	var buf bytes.Buffer
 	w := multipart.NewWriter(&buf)

@@ -7,6 +7,6 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-func pgxConnect(t *testing.T, url string) (*pgx.Conn, error) {
+func pgxConnect(t testing.TB, url string) (*pgx.Conn, error) {
 	return pgx.Connect(context.Background(), url)
 }
