@@ -1,6 +1,47 @@
-// Command audit-logger is the audit-logger service of takedown (DESIGN.md §1).
+// Command audit-logger records every takedown event in an append-only,
+// hash-chained audit log and serves it to auditors (DESIGN.md §1, §8).
+//
+//	audit-logger          run the service
+//	audit-logger verify   walk the chain once; exit 0 when it verifies,
+//	                      1 when an entry does not, 2 when it cannot be read
 package main
 
-import "takedown/pkg/service"
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
 
-func main() { service.Main("audit-logger", service.OpsOnly("audit-logger", "audit", ":8082")) }
+	"takedown/pkg/config"
+	"takedown/pkg/logging"
+	"takedown/pkg/service"
+	"takedown/services/audit-logger/internal/app"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "verify" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := app.Verify(ctx, os.LookupEnv, os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
+	service.Main(app.Name, run)
+}
+
+func run(ctx context.Context) error {
+	l := config.FromEnv()
+	cfg := app.LoadConfig(l)
+	if err := l.Err(); err != nil {
+		return err
+	}
+	a, err := app.New(ctx, cfg, logging.FromContext(ctx))
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	ln, err := a.Listen()
+	if err != nil {
+		return err
+	}
+	return a.Run(ctx, ln)
+}

@@ -1,0 +1,197 @@
+// Package app wires the audit-logger: configuration, the database pool that
+// works as the restricted writer role, the consumer of every event, the
+// auditors' API, and the verify command. Tests run the real wiring through
+// New and Run on a loopback port.
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"takedown/pkg/auth"
+	"takedown/pkg/config"
+	"takedown/pkg/service"
+	"takedown/pkg/stream"
+	"takedown/services/audit-logger/internal/auditlog"
+	"takedown/services/audit-logger/internal/httpapi"
+)
+
+// Name and Schema of the service.
+const (
+	Name   = "audit-logger"
+	Schema = "audit"
+)
+
+// Config is the audit-logger's configuration (README.md).
+type Config struct {
+	Service service.Config
+	// DBRole is the role every connection works as after the migrations
+	// ran as the login user: it may read and append, never change.
+	DBRole   string
+	DevToken config.Secret
+	// Authn are further sign-in methods (OIDC when it comes; tests use it
+	// for staff without the auditor role), tried after the dev token.
+	Authn []auth.Authenticator
+}
+
+// LoadConfig reads the audit-logger's configuration from l.
+func LoadConfig(l *config.Loader) Config {
+	c := Config{
+		Service:  service.LoadConfig(l, ":8082"),
+		DBRole:   l.String("AUDIT_DB_ROLE", auditlog.DefaultWriterRole),
+		DevToken: l.Secret("TAKEDOWN_DEV_TOKEN", config.Optional),
+	}
+	if !auditlog.ValidRole.MatchString(c.DBRole) {
+		l.Fail("AUDIT_DB_ROLE", "%q is not a plain lower-case identifier", c.DBRole)
+	}
+	return c
+}
+
+// Consumer reads every event. One at a time, so entries follow the stream's
+// order. An event must not fall out of the audit log because the database
+// was away for a while: it is retried for hours, not minutes.
+var Consumer = stream.ConsumerConfig{
+	Durable:     "audit-logger",
+	AckWait:     30 * time.Second,
+	MaxDeliver:  200,
+	BackOff:     []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, time.Minute},
+	Concurrency: 1,
+}
+
+// App is a running audit-logger.
+type App struct {
+	cfg      Config
+	base     *service.Base
+	consumer *stream.Consumer
+	handler  chi.Router
+	entries  *prometheus.CounterVec
+	lastSeq  prometheus.Gauge
+}
+
+// New applies the migrations as the login user, grants the writer role its
+// privileges, reconnects as that role and builds the handlers.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
+	base, err := service.Open(ctx, Name, Schema, cfg.Service, log, auditlog.Migrations)
+	if err != nil {
+		return nil, err
+	}
+	owner := base.Pool
+	if err := auditlog.GrantWriter(ctx, owner, Schema, cfg.DBRole); err != nil {
+		base.Close()
+		return nil, err
+	}
+	if ok, err := auditlog.CanAssume(ctx, owner, cfg.DBRole); err != nil || !ok {
+		base.Close()
+		return nil, fmt.Errorf("AUDIT_DB_ROLE: the database user may not act as %s (GRANT %s TO <the user of DATABASE_URL>): %v",
+			cfg.DBRole, cfg.DBRole, err)
+	}
+	writer, err := OpenPool(ctx, cfg.Service.DatabaseURL.Reveal(), cfg.DBRole)
+	if err != nil {
+		base.Close()
+		return nil, err
+	}
+	// From here on everything (consumer, outbox relay, API, readiness) works
+	// as the writer role; the owner's connections are not kept.
+	owner.Close()
+	base.Pool = writer
+	base.Ready("postgres", func(ctx context.Context) error { return writer.Ping(ctx) })
+
+	a := &App{cfg: cfg, base: base,
+		entries: base.Metrics.Counter("entries_total", "Entries appended to the audit log, by event type.", "type"),
+		lastSeq: base.Metrics.Gauge("chain_last_seq", "Seq of the last entry of the audit chain: its length.").WithLabelValues(),
+	}
+	if seq, _, err := auditlog.Head(ctx, writer); err == nil {
+		a.lastSeq.Set(float64(seq))
+	}
+	a.consumer, err = stream.NewConsumer(ctx, base.JS, writer, base.Metrics, log, Consumer)
+	if err != nil {
+		log.Warn("audit consumer not created yet; NATS unreachable?", "err", err)
+	}
+	var authn []auth.Authenticator
+	if cfg.DevToken != "" {
+		authn = append(authn, auth.DevToken(cfg.DevToken))
+	}
+	authn = append(authn, cfg.Authn...)
+	if len(authn) == 0 {
+		log.Warn("TAKEDOWN_DEV_TOKEN is not set and no other sign-in is configured: the audit API refuses everyone")
+	}
+	r := base.Router()
+	httpapi.New(writer, base.Metrics, log).Routes(r, authn...)
+	a.handler = r
+	return a, nil
+}
+
+// OpenPool connects to url with search_path = the audit schema, every
+// connection working as role from its start (the "role" startup parameter
+// is SET ROLE before the first statement; RESET ROLE returns to it).
+func OpenPool(ctx context.Context, url, role string) (*pgxpool.Pool, error) {
+	pc, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("database url: %w", err)
+	}
+	pc.ConnConfig.RuntimeParams["search_path"] = Schema
+	if role != "" {
+		pc.ConnConfig.RuntimeParams["role"] = role
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pingCtx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to database as role %s: %w", role, err)
+	}
+	return pool, nil
+}
+
+// Listen binds the configured address.
+func (a *App) Listen() (net.Listener, error) { return a.base.Listen() }
+
+// Run serves until ctx ends.
+func (a *App) Run(ctx context.Context, ln net.Listener) error {
+	return a.base.Run(ctx, ln, a.handler, a.consume)
+}
+
+// Close releases the connections.
+func (a *App) Close() { a.base.Close() }
+
+// consume records every event; when NATS was away at start it creates the
+// consumer once NATS is back.
+func (a *App) consume(ctx context.Context) error {
+	for a.consumer == nil {
+		c, err := stream.NewConsumer(ctx, a.base.JS, a.base.Pool, a.base.Metrics, a.base.Log, Consumer)
+		if err == nil {
+			a.consumer = c
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+	return a.consumer.Run(ctx, a.record)
+}
+
+// record appends one event to the chain, in the consumer's transaction.
+func (a *App) record(ctx context.Context, tx pgx.Tx, m stream.Message) error {
+	e, ok, err := auditlog.Append(ctx, tx, m.Envelope, m.StreamSeq, time.Now())
+	if err != nil || !ok {
+		return err
+	}
+	// Counted before the commit: a failed commit retries the event and
+	// counts it again, which a metric can bear and the log does not see.
+	a.entries.WithLabelValues(e.Type).Inc()
+	a.lastSeq.Set(float64(e.Seq))
+	return nil
+}
