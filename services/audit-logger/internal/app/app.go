@@ -38,7 +38,7 @@ type Config struct {
 	DBRole   string
 	DevToken config.Secret
 	// Authn are further sign-in methods (OIDC when it comes; tests use it
-	// for staff without the auditor role), tried after the dev token.
+	// for staff without the auditor role), tried before the dev token.
 	Authn []auth.Authenticator
 }
 
@@ -115,11 +115,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	if err != nil {
 		log.Warn("audit consumer not created yet; NATS unreachable?", "err", err)
 	}
-	var authn []auth.Authenticator
+	// The dev token answers "wrong token" to any bearer token but its own,
+	// so it comes last: the others pass on credentials they do not know.
+	authn := append([]auth.Authenticator(nil), cfg.Authn...)
 	if cfg.DevToken != "" {
 		authn = append(authn, auth.DevToken(cfg.DevToken))
 	}
-	authn = append(authn, cfg.Authn...)
 	if len(authn) == 0 {
 		log.Warn("TAKEDOWN_DEV_TOKEN is not set and no other sign-in is configured: the audit API refuses everyone")
 	}
