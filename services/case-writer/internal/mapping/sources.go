@@ -1,0 +1,161 @@
+package mapping
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	pb "takedown/pkg/proto/takedown/v1"
+	"takedown/services/case-writer/internal/cases"
+)
+
+// scope says which records a source can fill: the case, or each file record
+// (which may also use every case source).
+type scope int
+
+const (
+	caseScope scope = iota
+	fileScope
+)
+
+// source is one of our fields a mapping may name.
+type source struct {
+	scope scope
+	doc   string
+	// enum lists every value the source can take, for sources whose values
+	// must be translated to an org's picklist (a values map must cover them).
+	enum []string
+	get  func(c *cases.Case, r *pb.Report, f *pb.File) any
+}
+
+// sources are our fields, by the names mappings use. Values are strings,
+// booleans, numbers or times (sent as ISO 8601 UTC); an empty string, a
+// zero time or an unknown id is left out of the record rather than sent as
+// null, so a later write never clears what an earlier one set. File content
+// and object keys are deliberately absent: the media never leaves our
+// systems (DESIGN.md §5).
+var sources = map[string]source{
+	"report.id":            {caseScope, "our report id (UUIDv7)", nil, func(c *cases.Case, r *pb.Report, _ *pb.File) any { return c.ReportID }},
+	"report.title":         {caseScope, "the old tool's log title: \"Report to NCMEC for N file(s) uploaded by <uploader> <incident time> UTC - Report# <NCMEC id>\"", nil, title},
+	"report.description":   {caseScope, "a plain-text summary of the report and its NCMEC state", nil, description},
+	"report.incident_type": {caseScope, "NCMEC incident type", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return r.GetIncidentType() }},
+	"report.incident_time": {caseScope, "when the content was uploaded (time)", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any {
+		return ts(r.GetIncidentTime().AsTime(), r.GetIncidentTime() != nil)
+	}},
+	"report.platform":            {caseScope, "project / site where the content was", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return r.GetPlatform() }},
+	"report.urls":                {caseScope, "URLs of the content, one per line", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return strings.Join(r.GetUrls(), "\n") }},
+	"report.uploader.username":   {caseScope, "uploader's user name", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return r.GetUploader().GetUsername() }},
+	"report.uploader.email":      {caseScope, "uploader's e-mail", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return r.GetUploader().GetEmail() }},
+	"report.uploader.ip":         {caseScope, "uploader's IP address", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return r.GetUploader().GetIp() }},
+	"report.legal_approved":      {caseScope, "whether legal approved the report (boolean)", []string{"true", "false"}, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return r.GetLegalApproved() }},
+	"report.approver":            {caseScope, "who approved it in legal", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return r.GetApprover() }},
+	"report.not_approved_reason": {caseScope, "why it was not approved", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return r.GetNotApprovedReason() }},
+	"report.actions_taken":       {caseScope, "the actions taken, one per line (the old tool's checked statements)", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return strings.Join(r.GetActionsTaken(), "\n") }},
+	"report.notes":               {caseScope, "staff's free-text notes", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return r.GetNotes() }},
+	"report.escalate":            {caseScope, "escalation reason, empty when not escalated", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return r.GetEscalate() }},
+	"report.escalated":           {caseScope, "whether the report is escalated (boolean)", []string{"true", "false"}, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return r.GetEscalate() != "" }},
+	"report.test":                {caseScope, "filed with NCMEC's test environment (boolean)", []string{"true", "false"}, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return r.GetTest() }},
+	"report.submitted_by":        {caseScope, "staff member who submitted the report", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return r.GetSubmittedBy() }},
+	"report.submitted_at": {caseScope, "when it was submitted (time)", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any {
+		return ts(r.GetSubmittedAt().AsTime(), r.GetSubmittedAt() != nil)
+	}},
+	"report.filing":     {caseScope, "filing number, 1 for the first (number)", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return int64(r.GetFiling()) }},
+	"report.file_count": {caseScope, "number of files (number)", nil, func(c *cases.Case, _ *pb.Report, _ *pb.File) any { return int64(len(c.Submitted.GetFiles())) }},
+	"ncmec.report_id":   {caseScope, "NCMEC report id (text), once NCMEC assigned it", nil, func(c *cases.Case, _ *pb.Report, _ *pb.File) any { return ncmecID(c) }},
+	"ncmec.state":       {caseScope, "NCMEC state: pending, opened, failed, finished or retracted", cases.States, func(c *cases.Case, _ *pb.Report, _ *pb.File) any { return c.NCMEC.State }},
+	"ncmec.state_at":    {caseScope, "when the NCMEC state was reached (time)", nil, func(c *cases.Case, _ *pb.Report, _ *pb.File) any { return ts(c.NCMEC.At, true) }},
+	"ncmec.finished_at": {caseScope, "receipt time of the finished NCMEC report (time)", nil, func(c *cases.Case, _ *pb.Report, _ *pb.File) any { return ts(c.NCMEC.FinishedAt, true) }},
+	"ncmec.error":       {caseScope, "why the NCMEC filing failed", nil, func(c *cases.Case, _ *pb.Report, _ *pb.File) any { return c.NCMEC.Error }},
+
+	"file.id":           {fileScope, "our file id (UUIDv7)", nil, func(_ *cases.Case, _ *pb.Report, f *pb.File) any { return f.GetId() }},
+	"file.index":        {fileScope, "position in the submission, from 0 (number)", nil, func(_ *cases.Case, _ *pb.Report, f *pb.File) any { return int64(f.GetIndex()) }},
+	"file.name":         {fileScope, "original file name", nil, func(_ *cases.Case, _ *pb.Report, f *pb.File) any { return f.GetName() }},
+	"file.size":         {fileScope, "size in bytes (number)", nil, func(_ *cases.Case, _ *pb.Report, f *pb.File) any { return f.GetSize() }},
+	"file.content_type": {fileScope, "content type", nil, func(_ *cases.Case, _ *pb.Report, f *pb.File) any { return f.GetContentType() }},
+	"file.md5":          {fileScope, "MD5, lower-case hex", nil, func(_ *cases.Case, _ *pb.Report, f *pb.File) any { return f.GetMd5() }},
+	"file.sha1":         {fileScope, "SHA-1, lower-case hex", nil, func(_ *cases.Case, _ *pb.Report, f *pb.File) any { return f.GetSha1() }},
+	"file.sha256":       {fileScope, "SHA-256, lower-case hex", nil, func(_ *cases.Case, _ *pb.Report, f *pb.File) any { return f.GetSha256() }},
+	"file.pdq":          {fileScope, "PDQ perceptual hash (images only)", nil, func(_ *cases.Case, _ *pb.Report, f *pb.File) any { return f.GetPdq() }},
+	"file.location_url": {fileScope, "where the file was on the platform", nil, func(_ *cases.Case, _ *pb.Report, f *pb.File) any { return f.GetLocationUrl() }},
+	"file.original_upload_time": {fileScope, "when it was uploaded to the platform (time)", nil, func(_ *cases.Case, _ *pb.Report, f *pb.File) any {
+		return ts(f.GetOriginalUploadTime().AsTime(), f.GetOriginalUploadTime() != nil)
+	}},
+	"file.uploader":                {fileScope, "uploader's user name", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return r.GetUploader().GetUsername() }},
+	"file.uploader_ip":             {fileScope, "IP address it was uploaded from", nil, func(_ *cases.Case, _ *pb.Report, f *pb.File) any { return f.GetUploaderIp() }},
+	"file.viewed_by_staff":         {fileScope, "whether staff viewed it (boolean)", []string{"true", "false"}, func(_ *cases.Case, _ *pb.Report, f *pb.File) any { return f.GetViewedByStaff() }},
+	"file.publicly_available":      {fileScope, "whether it was publicly available (boolean)", []string{"true", "false"}, func(_ *cases.Case, _ *pb.Report, f *pb.File) any { return f.GetPubliclyAvailable() }},
+	"file.industry_classification": {fileScope, "NCMEC industry classification, e.g. A1", nil, func(_ *cases.Case, _ *pb.Report, f *pb.File) any { return f.GetIndustryClassification() }},
+	"file.ncmec_file_id":           {fileScope, "NCMEC's id of the file, once uploaded", nil, func(c *cases.Case, _ *pb.Report, f *pb.File) any { return c.NCMECFiles[f.GetId()] }},
+	"file.ncmec_state":             {fileScope, "the file's NCMEC state: pending, uploaded, failed, finished or retracted", cases.FileStates, func(c *cases.Case, _ *pb.Report, f *pb.File) any { return c.FileState(f.GetId()) }},
+}
+
+func ts(t time.Time, set bool) any {
+	if !set || t.IsZero() {
+		return nil
+	}
+	return t
+}
+
+func ncmecID(c *cases.Case) any {
+	if c.NCMEC.ReportID == 0 {
+		return nil
+	}
+	return fmt.Sprint(c.NCMEC.ReportID)
+}
+
+// title follows the old tool's log title (API.md §6.5), for several files.
+func title(c *cases.Case, r *pb.Report, _ *pb.File) any {
+	var b strings.Builder
+	if r.GetTest() {
+		b.WriteString("[TEST] ")
+	}
+	fmt.Fprintf(&b, "Report to NCMEC for %d file(s)", len(c.Submitted.GetFiles()))
+	if u := r.GetUploader().GetUsername(); u != "" {
+		b.WriteString(" uploaded by " + u)
+	}
+	if r.GetIncidentTime() != nil {
+		b.WriteString(" " + r.GetIncidentTime().AsTime().UTC().Format("2006-01-02 15:04") + " UTC")
+	}
+	if id := ncmecID(c); id != nil {
+		fmt.Fprintf(&b, " - Report# %s", id)
+	} else {
+		b.WriteString(" - Report# pending")
+	}
+	return b.String()
+}
+
+func description(c *cases.Case, r *pb.Report, _ *pb.File) any {
+	var b strings.Builder
+	line := func(label, v string) {
+		if v != "" {
+			fmt.Fprintf(&b, "%s: %s\n", label, v)
+		}
+	}
+	fmt.Fprintf(&b, "Takedown report %s", c.ReportID)
+	if r.GetFiling() > 1 {
+		fmt.Fprintf(&b, " (filing %d)", r.GetFiling())
+	}
+	b.WriteString("\n")
+	if r.GetSubmittedAt() != nil {
+		line("Submitted", r.GetSubmittedAt().AsTime().UTC().Format(time.RFC3339)+" by "+r.GetSubmittedBy())
+	}
+	line("Platform", r.GetPlatform())
+	line("URLs", strings.Join(r.GetUrls(), " "))
+	line("Actions taken", strings.Join(r.GetActionsTaken(), "; "))
+	if r.GetLegalApproved() {
+		line("Legal approval", "approved by "+r.GetApprover())
+	} else {
+		line("Legal approval", "not approved: "+r.GetNotApprovedReason())
+	}
+	line("Escalated", r.GetEscalate())
+	line("Notes", r.GetNotes())
+	state := c.NCMEC.State
+	if id := ncmecID(c); id != nil {
+		state += fmt.Sprintf(", report %s", id)
+	}
+	if c.NCMEC.Error != "" {
+		state += " (" + c.NCMEC.Error + ")"
+	}
+	line("NCMEC", state)
+	return strings.TrimRight(b.String(), "\n")
+}

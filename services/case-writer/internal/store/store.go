@@ -1,0 +1,244 @@
+// Package store keeps case-writer's per-report state in PostgreSQL (schema
+// casewriter): the desired content of each case, changed by events within
+// the consumer's transaction, and the bookkeeping of the worker that writes
+// it to Salesforce.
+package store
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/protobuf/proto"
+
+	"takedown/pkg/database"
+	"takedown/pkg/outbox"
+	pb "takedown/pkg/proto/takedown/v1"
+	"takedown/services/case-writer/internal/cases"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Migrations creates case-writer's tables.
+var Migrations = database.Migrations{Name: "casewriter", FS: func() fs.FS {
+	f, _ := fs.Sub(migrationFiles, "migrations")
+	return f
+}()}
+
+// Channel is notified when a transaction that made a case due commits, so
+// that the sync workers of every replica wake at once.
+const Channel = "takedown_casewriter_sync"
+
+// Store reads and writes the casewriter schema.
+type Store struct{ pool *pgxpool.Pool }
+
+// New returns a Store over pool (search_path casewriter).
+func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+// caseColumns are what scanCase reads, in order.
+const caseColumns = `report_id, submitted, ncmec_state, ncmec_report_id, ncmec_at, ncmec_finished_at, ncmec_error, ncmec_files`
+
+// scanCase reads caseColumns and then extra.
+func scanCase(row pgx.Row, extra ...any) (*cases.Case, error) {
+	var (
+		c                cases.Case
+		submitted, files []byte
+		at, finished     *time.Time
+	)
+	dest := append([]any{&c.ReportID, &submitted, &c.NCMEC.State, &c.NCMEC.ReportID, &at, &finished, &c.NCMEC.Error, &files}, extra...)
+	if err := row.Scan(dest...); err != nil {
+		return nil, err
+	}
+	if submitted != nil {
+		c.Submitted = &pb.ReportSubmitted{}
+		if err := proto.Unmarshal(submitted, c.Submitted); err != nil {
+			return nil, fmt.Errorf("decode stored report %s: %w", c.ReportID, err)
+		}
+	}
+	if at != nil {
+		c.NCMEC.At = at.UTC()
+	}
+	if finished != nil {
+		c.NCMEC.FinishedAt = finished.UTC()
+	}
+	if err := json.Unmarshal(files, &c.NCMECFiles); err != nil {
+		return nil, fmt.Errorf("decode NCMEC file ids of %s: %w", c.ReportID, err)
+	}
+	if c.NCMECFiles == nil {
+		c.NCMECFiles = map[string]string{}
+	}
+	return &c, nil
+}
+
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// Update applies change to the report's case within tx, creating the row
+// when the report is new. When change asks for a write, the revision goes
+// up and the case is due for the sync worker at once.
+func Update(ctx context.Context, tx pgx.Tx, reportID string, change cases.Change) error {
+	if _, err := tx.Exec(ctx, `INSERT INTO cases (report_id) VALUES ($1) ON CONFLICT DO NOTHING`, reportID); err != nil {
+		return fmt.Errorf("update case %s: %w", reportID, err)
+	}
+	c, err := scanCase(tx.QueryRow(ctx, `SELECT `+caseColumns+` FROM cases WHERE report_id = $1 FOR UPDATE`, reportID))
+	if err != nil {
+		return fmt.Errorf("update case %s: %w", reportID, err)
+	}
+	write := change(c)
+	var submitted []byte
+	if c.Submitted != nil {
+		if submitted, err = proto.Marshal(c.Submitted); err != nil {
+			return fmt.Errorf("update case %s: %w", reportID, err)
+		}
+	}
+	files, err := json.Marshal(c.NCMECFiles)
+	if err != nil {
+		return fmt.Errorf("update case %s: %w", reportID, err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE cases SET submitted = $2, ncmec_state = $3, ncmec_report_id = $4, ncmec_at = $5,
+		ncmec_finished_at = $6, ncmec_error = $7, ncmec_files = $8,
+		rev = CASE WHEN $9 THEN rev + 1 ELSE rev END,
+		next_attempt_at = CASE WHEN $9 THEN now() ELSE next_attempt_at END,
+		attempts = CASE WHEN $9 THEN 0 ELSE attempts END,
+		updated_at = now()
+		WHERE report_id = $1`,
+		reportID, submitted, c.NCMEC.State, c.NCMEC.ReportID, nullTime(c.NCMEC.At), nullTime(c.NCMEC.FinishedAt),
+		c.NCMEC.Error, files, write); err != nil {
+		return fmt.Errorf("update case %s: %w", reportID, err)
+	}
+	if write && c.Submitted != nil {
+		if _, err := tx.Exec(ctx, `SELECT pg_notify($1, '')`, Channel); err != nil {
+			return fmt.Errorf("update case %s: notify: %w", reportID, err)
+		}
+	}
+	return nil
+}
+
+// Status is the sync bookkeeping of one case.
+type Status struct {
+	// Rev is the desired revision, SyncedRev the last one written to
+	// Salesforce, FailedRev the last one Salesforce refused.
+	Rev, SyncedRev, FailedRev int64
+	Attempts                  int
+	CaseID, LastError         string
+}
+
+// ErrNotFound is returned for a report case-writer has heard nothing of.
+var ErrNotFound = errors.New("case not found")
+
+// Get returns a report's case and its sync status.
+func (s *Store) Get(ctx context.Context, reportID string) (*cases.Case, Status, error) {
+	var st Status
+	c, err := scanCase(s.pool.QueryRow(ctx, `SELECT `+caseColumns+`, rev, synced_rev, failed_rev, attempts,
+		coalesce(case_id, ''), coalesce(last_error, '') FROM cases WHERE report_id = $1`, reportID),
+		&st.Rev, &st.SyncedRev, &st.FailedRev, &st.Attempts, &st.CaseID, &st.LastError)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, st, ErrNotFound
+	}
+	if err != nil {
+		return nil, st, fmt.Errorf("get case %s: %w", reportID, err)
+	}
+	return c, st, nil
+}
+
+// Claim is a case a worker holds while it writes it to Salesforce.
+type Claim struct {
+	Case     *cases.Case
+	Rev      int64 // the revision being written
+	Attempts int   // failed attempts at this revision so far
+	token    uuid.UUID
+}
+
+// Claim takes the case that has been due longest and holds it for lease, so
+// that no other worker writes it meanwhile; nil when none is due. The lease
+// is a column rather than a row lock held across the Salesforce call, so
+// that events about the case are recorded meanwhile without waiting.
+func (s *Store) Claim(ctx context.Context, lease time.Duration) (*Claim, error) {
+	cl := &Claim{token: uuid.New()}
+	c, err := scanCase(s.pool.QueryRow(ctx, `UPDATE cases SET lease_token = $1, lease_until = now() + make_interval(secs => $2)
+		WHERE report_id = (
+			SELECT report_id FROM cases
+			WHERE submitted IS NOT NULL AND rev > synced_rev AND rev > failed_rev AND next_attempt_at <= now()
+			  AND (lease_until IS NULL OR lease_until < now())
+			ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+		RETURNING `+caseColumns+`, rev, attempts`, cl.token, lease.Seconds()), &cl.Rev, &cl.Attempts)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("claim a due case: %w", err)
+	}
+	cl.Case = c
+	return cl, nil
+}
+
+// ErrLeaseLost means the claim's lease expired and another worker took the
+// case over; the result of this attempt is dropped (the other worker's
+// write, an idempotent upsert too, will report).
+var ErrLeaseLost = errors.New("lease on the case lost")
+
+// finish ends a claim: it runs set (an UPDATE of the claimed row, with $1 the
+// report id and $2 the lease token) and adds ev to the outbox in one
+// transaction.
+func (s *Store) finish(ctx context.Context, cl *Claim, ev *pb.Envelope, set string, args ...any) error {
+	return database.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE cases SET `+set+`, lease_token = NULL, lease_until = NULL, updated_at = now()
+			WHERE report_id = $1 AND lease_token = $2`, append([]any{cl.Case.ReportID, cl.token}, args...)...)
+		if err != nil {
+			return fmt.Errorf("finish case %s: %w", cl.Case.ReportID, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return ErrLeaseLost
+		}
+		if ev != nil {
+			return outbox.Add(ctx, tx, ev)
+		}
+		return nil
+	})
+}
+
+// Synced records that Salesforce holds the claimed revision as case caseID,
+// and announces it with ev (takedown.case.upserted).
+func (s *Store) Synced(ctx context.Context, cl *Claim, caseID string, ev *pb.Envelope) error {
+	return s.finish(ctx, cl, ev, `synced_rev = greatest(synced_rev, $3), case_id = $4, attempts = 0, last_error = NULL`, cl.Rev, caseID)
+}
+
+// Refused records that Salesforce refused the claimed revision for good (a
+// validation error), and announces it with ev (takedown.case.failed). A
+// later event makes a new revision, which is tried again.
+func (s *Store) Refused(ctx context.Context, cl *Claim, reason string, ev *pb.Envelope) error {
+	return s.finish(ctx, cl, ev, `failed_rev = greatest(failed_rev, $3), attempts = 0, last_error = $4`, cl.Rev, reason)
+}
+
+// Retry schedules another attempt after delay.
+func (s *Store) Retry(ctx context.Context, cl *Claim, delay time.Duration, reason string) error {
+	return s.finish(ctx, cl, nil, `attempts = attempts + 1, last_error = $3, next_attempt_at = now() + make_interval(secs => $4)`,
+		reason, delay.Seconds())
+}
+
+// Release gives a claim back untouched (the worker is stopping).
+func (s *Store) Release(ctx context.Context, cl *Claim) error {
+	return s.finish(ctx, cl, nil, `attempts = attempts`)
+}
+
+// Backlog returns how many cases wait to be written to Salesforce and how
+// long the oldest has waited since it became due.
+func (s *Store) Backlog(ctx context.Context) (int64, time.Duration, error) {
+	var n int64
+	var secs float64
+	err := s.pool.QueryRow(ctx, `SELECT count(*), coalesce(extract(epoch FROM now() - min(updated_at)), 0)::float8
+		FROM cases WHERE submitted IS NOT NULL AND rev > synced_rev AND rev > failed_rev`).Scan(&n, &secs)
+	return n, time.Duration(secs * float64(time.Second)), err
+}
