@@ -1,6 +1,33 @@
-// Command ncmec-reporter is the ncmec-reporter service of takedown (DESIGN.md §1).
+// Command ncmec-reporter files every submitted report with NCMEC's
+// CyberTipline: submit, upload and describe each file, finish, resuming from
+// its records after any crash (DESIGN.md §1, README.md).
 package main
 
-import "takedown/pkg/service"
+import (
+	"context"
 
-func main() { service.Main("ncmec-reporter", service.OpsOnly("ncmec-reporter", "ncmec", ":8083")) }
+	"takedown/pkg/config"
+	"takedown/pkg/logging"
+	"takedown/pkg/service"
+	"takedown/services/ncmec-reporter/internal/app"
+)
+
+func main() { service.Main(app.Name, run) }
+
+func run(ctx context.Context) error {
+	l := config.FromEnv()
+	cfg := app.LoadConfig(l)
+	if err := l.Err(); err != nil {
+		return err
+	}
+	a, err := app.New(ctx, cfg, logging.FromContext(ctx))
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	ln, err := a.Listen()
+	if err != nil {
+		return err
+	}
+	return a.Run(ctx, ln)
+}

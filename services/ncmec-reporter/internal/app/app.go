@@ -1,0 +1,316 @@
+// Package app wires ncmec-reporter: configuration, the consumer that records
+// each takedown.report.submitted as a filing, and the worker pool that files
+// them with NCMEC. Tests run the real wiring through New and Run.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"takedown/pkg/config"
+	"takedown/pkg/events"
+	"takedown/pkg/evidence"
+	"takedown/pkg/handover"
+	"takedown/pkg/keyring"
+	"takedown/pkg/metrics"
+	"takedown/pkg/ncmec"
+	"takedown/pkg/outbox"
+	pb "takedown/pkg/proto/takedown/v1"
+	"takedown/pkg/service"
+	"takedown/pkg/stream"
+	"takedown/services/ncmec-reporter/internal/filing"
+	"takedown/services/ncmec-reporter/internal/store"
+	"takedown/services/ncmec-reporter/internal/worker"
+)
+
+// Name and Schema of the service.
+const (
+	Name   = "ncmec-reporter"
+	Schema = "ncmec"
+)
+
+// Environment is one NCMEC environment's address and credentials.
+type Environment struct {
+	URL      string
+	Username string
+	Password config.Secret
+}
+
+func (e Environment) configured() bool { return e.Username != "" && e.Password != "" }
+
+// Config is ncmec-reporter's configuration (README: "Configuration").
+type Config struct {
+	Service     service.Config
+	S3          evidence.Config
+	MasterKeys  config.Secret
+	MasterKeyID string
+	Production  Environment
+	Test        Environment
+	CallTimeout time.Duration
+	Worker      worker.Config
+}
+
+// LoadConfig reads the configuration from l.
+func LoadConfig(l *config.Loader) Config {
+	c := Config{
+		Service: service.LoadConfig(l, ":8083"),
+		S3: evidence.Config{
+			Endpoint:  l.MustString("S3_ENDPOINT"),
+			AccessKey: l.Secret("S3_ACCESS_KEY", config.Required).Reveal(),
+			SecretKey: l.Secret("S3_SECRET_KEY", config.Required).Reveal(),
+			Bucket:    l.String("S3_BUCKET", "evidence"),
+			UseTLS:    l.Bool("S3_TLS", true),
+			Region:    l.String("S3_REGION", ""),
+		},
+		MasterKeys:  l.Secret("MASTER_KEYS", config.Required),
+		MasterKeyID: l.MustString("MASTER_KEY_ID"),
+		Production: Environment{
+			URL:      l.URL("NCMEC_URL", ncmec.ProductionURL, "https", "http"),
+			Username: l.MustString("NCMEC_USERNAME"),
+			Password: l.Secret("NCMEC_PASSWORD", config.Required),
+		},
+		Test: Environment{
+			URL:      l.URL("NCMEC_TEST_URL", ncmec.TestURL, "https", "http"),
+			Username: l.String("NCMEC_TEST_USERNAME", ""),
+			Password: l.Secret("NCMEC_TEST_PASSWORD", config.Optional),
+		},
+		CallTimeout: l.Duration("NCMEC_CALL_TIMEOUT", time.Minute),
+		Worker: worker.Config{
+			Concurrency:    l.Int("FILING_CONCURRENCY", 16, 1, 1000),
+			UploadParallel: l.Int("UPLOAD_PARALLELISM", 3, 1, 32),
+			Lease:          l.Duration("FILING_LEASE", 2*time.Minute),
+			Poll:           l.Duration("FILING_POLL_INTERVAL", time.Second),
+			Window:         l.Duration("RETRY_WINDOW", 45*time.Minute),
+			BackoffMin:     l.Duration("RETRY_MIN_DELAY", time.Second),
+			BackoffMax:     l.Duration("RETRY_MAX_DELAY", 2*time.Minute),
+			Reporter: filing.Reporter{
+				Person: filing.Person{
+					FirstName: l.MustString("NCMEC_REPORTER_FIRST_NAME"),
+					LastName:  l.MustString("NCMEC_REPORTER_LAST_NAME"),
+					Email:     l.MustString("NCMEC_REPORTER_EMAIL"),
+					Phone:     l.String("NCMEC_REPORTER_PHONE", ""),
+				},
+				Address: filing.Address{
+					Street:  l.String("NCMEC_REPORTER_ADDRESS", ""),
+					City:    l.String("NCMEC_REPORTER_CITY", ""),
+					ZipCode: l.String("NCMEC_REPORTER_ZIP", ""),
+					State:   l.String("NCMEC_REPORTER_STATE", ""),
+					Country: l.String("NCMEC_REPORTER_COUNTRY", ""),
+				},
+				Contact: filing.Person{
+					FirstName: l.String("NCMEC_CONTACT_FIRST_NAME", ""),
+					LastName:  l.String("NCMEC_CONTACT_LAST_NAME", ""),
+					Email:     l.String("NCMEC_CONTACT_EMAIL", ""),
+					Phone:     l.String("NCMEC_CONTACT_PHONE", ""),
+				},
+				CompanyTemplate: l.String("NCMEC_COMPANY_TEMPLATE", ""),
+				TermsOfService:  l.String("NCMEC_TERMS_OF_SERVICE", ""),
+				LegalURL:        l.String("NCMEC_LEGAL_URL", ""),
+			},
+		},
+	}
+	if (c.Test.Username == "") != (c.Test.Password == "") {
+		l.Fail("NCMEC_TEST_USERNAME", "set both NCMEC_TEST_USERNAME and NCMEC_TEST_PASSWORD, or neither")
+	}
+	if c.Worker.Window >= time.Hour {
+		l.Fail("RETRY_WINDOW", "%v is not below NCMEC's 1 hour expiry after the last change", c.Worker.Window)
+	}
+	return c
+}
+
+// Options are test hooks.
+type Options struct {
+	// CrashAfter makes the service die at a named point of a filing, as a
+	// kill -9 would (see worker.Config.CrashAfter).
+	CrashAfter string
+}
+
+// Consumer is the durable consumer of report.submitted. Handling an event
+// only records the filing, so a short AckWait fits.
+var Consumer = stream.ConsumerConfig{
+	Durable:     "ncmec-reporter",
+	Subjects:    []string{events.ReportSubmitted},
+	AckWait:     30 * time.Second,
+	MaxDeliver:  20,
+	Concurrency: 4,
+}
+
+// App is a running ncmec-reporter.
+type App struct {
+	cfg      Config
+	base     *service.Base
+	store    *store.Store
+	pool     *worker.Pool
+	consumer *stream.Consumer
+	cancel   context.CancelFunc
+}
+
+// New connects the dependencies and builds the worker pool.
+func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Options) (*App, error) {
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	if err := cfg.Worker.Reporter.Validate(); err != nil {
+		return nil, fmt.Errorf("NCMEC_REPORTER_*: %w", err)
+	}
+	keys, err := keyring.Parse(cfg.MasterKeys.Reveal(), cfg.MasterKeyID)
+	if err != nil {
+		return nil, fmt.Errorf("MASTER_KEYS: %w", err)
+	}
+	base, err := service.Open(ctx, Name, Schema, cfg.Service, log, store.Migrations)
+	if err != nil {
+		return nil, err
+	}
+	a := &App{cfg: cfg, base: base, store: store.New(base.Pool)}
+	fail := func(err error) (*App, error) { base.Close(); return nil, err }
+
+	s3latency := base.Metrics.Histogram("s3_request_duration_seconds", "Latency of S3 calls, by operation and result.", "endpoint", "result")
+	ev, err := evidence.New(cfg.S3, evidence.WithObserve(metrics.Observer(s3latency)))
+	if err != nil {
+		return fail(err)
+	}
+	base.Ready("s3", ev.Check)
+
+	latency := base.Metrics.Histogram("ncmec_request_duration_seconds", "Latency of NCMEC calls, by endpoint and result (ok, retryable, permanent, state).", "endpoint", "result")
+	clients := map[string]*ncmec.Client{}
+	for env, e := range map[string]Environment{store.EnvProduction: cfg.Production, store.EnvTest: cfg.Test} {
+		if !e.configured() {
+			continue
+		}
+		c, err := ncmec.New(ncmec.Options{BaseURL: e.URL, Username: e.Username, Password: e.Password.Reveal(),
+			CallTimeout: cfg.CallTimeout, Observe: metrics.Observer(latency)})
+		if err != nil {
+			return fail(fmt.Errorf("NCMEC %s environment: %w", env, err))
+		}
+		clients[env] = c
+	}
+	if clients[store.EnvTest] == nil {
+		log.Warn("no NCMEC test credentials: reports marked test will fail (set NCMEC_TEST_USERNAME and NCMEC_TEST_PASSWORD)")
+	}
+
+	wcfg := cfg.Worker
+	wcfg.Service = Name
+	wcfg.CrashAfter = o.CrashAfter
+	a.pool = worker.New(wcfg, worker.Deps{
+		Store: a.store, Clients: clients, Evidence: ev, Keys: keys,
+		Handover: handover.New(base.JS, handover.Config{Replicas: cfg.Service.StreamReplicas}),
+		Metrics:  base.Metrics, Log: log,
+		Kill: func() {
+			if a.cancel != nil {
+				a.cancel()
+			}
+		},
+	})
+	a.consumer, err = stream.NewConsumer(ctx, base.JS, base.Pool, base.Metrics, log, Consumer)
+	if err != nil {
+		log.Warn("consumer not created yet; NATS unreachable?", "err", err)
+	}
+	return a, nil
+}
+
+// Listen binds the configured address.
+func (a *App) Listen() (net.Listener, error) { return a.base.Listen() }
+
+// Run serves the operational endpoints and runs the consumer, the workers
+// and the outbox relay until ctx ends.
+func (a *App) Run(ctx context.Context, ln net.Listener) error {
+	ctx, a.cancel = context.WithCancel(ctx)
+	return a.base.Run(ctx, ln, a.handler(), a.consume, a.pool.Run, a.listen)
+}
+
+// Close releases the connections.
+func (a *App) Close() { a.base.Close() }
+
+func (a *App) handler() http.Handler { return a.base.Router() }
+
+// consume records filings; when NATS was away at start it creates the
+// consumer once NATS is back.
+func (a *App) consume(ctx context.Context) error {
+	for a.consumer == nil {
+		c, err := stream.NewConsumer(ctx, a.base.JS, a.base.Pool, a.base.Metrics, a.base.Log, Consumer)
+		if err == nil {
+			a.consumer = c
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+	return a.consumer.Run(ctx, a.handle)
+}
+
+// handle records a report.submitted event as a filing and returns: the
+// filing itself may take an hour, far longer than a message should be held.
+func (a *App) handle(ctx context.Context, tx pgx.Tx, m stream.Message) error {
+	sub := m.GetReportSubmitted()
+	if err := checkEvent(m.ReportId, sub); err != nil {
+		// A report that cannot be filed must not vanish silently.
+		a.base.Log.Error("report.submitted cannot be filed", "report_id", m.ReportId, "event_id", m.EventId, "err", err)
+		ev, eerr := events.New(m.ReportId, events.Service(Name), &pb.NcmecFailed{
+			Step: worker.StepSubmit, Description: "the report.submitted event cannot be filed: " + err.Error()})
+		if eerr != nil {
+			return stream.Permanent(eerr)
+		}
+		return outbox.Add(ctx, tx, ev)
+	}
+	return store.Record(ctx, tx, m.EventId, sub)
+}
+
+func checkEvent(reportID string, sub *pb.ReportSubmitted) error {
+	switch {
+	case sub == nil || sub.Report == nil:
+		return errors.New("no report in the event")
+	case sub.Report.Id != reportID:
+		return fmt.Errorf("report id %q differs from the envelope's %q", sub.Report.Id, reportID)
+	case len(sub.Files) > 0 && (sub.DataKey == nil || len(sub.DataKey.Ciphertext) == 0):
+		return errors.New("files without a data key")
+	}
+	for _, f := range sub.Files {
+		if f.ObjectKey == "" || f.Size <= 0 || f.Md5 == "" {
+			return fmt.Errorf("file %d lacks an object key, size or MD5", f.Index)
+		}
+	}
+	return nil
+}
+
+// listen wakes idle workers when a filing is recorded (by any replica).
+func (a *App) listen(ctx context.Context) error {
+	for ctx.Err() == nil {
+		err := func() error {
+			conn, err := a.base.Pool.Acquire(ctx)
+			if err != nil {
+				return err
+			}
+			defer conn.Release()
+			if _, err := conn.Exec(ctx, `LISTEN `+pgx.Identifier{store.Channel}.Sanitize()); err != nil {
+				return err
+			}
+			for {
+				if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
+					conn.Hijack().Close(context.WithoutCancel(ctx))
+					return err
+				}
+				a.pool.Wake()
+			}
+		}()
+		if ctx.Err() != nil {
+			return nil
+		}
+		a.base.Log.Debug("filing notifications: listen failed; workers poll meanwhile", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+	return nil
+}

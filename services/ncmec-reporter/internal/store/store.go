@@ -1,0 +1,458 @@
+// Package store keeps ncmec-reporter's filings in PostgreSQL (schema ncmec):
+// the report.submitted data needed to file, the exact documents sent, every
+// NCMEC answer, and the leases that let several workers (and replicas) share
+// the filings without filing one twice. Every state change that other
+// services hear about is written with its outbox event in one transaction.
+package store
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/protobuf/proto"
+
+	"takedown/pkg/database"
+	"takedown/pkg/keyring"
+	"takedown/pkg/ncmec"
+	"takedown/pkg/outbox"
+	pb "takedown/pkg/proto/takedown/v1"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Migrations creates the ncmec schema's tables.
+var Migrations = database.Migrations{Name: "ncmec", FS: mustSub(migrationFiles)}
+
+// Channel is notified when a filing is recorded, to wake idle workers.
+const Channel = "takedown_ncmec_filings"
+
+// Filing states.
+const (
+	StatePending    = "pending"    // nothing sent yet
+	StateSubmitting = "submitting" // /submit may have been sent: never send it again
+	StateOpen       = "open"       // NCMEC report id known
+	StateFinished   = "finished"
+	StateFailed     = "failed"
+	StateRetracted  = "retracted" // retraction took over before /finish
+)
+
+// Environments.
+const (
+	EnvProduction = "production"
+	EnvTest       = "test"
+)
+
+// ErrLeaseLost means another worker holds the filing now (this worker's
+// lease expired): nothing was written, and the worker must stop.
+var ErrLeaseLost = errors.New("filing lease lost to another worker")
+
+// Filing is one filing as a worker holding its lease sees it.
+type Filing struct {
+	ID          int64
+	ReportID    string
+	Filing      int
+	Environment string
+	Submitted   *pb.ReportSubmitted // without the data key
+	Key         *keyring.WrappedKey // nil once dropped
+	State       string
+	ReportXML   []byte
+	NCMECID     int64
+	LastChange  time.Time // of the last successful NCMEC change (created_at before /submit)
+	Attempts    int
+	Files       []File
+
+	owner string
+}
+
+// File is one evidence file of a filing.
+type File struct {
+	Idx            int
+	FileID         string
+	ObjectKey      string
+	Size           int64
+	MD5            string
+	UploadAttempts int
+	NCMECFileID    string
+	NCMECMD5       string
+	Described      bool
+}
+
+// Store is the pgx adapter.
+type Store struct{ pool *pgxpool.Pool }
+
+// New returns a Store over pool (search_path ncmec).
+func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+// Record stores a new filing from a report.submitted event within tx (the
+// consumer's transaction, with its inbox row). A filing recorded before is
+// left as it is.
+func Record(ctx context.Context, tx pgx.Tx, eventID string, sub *pb.ReportSubmitted) error {
+	r := sub.GetReport()
+	env := EnvProduction
+	if r.Test {
+		env = EnvTest
+	}
+	filing := int(r.Filing)
+	if filing < 1 {
+		filing = 1
+	}
+	var keyID string
+	var keyCT []byte
+	if k := sub.GetDataKey(); k != nil {
+		keyID, keyCT = k.MasterKeyId, k.Ciphertext
+	}
+	// The key is kept in its own columns, to be dropped when done.
+	clean := proto.Clone(sub).(*pb.ReportSubmitted)
+	clean.DataKey = nil
+	payload, err := proto.Marshal(clean)
+	if err != nil {
+		return fmt.Errorf("record filing: %w", err)
+	}
+	var id int64
+	err = tx.QueryRow(ctx, `INSERT INTO filings (report_id, filing, environment, event_id, submitted, key_id, key_ciphertext)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (report_id, filing) DO NOTHING RETURNING id`,
+		r.Id, filing, env, eventID, payload, keyID, keyCT).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil // recorded before
+	}
+	if err != nil {
+		return fmt.Errorf("record filing: %w", err)
+	}
+	for _, f := range sub.Files {
+		if _, err := tx.Exec(ctx, `INSERT INTO filing_files (filing_id, idx, file_id, object_key, size, md5)
+			VALUES ($1, $2, $3, $4, $5, $6)`, id, f.Index, f.Id, f.ObjectKey, f.Size, f.Md5); err != nil {
+			return fmt.Errorf("record filing file %d: %w", f.Index, err)
+		}
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, '')`, Channel); err != nil {
+		return fmt.Errorf("record filing: notify: %w", err)
+	}
+	return nil
+}
+
+// Claim leases the next due filing to owner for lease, or returns nil when
+// none is due. A filing whose lease expired (its worker crashed) is due
+// again.
+func (s *Store) Claim(ctx context.Context, owner string, lease time.Duration) (*Filing, error) {
+	var id int64
+	err := s.pool.QueryRow(ctx, `UPDATE filings SET lease_owner = $1, lease_until = now() + make_interval(secs => $2), updated_at = now()
+		WHERE id = (SELECT id FROM filings
+			WHERE state IN ('pending', 'submitting', 'open') AND next_attempt_at <= now()
+			  AND (lease_until IS NULL OR lease_until < now())
+			ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+		RETURNING id`, owner, lease.Seconds()).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("claim filing: %w", err)
+	}
+	f, err := s.load(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	f.owner = owner
+	return f, nil
+}
+
+func (s *Store) load(ctx context.Context, id int64) (*Filing, error) {
+	f := &Filing{ID: id}
+	var payload, keyCT []byte
+	var keyID *string
+	var ncmecID *int64
+	err := s.pool.QueryRow(ctx, `SELECT report_id::text, filing, environment, submitted, key_id, key_ciphertext, state,
+			report_xml, ncmec_report_id, last_change_at, attempts
+		FROM filings WHERE id = $1`, id).Scan(&f.ReportID, &f.Filing, &f.Environment, &payload, &keyID, &keyCT,
+		&f.State, &f.ReportXML, &ncmecID, &f.LastChange, &f.Attempts)
+	if err != nil {
+		return nil, fmt.Errorf("load filing %d: %w", id, err)
+	}
+	f.Submitted = &pb.ReportSubmitted{}
+	if err := proto.Unmarshal(payload, f.Submitted); err != nil {
+		return nil, fmt.Errorf("load filing %d: %w", id, err)
+	}
+	if keyID != nil && *keyID != "" && len(keyCT) > 0 {
+		f.Key = &keyring.WrappedKey{MasterKeyID: *keyID, Ciphertext: keyCT}
+	}
+	if ncmecID != nil {
+		f.NCMECID = *ncmecID
+	}
+	rows, err := s.pool.Query(ctx, `SELECT idx, file_id::text, object_key, size, md5, upload_attempts,
+			coalesce(ncmec_file_id, ''), coalesce(ncmec_md5, ''), described_at IS NOT NULL
+		FROM filing_files WHERE filing_id = $1 ORDER BY idx`, id)
+	if err != nil {
+		return nil, fmt.Errorf("load filing %d files: %w", id, err)
+	}
+	f.Files, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (File, error) {
+		var x File
+		err := r.Scan(&x.Idx, &x.FileID, &x.ObjectKey, &x.Size, &x.MD5, &x.UploadAttempts, &x.NCMECFileID, &x.NCMECMD5, &x.Described)
+		return x, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load filing %d files: %w", id, err)
+	}
+	return f, nil
+}
+
+// Renew extends the lease; ErrLeaseLost when another worker took it.
+func (s *Store) Renew(ctx context.Context, f *Filing, lease time.Duration) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE filings SET lease_until = now() + make_interval(secs => $3)
+		WHERE id = $1 AND lease_owner = $2`, f.ID, f.owner, lease.Seconds())
+	if err != nil {
+		return fmt.Errorf("renew lease: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrLeaseLost
+	}
+	return nil
+}
+
+// Release gives the lease up at once, so the filing is due again at its
+// next_attempt_at.
+func (s *Store) Release(ctx context.Context, f *Filing) error {
+	_, err := s.pool.Exec(ctx, `UPDATE filings SET lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2`, f.ID, f.owner)
+	return err
+}
+
+// update runs fn in a transaction after checking, under a row lock, that f's
+// lease is still this worker's.
+func (s *Store) update(ctx context.Context, f *Filing, fn func(tx pgx.Tx) error) error {
+	return database.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		var owner *string
+		if err := tx.QueryRow(ctx, `SELECT lease_owner FROM filings WHERE id = $1 FOR UPDATE`, f.ID).Scan(&owner); err != nil {
+			return fmt.Errorf("lock filing %d: %w", f.ID, err)
+		}
+		if owner == nil || *owner != f.owner {
+			return ErrLeaseLost
+		}
+		return fn(tx)
+	})
+}
+
+// Call is one NCMEC call's answer, logged in calls.
+type Call struct {
+	Endpoint  string
+	FileIdx   *int
+	Err       error
+	RequestID string
+	Response  []byte
+}
+
+func logCall(ctx context.Context, tx pgx.Tx, filingID int64, c Call) error {
+	outcome, code, errText := ncmec.Outcome(c.Err), 0, ""
+	if c.Err != nil {
+		code, errText = ncmec.CodeOf(c.Err), c.Err.Error()
+		var e *ncmec.Error
+		if errors.As(c.Err, &e) && c.RequestID == "" {
+			c.RequestID = e.RequestID
+		}
+	}
+	var resp *string
+	if len(c.Response) > 0 {
+		s := string(c.Response)
+		resp = &s
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO calls (filing_id, endpoint, file_idx, outcome, code, request_id, response, error)
+		VALUES ($1, $2, $3, $4, $5, nullif($6, ''), $7, nullif($8, ''))`,
+		filingID, c.Endpoint, c.FileIdx, outcome, code, c.RequestID, resp, errText)
+	if err != nil {
+		return fmt.Errorf("log call: %w", err)
+	}
+	return nil
+}
+
+// LogCall records a call that changed nothing else (a failure).
+func (s *Store) LogCall(ctx context.Context, f *Filing, c Call) error {
+	return database.InTx(ctx, s.pool, func(tx pgx.Tx) error { return logCall(ctx, tx, f.ID, c) })
+}
+
+// BeginSubmit stores the exact XML about to be sent and marks /submit as
+// attempted, before anything is sent: after a crash from here on, the
+// filing is never submitted again.
+func (s *Store) BeginSubmit(ctx context.Context, f *Filing, doc []byte) error {
+	err := s.update(ctx, f, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE filings SET report_xml = $2, submit_attempted_at = now(), state = 'submitting', updated_at = now()
+			WHERE id = $1`, f.ID, doc)
+		return err
+	})
+	if err == nil {
+		f.ReportXML, f.State = doc, StateSubmitting
+	}
+	return err
+}
+
+// SubmitNotApplied undoes BeginSubmit after a failure that proves /submit
+// took no effect (NCMEC answered an error code, or the connection was never
+// made), so the submission may be tried again.
+func (s *Store) SubmitNotApplied(ctx context.Context, f *Filing, c Call) error {
+	err := s.update(ctx, f, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE filings SET submit_attempted_at = NULL, state = 'pending', updated_at = now()
+			WHERE id = $1`, f.ID); err != nil {
+			return err
+		}
+		return logCall(ctx, tx, f.ID, c)
+	})
+	if err == nil {
+		f.State = StatePending
+	}
+	return err
+}
+
+// Opened records NCMEC's report id, the moment /submit answered, with the
+// ncmec.opened event.
+func (s *Store) Opened(ctx context.Context, f *Filing, resp *ncmec.Response, ev *pb.Envelope) error {
+	err := s.update(ctx, f, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE filings SET ncmec_report_id = $2, opened_at = now(), last_change_at = now(),
+				submit_request_id = nullif($3, ''), state = 'open', attempts = 0, last_error = NULL, updated_at = now()
+			WHERE id = $1`, f.ID, resp.ReportID, resp.RequestID); err != nil {
+			return err
+		}
+		if err := logCall(ctx, tx, f.ID, Call{Endpoint: ncmec.EndpointSubmit, RequestID: resp.RequestID, Response: resp.Raw}); err != nil {
+			return err
+		}
+		return outbox.Add(ctx, tx, ev)
+	})
+	if err == nil {
+		f.NCMECID, f.State, f.LastChange, f.Attempts = resp.ReportID, StateOpen, time.Now(), 0
+	}
+	return err
+}
+
+// UploadAttempt counts an upload about to start; a file with attempts but no
+// NCMEC id may exist at NCMEC unrecorded (see README, "duplicates").
+func (s *Store) UploadAttempt(ctx context.Context, f *Filing, idx int) error {
+	return s.update(ctx, f, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE filing_files SET upload_attempts = upload_attempts + 1 WHERE filing_id = $1 AND idx = $2`, f.ID, idx)
+		return err
+	})
+}
+
+// Uploaded records NCMEC's file id and MD5 for a file.
+func (s *Store) Uploaded(ctx context.Context, f *Filing, idx int, res *ncmec.UploadResult) error {
+	return s.update(ctx, f, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE filing_files SET ncmec_file_id = $3, ncmec_md5 = $4, upload_request_id = nullif($5, ''), uploaded_at = now()
+			WHERE filing_id = $1 AND idx = $2`, f.ID, idx, res.FileID, res.Hash, res.RequestID); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE filings SET last_change_at = now(), attempts = 0, updated_at = now() WHERE id = $1`, f.ID); err != nil {
+			return err
+		}
+		return logCall(ctx, tx, f.ID, Call{Endpoint: ncmec.EndpointUpload, FileIdx: &idx, RequestID: res.RequestID, Response: res.Raw})
+	})
+}
+
+// Described records a file's /fileinfo with the ncmec.file_uploaded event.
+func (s *Store) Described(ctx context.Context, f *Filing, idx int, doc []byte, resp *ncmec.Response, ev *pb.Envelope) error {
+	return s.update(ctx, f, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE filing_files SET fileinfo_xml = $3, fileinfo_request_id = nullif($4, ''), described_at = now()
+			WHERE filing_id = $1 AND idx = $2`, f.ID, idx, doc, resp.RequestID); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE filings SET last_change_at = now(), attempts = 0, updated_at = now() WHERE id = $1`, f.ID); err != nil {
+			return err
+		}
+		if err := logCall(ctx, tx, f.ID, Call{Endpoint: ncmec.EndpointFileInfo, FileIdx: &idx, RequestID: resp.RequestID, Response: resp.Raw}); err != nil {
+			return err
+		}
+		return outbox.Add(ctx, tx, ev)
+	})
+}
+
+// Finished records the receipt (empty when /finish answered 5102 and the
+// receipt of the first call was lost), drops the data key, and announces it.
+func (s *Store) Finished(ctx context.Context, f *Filing, c Call, fileIDs []string, ev *pb.Envelope) error {
+	return s.update(ctx, f, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE filings SET state = 'finished', receipt_xml = nullif($2, ''), finish_request_id = nullif($3, ''),
+				ncmec_file_ids = $4, finished_at = now(), key_id = NULL, key_ciphertext = NULL,
+				lease_owner = NULL, lease_until = NULL, updated_at = now()
+			WHERE id = $1`, f.ID, string(c.Response), c.RequestID, fileIDs); err != nil {
+			return err
+		}
+		if err := logCall(ctx, tx, f.ID, c); err != nil {
+			return err
+		}
+		return outbox.Add(ctx, tx, ev)
+	})
+}
+
+// Failed ends the filing: the step, NCMEC's code and a description, with the
+// ncmec.failed event. The data key is dropped.
+func (s *Store) Failed(ctx context.Context, f *Filing, step string, code int, desc string, c *Call, ev *pb.Envelope) error {
+	return s.update(ctx, f, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE filings SET state = 'failed', failed_step = $2, failed_code = $3, failed_description = $4,
+				key_id = NULL, key_ciphertext = NULL, lease_owner = NULL, lease_until = NULL, updated_at = now()
+			WHERE id = $1`, f.ID, step, code, desc); err != nil {
+			return err
+		}
+		if c != nil {
+			if err := logCall(ctx, tx, f.ID, *c); err != nil {
+				return err
+			}
+		}
+		return outbox.Add(ctx, tx, ev)
+	})
+}
+
+// Retracted ends a filing the retraction service took over; it announces
+// nothing (the retraction service publishes ncmec.retracted).
+func (s *Store) Retracted(ctx context.Context, f *Filing) error {
+	return s.update(ctx, f, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE filings SET state = 'retracted', key_id = NULL, key_ciphertext = NULL,
+				lease_owner = NULL, lease_until = NULL, updated_at = now()
+			WHERE id = $1`, f.ID)
+		return err
+	})
+}
+
+// Retry schedules the filing's next attempt at `at` after a transient
+// failure, logging the call, and gives the lease up.
+func (s *Store) Retry(ctx context.Context, f *Filing, at time.Time, c Call) error {
+	return s.update(ctx, f, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE filings SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3,
+				lease_owner = NULL, lease_until = NULL, updated_at = now()
+			WHERE id = $1`, f.ID, at, errText(c.Err)); err != nil {
+			return err
+		}
+		if c.Endpoint == "" {
+			return nil // not an NCMEC call (S3, the handover store)
+		}
+		return logCall(ctx, tx, f.ID, c)
+	})
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// Stats are figures for the gauges.
+type Stats struct {
+	Unfinished     int     // filings not yet finished, failed or retracted
+	OldestOpenSecs float64 // age of the oldest open NCMEC report
+}
+
+// Stats reads the gauges' figures.
+func (s *Store) Stats(ctx context.Context) (Stats, error) {
+	var st Stats
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE state IN ('pending', 'submitting', 'open')),
+			coalesce(extract(epoch FROM now() - min(opened_at) FILTER (WHERE state = 'open')), 0)::float8
+		FROM filings`).Scan(&st.Unfinished, &st.OldestOpenSecs)
+	return st, err
+}
+
+func mustSub(f fs.FS) fs.FS {
+	s, err := fs.Sub(f, "migrations")
+	if err != nil {
+		panic(err) // fixed at build time
+	}
+	return s
+}
