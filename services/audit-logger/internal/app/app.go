@@ -88,10 +88,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		base.Close()
 		return nil, err
 	}
-	if ok, err := auditlog.CanAssume(ctx, owner, cfg.DBRole); err != nil || !ok {
+	if ok, err := auditlog.CanAssume(ctx, owner, cfg.DBRole); err != nil {
 		base.Close()
-		return nil, fmt.Errorf("AUDIT_DB_ROLE: the database user may not act as %s (GRANT %s TO <the user of DATABASE_URL>): %v",
-			cfg.DBRole, cfg.DBRole, err)
+		return nil, fmt.Errorf("AUDIT_DB_ROLE %s: %w", cfg.DBRole, err)
+	} else if !ok {
+		base.Close()
+		return nil, fmt.Errorf("AUDIT_DB_ROLE: the database user may not act as %s; GRANT %s TO <the user of DATABASE_URL>",
+			cfg.DBRole, cfg.DBRole)
 	}
 	writer, err := OpenPool(ctx, cfg.Service.DatabaseURL.Reveal(), cfg.DBRole)
 	if err != nil {

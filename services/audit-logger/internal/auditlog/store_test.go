@@ -10,6 +10,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"takedown/pkg/database"
+	"takedown/pkg/outbox"
+	"takedown/pkg/stream"
 	"takedown/pkg/testenv"
 )
 
@@ -111,4 +113,30 @@ func TestVerifySeesOneSnapshot(t *testing.T) {
 	}()
 	appendN(20)
 	<-done
+}
+
+// Granting runs at every start: a second time changes nothing and fails
+// nothing, and the login user may then act as the role.
+func TestGrantWriterIsIdempotent(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	pool, err := database.Open(ctx, testenv.Postgres(t), "audit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if err := database.Migrate(ctx, pool, "audit", outbox.Migrations, stream.Migrations, Migrations); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := GrantWriter(ctx, pool, "audit", DefaultWriterRole); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ok, err := CanAssume(ctx, pool, DefaultWriterRole); err != nil || !ok {
+		t.Fatalf("may not act as the writer role: %v %v", ok, err)
+	}
+	if err := GrantWriter(ctx, pool, "audit", `x"; DROP TABLE entries; --`); err == nil {
+		t.Fatal("a role name that needs quoting was accepted")
+	}
 }
