@@ -1,0 +1,152 @@
+package mapping_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pb "takedown/pkg/proto/takedown/v1"
+	"takedown/pkg/salesforce/sfsim"
+	"takedown/services/case-writer/internal/cases"
+	"takedown/services/case-writer/internal/mapping"
+)
+
+// The default mapping must fit the simulator's default schema, which
+// mirrors the org README.md describes: every field it names exists.
+func TestDefaultFitsTheDefaultSchema(t *testing.T) {
+	m := mapping.Default()
+	fields := map[string]map[string]bool{}
+	for _, o := range sfsim.DefaultSchema() {
+		fields[o.Name] = map[string]bool{}
+		for _, f := range o.Fields {
+			fields[o.Name][f.Name] = true
+		}
+	}
+	for _, s := range m.Schemas() {
+		for _, f := range append(s.Fields, s.ExternalIDField) {
+			if !fields[s.Object][f] {
+				t.Errorf("%s.%s is not in the default schema", s.Object, f)
+			}
+		}
+	}
+}
+
+func TestBadMappingsNameTheField(t *testing.T) {
+	good := string(mapping.DefaultYAML())
+	tests := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"unknown source", strings.Replace(good, "Subject: report.title", "Subject: report.titel", 1),
+			[]string{"case.fields.Subject", `unknown source "report.titel"`}},
+		{"file source on the case", strings.Replace(good, "Subject: report.title", "Subject: file.name", 1),
+			[]string{"case.fields.Subject", "per file"}},
+		{"values missing a state", strings.Replace(good, "retracted: Retracted}\n    NCMEC_Finished_At__c", "}\n    NCMEC_Finished_At__c", 1),
+			[]string{"case.fields.NCMEC_Status__c", `no entry for "retracted"`}},
+		{"external id mapped as a field", strings.Replace(good, "File_Name__c: file.name", "Takedown_File_Id__c: file.name", 1),
+			[]string{"files.fields.Takedown_File_Id__c"}},
+		{"no parent", strings.Replace(good, "parent: Case__c", "", 1), []string{"files.parent"}},
+		{"unknown key", strings.Replace(good, "external_id: Takedown_Report_Id__c", "external_id: Takedown_Report_Id__c\n  externalid: x", 1), []string{"externalid"}},
+		{"source and value", strings.Replace(good, "Subject: report.title", "Subject: {source: report.title, value: x}", 1),
+			[]string{"case.fields.Subject", "either a source or a value"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := mapping.Parse([]byte(tc.yaml))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadReadsJSONToo(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mapping.json")
+	doc := map[string]any{
+		"case":  map[string]any{"object": "Case", "external_id": "Ext__c", "fields": map[string]any{"Subject": "report.title", "Origin": map[string]any{"value": "Web"}}},
+		"files": map[string]any{"object": "F__c", "external_id": "FExt__c", "parent": "Case__c", "fields": map[string]any{"Hash__c": "file.sha256"}},
+	}
+	b, _ := json.Marshal(doc)
+	os.WriteFile(path, b, 0o600)
+	m, err := mapping.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Case.ExternalID != "Ext__c" || m.Files.Fields["Hash__c"].Source != "file.sha256" || m.Case.Fields["Origin"].Value != "Web" {
+		t.Fatalf("%+v", m)
+	}
+	if _, err := mapping.Load(filepath.Join(t.TempDir(), "missing.yaml")); err == nil {
+		t.Fatal("a missing file was accepted")
+	}
+}
+
+func TestRender(t *testing.T) {
+	up := time.Date(2026, 1, 1, 8, 30, 0, 0, time.UTC)
+	c := cases.New("0190a4b2-7c1e-7000-8000-00000000000a")
+	c.Submitted = &pb.ReportSubmitted{
+		Report: &pb.Report{Id: c.ReportID, IncidentType: "Child Pornography (possession, manufacture, and distribution)",
+			IncidentTime: timestamppb.New(up), Platform: "Commons", Uploader: &pb.Uploader{Username: "u1"},
+			LegalApproved: false, NotApprovedReason: "urgent", ActionsTaken: []string{"content removed", "account locked"},
+			SubmittedBy: "staff@example.org", SubmittedAt: timestamppb.New(up.Add(time.Hour)), Filing: 1},
+		Files: []*pb.File{{Id: "f1", Name: "a.jpg", Size: 1234, Md5: "m", Sha1: "s1", Sha256: "s256", ObjectKey: "reports/x/y", OriginalUploadTime: timestamppb.New(up)}},
+	}
+	c.NCMEC = cases.NCMEC{State: cases.StateFinished, ReportID: 4242, At: up, FinishedAt: up.Add(2 * time.Hour)}
+	c.NCMECFiles["f1"] = "nf1"
+	m := mapping.Default()
+
+	got := m.CaseRecord(c)
+	want := map[string]any{
+		"Subject":                "Report to NCMEC for 1 file(s) uploaded by u1 2026-01-01 08:30 UTC - Report# 4242",
+		"Type":                   "Child Protection",
+		"Origin":                 "Takedown Tool",
+		"Priority":               "Medium",
+		"Incident_Type__c":       "Child Pornography (possession, manufacture, and distribution)",
+		"Incident_Time__c":       "2026-01-01T08:30:00.000Z",
+		"Project__c":             "Commons",
+		"Uploader_Username__c":   "u1",
+		"Reporter__c":            "staff@example.org",
+		"Reported_At__c":         "2026-01-01T09:30:00.000Z",
+		"Legal_Approved__c":      false,
+		"Not_Approved_Reason__c": "urgent",
+		"Actions_Taken__c":       "content removed\naccount locked",
+		"File_Count__c":          int64(1),
+		"Is_Test__c":             false,
+		"NCMEC_Report_Id__c":     "4242",
+		"NCMEC_Status__c":        "Finished",
+		"NCMEC_Finished_At__c":   "2026-01-01T10:30:00.000Z",
+	}
+	desc := got.Fields["Description"].(string)
+	delete(got.Fields, "Description")
+	if d := cmp.Diff(want, got.Fields); d != "" || got.ExternalID != c.ReportID {
+		t.Errorf("case (-want +got):\n%s", d)
+	}
+	for _, s := range []string{c.ReportID, "Commons", "not approved: urgent", "NCMEC: finished, report 4242"} {
+		if !strings.Contains(desc, s) {
+			t.Errorf("description %q lacks %q", desc, s)
+		}
+	}
+
+	files := m.FileRecords(c)
+	wantFile := map[string]any{
+		"File_Name__c": "a.jpg", "Size_Bytes__c": int64(1234), "MD5__c": "m", "SHA1__c": "s1", "SHA256__c": "s256",
+		"Uploaded_At__c": "2026-01-01T08:30:00.000Z", "Uploader__c": "u1", "NCMEC_Report_Id__c": "4242",
+		"NCMEC_File_Id__c": "nf1", "NCMEC_Status__c": "Finished",
+	}
+	if len(files) != 1 || files[0].ExternalID != "f1" {
+		t.Fatalf("files %v", files)
+	}
+	if d := cmp.Diff(wantFile, files[0].Fields); d != "" {
+		t.Errorf("file (-want +got):\n%s", d)
+	}
+}
