@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,6 +43,7 @@ type harness struct {
 	js    jetstream.JetStream
 	store *store.Store
 	pool  *pgxpool.Pool
+	url   string
 }
 
 // env starts the dependencies: PostgreSQL, NATS and the Salesforce simulator.
@@ -76,6 +79,7 @@ func (h *harness) start() {
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	h.url = "http://" + ln.Addr().String()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx, ln) }()
@@ -289,6 +293,49 @@ func TestSubmittedThreeTimesWritesOnce(t *testing.T) {
 	if evs[0].Actor.GetId() != "case-writer" {
 		t.Errorf("actor %v", evs[0].Actor)
 	}
+	metrics := h.get("/metrics")
+	for _, m := range []string{
+		`takedown_case_writer_salesforce_request_duration_seconds_count{endpoint="composite",result="ok"} 2`,
+		`takedown_case_writer_salesforce_api_requests{kind="max"} 15000`,
+		`takedown_case_writer_cases_total{outcome="upserted"} 1`,
+		`takedown_case_writer_cases_pending 0`,
+	} {
+		if !strings.Contains(metrics, m) {
+			t.Errorf("metrics lack %s", m)
+		}
+	}
+}
+
+func (h *harness) get(path string) string {
+	h.t.Helper()
+	resp, err := http.Get(h.url + path)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// Salesforce is unreachable at start: the service starts, records events,
+// and writes the cases once Salesforce is back.
+func TestSalesforceDownAtStartCasesWait(t *testing.T) {
+	t.Parallel()
+	h := env(t)
+	h.sim.Inject(sfsim.Fault{Endpoint: "token", Kind: sfsim.KindDrop, Times: -1})
+	h.start()
+	if body := h.get("/readyz"); !strings.Contains(body, "salesforce") {
+		t.Errorf("/readyz does not report Salesforce: %s", body)
+	}
+	sub := report(2)
+	h.publish(h.event(sub.Report.Id, sub))
+	h.idle()
+	if c, _, err := h.store.Get(context.Background(), sub.Report.Id); err != nil || c.Submitted == nil {
+		t.Fatalf("the report was not recorded: %v", err)
+	}
+	h.sim.ClearFaults()
+	h.synced(sub.Report.Id)
+	h.checkWritten(sub)
 }
 
 // Salesforce commits the composite and the answer is lost: the client

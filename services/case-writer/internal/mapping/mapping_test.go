@@ -150,3 +150,16 @@ func TestRender(t *testing.T) {
 		t.Errorf("file (-want +got):\n%s", d)
 	}
 }
+
+// The README documents every source.
+func TestREADMEListsEverySource(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range mapping.Sources(true) {
+		if !strings.Contains(string(b), "| `"+s+"` |") {
+			t.Errorf("README.md does not list source %s", s)
+		}
+	}
+}
