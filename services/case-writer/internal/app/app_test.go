@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -68,8 +69,9 @@ func env(t testing.TB) *harness {
 	return h
 }
 
-// start runs the real case-writer wiring.
-func (h *harness) start() {
+// start runs the real case-writer wiring until the test ends or the
+// returned function stops it.
+func (h *harness) start() (stop func()) {
 	h.t.Helper()
 	a, err := app.New(h.t.Context(), h.cfg, testenv.Logger(h.t))
 	if err != nil {
@@ -83,19 +85,24 @@ func (h *harness) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx, ln) }()
-	h.t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			h.t.Errorf("case-writer stopped with %v", err)
-		}
-		a.Close()
-	})
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				h.t.Errorf("case-writer stopped with %v", err)
+			}
+			a.Close()
+		})
+	}
+	h.t.Cleanup(stop)
 	pool, err := pgxConnect(h.t, h.db)
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	h.t.Cleanup(pool.Close)
 	h.store, h.pool = store.New(pool), pool
+	return stop
 }
 
 func hexOf(n int) string {
@@ -315,6 +322,31 @@ func (h *harness) get(path string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// A replica stopped in the middle of a write gives the case back; another
+// replica writes it, once.
+func TestStopMidWriteAnotherReplicaWrites(t *testing.T) {
+	t.Parallel()
+	h := env(t)
+	stop := h.start()
+	// Slow enough to stop the replica inside it. (The simulator notices the
+	// client gone only after the delay, since it has not read the body yet;
+	// a short delay keeps the test's end quick.)
+	h.sim.Inject(sfsim.Fault{Endpoint: "composite", Kind: sfsim.KindSlow, DelayMS: 1500})
+	sub := report(3)
+	h.publish(h.event(sub.Report.Id, sub))
+	testenv.Eventually(t, 10*time.Second, "the first replica is writing", func() bool { return h.sim.Faults()[0].Fired == 1 })
+	stop()
+	if _, st, _ := h.store.Get(context.Background(), sub.Report.Id); st.SyncedRev != 0 {
+		t.Fatalf("status %+v", st)
+	}
+	h.start()
+	h.synced(sub.Report.Id)
+	h.checkWritten(sub)
+	if n := len(h.caseEvents(sub.Report.Id)); n != 1 {
+		t.Fatalf("%d case events, want 1", n)
+	}
 }
 
 // Salesforce is unreachable at start: the service starts, records events,

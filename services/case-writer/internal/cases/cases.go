@@ -5,7 +5,6 @@
 package cases
 
 import (
-	"maps"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -166,13 +165,3 @@ func (c *Case) FileState(fileID string) string {
 
 // FileStates lists every file state, for configuration checks.
 var FileStates = []string{StatePending, "uploaded", StateFailed, StateFinished, StateRetracted}
-
-// Clone returns a deep copy.
-func (c *Case) Clone() *Case {
-	out := *c
-	out.NCMECFiles = maps.Clone(c.NCMECFiles)
-	if c.Submitted != nil {
-		out.Submitted = proto.Clone(c.Submitted).(*pb.ReportSubmitted)
-	}
-	return &out
-}

@@ -188,6 +188,7 @@ func (s *Syncer) sync(ctx context.Context, cl *store.Claim) {
 	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer rcancel()
 	var outcome string
+	// events.New fails only for a payload that is not an event; these are.
 	switch {
 	case err == nil:
 		outcome = "upserted"
