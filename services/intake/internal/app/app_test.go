@@ -63,7 +63,7 @@ func masterKeys(t testing.TB) (string, *keyring.Keyring) {
 }
 
 // start runs the real intake wiring against real PostgreSQL, NATS and S3.
-func start(t testing.TB, s3 testenv.S3Env) *harness {
+func start(t testing.TB, s3 testenv.S3Env, opts ...func(*app.Config)) *harness {
 	t.Helper()
 	keysText, kr := masterKeys(t)
 	h := &harness{t: t, db: testenv.Postgres(t), nats: testenv.StartNATS(t), s3: s3, keys: kr,
@@ -75,6 +75,9 @@ func start(t testing.TB, s3 testenv.S3Env) *harness {
 			Bucket: s3.Bucket, Region: s3.Region},
 		MasterKeys: config.Secret(keysText), MasterKeyID: "k1", DevToken: token,
 		Limits: h.limit, SweepEvery: time.Hour,
+	}
+	for _, o := range opts {
+		o(&h.cfg)
 	}
 	a, err := app.New(t.Context(), h.cfg, testenv.Logger(t))
 	if err != nil {

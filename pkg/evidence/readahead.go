@@ -1,0 +1,89 @@
+package evidence
+
+import (
+	"io"
+	"sync"
+)
+
+// readAhead reads r on a goroutine of its own, up to depth chunks ahead of
+// its reader, and writes every chunk to sink (the hashes) before handing it
+// on. minio-go's streaming upload alternates between filling a part and
+// sending it; without read-ahead, receiving and hashing the next part would
+// wait for every send. With it they overlap, for depth × chunk bytes of
+// memory, and the hashes see whole chunks, not the 64 KiB reads of sio.
+type readAhead struct {
+	chunks chan []byte
+	free   chan []byte
+	stop   chan struct{}
+	once   sync.Once
+	wg     sync.WaitGroup
+	buf    []byte // the chunk being read, returned to free when used up
+	cur    []byte // what is left of buf
+	err    error  // set before chunks is closed
+}
+
+func newReadAhead(r io.Reader, sink io.Writer, chunk, depth int) *readAhead {
+	ra := &readAhead{
+		chunks: make(chan []byte, depth),
+		free:   make(chan []byte, depth+1),
+		stop:   make(chan struct{}),
+	}
+	for range depth + 1 {
+		ra.free <- make([]byte, chunk)
+	}
+	ra.wg.Add(1)
+	go func() {
+		defer ra.wg.Done()
+		defer close(ra.chunks)
+		for {
+			var buf []byte
+			select {
+			case buf = <-ra.free:
+			case <-ra.stop:
+				return
+			}
+			n, err := io.ReadFull(r, buf[:cap(buf)])
+			if n > 0 {
+				sink.Write(buf[:n]) // hashes never fail
+				select {
+				case ra.chunks <- buf[:n]:
+				case <-ra.stop:
+					return
+				}
+			}
+			if err == io.ErrUnexpectedEOF {
+				err = io.EOF
+			}
+			if err != nil {
+				ra.err = err
+				return
+			}
+		}
+	}()
+	return ra
+}
+
+func (ra *readAhead) Read(p []byte) (int, error) {
+	for len(ra.cur) == 0 {
+		if ra.buf != nil {
+			ra.free <- ra.buf
+			ra.buf = nil
+		}
+		c, ok := <-ra.chunks
+		if !ok {
+			return 0, ra.err
+		}
+		ra.buf, ra.cur = c, c
+	}
+	n := copy(p, ra.cur)
+	ra.cur = ra.cur[n:]
+	return n, nil
+}
+
+// Close stops the goroutine and waits for it, so that what it read (sizes,
+// hashes) may be looked at afterwards. It waits at most for one read of the
+// source in progress to return. Closing twice is harmless.
+func (ra *readAhead) Close() {
+	ra.once.Do(func() { close(ra.stop) })
+	ra.wg.Wait()
+}
