@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -48,6 +50,8 @@ type harness struct {
 	js       jetstream.JetStream
 	evidence *evidence.Store
 	running  *running
+	lastKey  *pb.WrappedKey
+	pg       *pgxpool.Pool
 }
 
 type harnessOpts struct {
@@ -320,12 +324,15 @@ func (h *harness) waitEnd(reportID string, timeout time.Duration) []*pb.Envelope
 
 func (h *harness) query(sql string, args ...any) pgx.Row {
 	h.t.Helper()
-	conn, err := pgx.Connect(context.Background(), h.db)
-	if err != nil {
-		h.t.Fatal(err)
+	if h.pg == nil {
+		pool, err := pgxpool.New(context.Background(), h.db)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		h.t.Cleanup(pool.Close)
+		h.pg = pool
 	}
-	h.t.Cleanup(func() { conn.Close(context.Background()) })
-	return conn.QueryRow(context.Background(), sql, args...)
+	return h.pg.QueryRow(context.Background(), sql, args...)
 }
 
 // submitAs is submit with a chosen report id.
@@ -352,4 +359,21 @@ func (h *harness) submitAs(id string, files ...testFile) []*pb.File {
 func testEventually(t testing.TB, cond func() bool) {
 	t.Helper()
 	testenv.Eventually(t, 30*time.Second, "condition", cond)
+}
+
+// submitReader stores one file read from r under report id without
+// publishing; the wrapped key is kept in h.lastKey for publishSubmitted.
+func (h *harness) submitReader(id, name string, r io.Reader) []*pb.File {
+	h.t.Helper()
+	dataKey, wrapped, err := h.keys.NewDataKey(id)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	key := "reports/" + id + "/" + events.NewID()
+	obj, err := h.evidence.Put(context.Background(), key, r, dataKey)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.lastKey = &pb.WrappedKey{MasterKeyId: wrapped.MasterKeyID, Ciphertext: wrapped.Ciphertext}
+	return []*pb.File{{Id: events.NewID(), Name: name, ObjectKey: key, Size: obj.Size, Md5: obj.MD5, Sha1: obj.SHA1, Sha256: obj.SHA256}}
 }
