@@ -110,6 +110,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		}
 	}
 	base.Ready("s3", a.evidence.Check)
+	base.Metrics.Registry.MustRegister(newReportGauges(base.Metrics.Service(), a.store))
 	a.consumer, err = stream.NewConsumer(ctx, base.JS, base.Pool, base.Metrics, log, progress.Consumer)
 	if err != nil {
 		log.Warn("progress consumer not created yet; NATS unreachable?", "err", err)
