@@ -172,7 +172,18 @@ func (b *Base) Close() {
 
 // Main runs a service's main function with a context that ends on SIGINT or
 // SIGTERM and a JSON logger in it, and exits non-zero when it fails.
+//
+// "<binary> healthcheck" instead asks the running service's /healthz and
+// exits 0 when it answers 200: container images without a shell or curl
+// (distroless) use it as their health check.
 func Main(name string, run func(ctx context.Context) error) {
+	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
+		if err := Healthcheck(os.Getenv("LISTEN_ADDR")); err != nil {
+			fmt.Fprintf(os.Stderr, "%s healthcheck: %v\n", name, err)
+			os.Exit(1)
+		}
+		return
+	}
 	log := logging.New(os.Stderr, name, os.Getenv("LOG_LEVEL"))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	ctx = logging.WithLogger(ctx, log)
@@ -183,6 +194,31 @@ func Main(name string, run func(ctx context.Context) error) {
 		os.Exit(1)
 	}
 	log.Info("stopped cleanly")
+}
+
+// Healthcheck GETs /healthz of the service listening on addr (LISTEN_ADDR;
+// an empty or wildcard host means this machine).
+func Healthcheck(addr string) error {
+	if addr == "" {
+		return errors.New("LISTEN_ADDR is not set: it names the port to check")
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("LISTEN_ADDR %q: %w", addr, err)
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	c := &http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get("http://" + net.JoinHostPort(host, port) + "/healthz")
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("/healthz answered %s", resp.Status)
+	}
+	return nil
 }
 
 // metricName turns "ncmec-reporter" into "ncmec_reporter".
