@@ -5,7 +5,8 @@
 // halfway.
 //
 // The state lives in the JetStream key-value bucket TAKEDOWN_FILINGS, keyed
-// by our report id, and changes only by compare-and-swap on the key's
+// by our report id and filing number (Key: a report filed again after a
+// retraction is a new NCMEC report with a handover of its own), and changes only by compare-and-swap on the key's
 // revision, so whichever service swaps first wins and the other sees the
 // winner's state:
 //
@@ -98,7 +99,10 @@ func (s *Store) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 	return kv, nil
 }
 
-// Get returns the report's state (None when unknown).
+// Key names one filing of a report in the bucket.
+func Key(reportID string, filing int) string { return fmt.Sprintf("%s.%d", reportID, filing) }
+
+// Get returns the filing's state (None when unknown); key is Key(report, filing).
 func (s *Store) Get(ctx context.Context, reportID string) (State, error) {
 	st, _, err := s.get(ctx, reportID)
 	return st, err

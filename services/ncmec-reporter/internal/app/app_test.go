@@ -103,7 +103,7 @@ func TestThreeFilesFinished(t *testing.T) {
 	if st := h.testSim.State(); len(st.Reports) != 0 {
 		t.Errorf("a production report reached the test environment")
 	}
-	hs, err := handover.New(h.js, handover.Config{}).Get(context.Background(), id)
+	hs, err := handover.New(h.js, handover.Config{}).Get(context.Background(), handover.Key(id, 1))
 	if err != nil || hs != handover.Finished {
 		t.Errorf("handover state %q, %v", hs, err)
 	}
@@ -175,7 +175,7 @@ func TestRetractionTakesOver(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	id := events.NewID()
 	ho := handover.New(h.js, handover.Config{})
-	if ok, _, err := ho.Claim(context.Background(), id, []handover.State{handover.None}, handover.Retracting); !ok || err != nil {
+	if ok, _, err := ho.Claim(context.Background(), handover.Key(id, 1), []handover.State{handover.None}, handover.Retracting); !ok || err != nil {
 		t.Fatal(ok, err)
 	}
 	h.start(app.Options{})

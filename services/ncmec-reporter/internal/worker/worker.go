@@ -320,6 +320,12 @@ func (j *job) run() error {
 		// /submit was sent (or about to be) and its answer never recorded.
 		return &fatal{step: StepSubmit, desc: ambiguousSubmit("the reporter stopped after sending /submit and before recording NCMEC's answer")}
 	case store.StatePending:
+		// Staff may have retracted before anything was sent: then nothing
+		// is, and the failure event (nothing opened) tells the retraction
+		// service there is no NCMEC report to retract.
+		if st, err := j.p.d.Handover.Get(j.ctx, handover.Key(f.ReportID, f.Filing)); err == nil && (st == handover.Retracting || st == handover.Retracted) {
+			return &fatal{step: StepSubmit, desc: "staff asked for a retraction before the report was filed with NCMEC; nothing was sent"}
+		}
 		if err := j.submit(); err != nil {
 			return err
 		}
@@ -328,7 +334,7 @@ func (j *job) run() error {
 		return &fatal{step: StepSubmit, desc: "internal: an open filing without an NCMEC report id"}
 	}
 	// Retraction may have taken over while this filing waited.
-	if st, err := j.p.d.Handover.Get(j.ctx, f.ReportID); err == nil && (st == handover.Retracting || st == handover.Retracted) {
+	if st, err := j.p.d.Handover.Get(j.ctx, handover.Key(f.ReportID, f.Filing)); err == nil && (st == handover.Retracting || st == handover.Retracted) {
 		return errRetracted
 	}
 	if err := j.files(); err != nil {
@@ -402,7 +408,7 @@ func (j *job) submit() error {
 	}
 	// Announce "filing" to the retraction service; if the bucket is away,
 	// the claim before /finish accepts a report it never saw.
-	if _, _, err := j.p.d.Handover.Claim(j.ctx, f.ReportID, []handover.State{handover.None}, handover.Filing); err != nil {
+	if _, _, err := j.p.d.Handover.Claim(j.ctx, handover.Key(f.ReportID, f.Filing), []handover.State{handover.None}, handover.Filing); err != nil {
 		j.log.Warn("handover: could not mark the report as filing; will claim before finish", "err", err)
 	}
 	return nil
@@ -580,7 +586,7 @@ func (j *job) callFailed(step string, idx *int, fileID string, err error) error 
 		// is better than abandoning the report (README, "duplicates").
 		return &transient{step: step, err: err}
 	case code == ncmec.CodeAlreadyRetracted:
-		if st, herr := j.p.d.Handover.Get(j.ctx, j.f.ReportID); herr == nil && (st == handover.Retracting || st == handover.Retracted) {
+		if st, herr := j.p.d.Handover.Get(j.ctx, handover.Key(j.f.ReportID, j.f.Filing)); herr == nil && (st == handover.Retracting || st == handover.Retracted) {
 			return errRetracted
 		}
 		return &fatal{step: step, code: code, fileID: fileID, desc: "NCMEC says the report was retracted, though not by our retraction service: " + err.Error()}
@@ -601,7 +607,7 @@ func describe(err error) string {
 
 func (j *job) finish() error {
 	f := j.f
-	ok, cur, err := j.p.d.Handover.Claim(j.ctx, f.ReportID, []handover.State{handover.None, handover.Filing}, handover.Finishing)
+	ok, cur, err := j.p.d.Handover.Claim(j.ctx, handover.Key(f.ReportID, f.Filing), []handover.State{handover.None, handover.Filing}, handover.Finishing)
 	if err != nil {
 		// Never finish without the claim: wait for the bucket.
 		return &transient{step: StepFinish, err: fmt.Errorf("handover store unavailable: %w", err)}
@@ -659,7 +665,7 @@ func (j *job) finish() error {
 	if err := j.p.crashAt("finish"); err != nil {
 		return err
 	}
-	if _, _, err := j.p.d.Handover.Claim(j.ctx, f.ReportID, []handover.State{handover.Finishing}, handover.Finished); err != nil {
+	if _, _, err := j.p.d.Handover.Claim(j.ctx, handover.Key(f.ReportID, f.Filing), []handover.State{handover.Finishing}, handover.Finished); err != nil {
 		// "finishing" already makes the retraction service answer 409.
 		j.log.Warn("handover: could not mark the report finished", "err", err)
 	}
