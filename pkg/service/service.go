@@ -34,9 +34,13 @@ import (
 
 // Config is the configuration every service shares.
 type Config struct {
-	ListenAddr      string
-	DatabaseURL     config.Secret // may carry a password
-	NATSURL         string
+	ListenAddr  string
+	DatabaseURL config.Secret // may carry a password
+	NATSURL     string
+	// NATSUser and NATSPassword sign in to a server with one user per
+	// service (deploy/nats/nats.conf); empty for a server without users.
+	NATSUser        string
+	NATSPassword    config.Secret
 	StreamReplicas  int
 	ShutdownTimeout time.Duration
 }
@@ -47,6 +51,8 @@ func LoadConfig(l *config.Loader, defaultAddr string) Config {
 		ListenAddr:      l.String("LISTEN_ADDR", defaultAddr),
 		DatabaseURL:     l.Secret("DATABASE_URL", config.Required),
 		NATSURL:         l.String("NATS_URL", "nats://127.0.0.1:4222"),
+		NATSUser:        l.String("NATS_USER", ""),
+		NATSPassword:    l.Secret("NATS_PASSWORD", config.Optional),
 		StreamReplicas:  l.Int("STREAM_REPLICAS", 1, 1, 5),
 		ShutdownTimeout: l.Duration("SHUTDOWN_TIMEOUT", 30*time.Second),
 	}
@@ -76,7 +82,11 @@ func Open(ctx context.Context, name, schema string, cfg Config, log *slog.Logger
 		pool.Close()
 		return nil, err
 	}
-	nc, js, err := stream.Connect(cfg.NATSURL, name)
+	var natsOpts []nats.Option
+	if cfg.NATSUser != "" {
+		natsOpts = append(natsOpts, nats.UserInfo(cfg.NATSUser, cfg.NATSPassword.Reveal()))
+	}
+	nc, js, err := stream.Connect(cfg.NATSURL, name, natsOpts...)
 	if err != nil {
 		pool.Close()
 		return nil, err
