@@ -147,6 +147,7 @@ func run(ctx context.Context, root string, natsPort, s3Port, pgPort int) error {
 		"MASTER_KEYS=dev1:" + masterKey, "MASTER_KEY_ID=dev1",
 		"NCMEC_URL=http://127.0.0.1:8090/ispws", "NCMEC_USERNAME=" + ncmecUser, "NCMEC_PASSWORD=" + ncmecPass,
 		"NCMEC_TEST_URL=http://127.0.0.1:8090/ispws", "NCMEC_TEST_USERNAME=" + ncmecUser, "NCMEC_TEST_PASSWORD=" + ncmecPass,
+		"NCMEC_REPORTER_FIRST_NAME=Trust", "NCMEC_REPORTER_LAST_NAME=Safety", "NCMEC_REPORTER_EMAIL=trust-safety@example.com",
 		"SALESFORCE_URL=http://127.0.0.1:8091", "SALESFORCE_CLIENT_ID=" + sfClient, "SALESFORCE_CLIENT_SECRET=" + sfSecret,
 	}
 	for _, s := range []struct{ name, addr string }{

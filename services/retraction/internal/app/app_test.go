@@ -1,0 +1,476 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"takedown/pkg/auth"
+	"takedown/pkg/config"
+	"takedown/pkg/events"
+	"takedown/pkg/handover"
+	"takedown/pkg/ncmec"
+	"takedown/pkg/ncmec/ncmecsim"
+	pb "takedown/pkg/proto/takedown/v1"
+	"takedown/pkg/service"
+	"takedown/pkg/stream"
+	"takedown/pkg/testenv"
+	"takedown/services/retraction/internal/app"
+	"takedown/services/retraction/internal/retract"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+const (
+	token         = "test-token"
+	reporterToken = "reporter-only"
+)
+
+// reporterOnly authenticates a staff member who may report but not retract.
+func reporterOnly(r *http.Request) (auth.Staff, bool, error) {
+	if r.Header.Get("Authorization") != "Bearer "+reporterToken {
+		return auth.Staff{}, false, nil
+	}
+	return auth.Staff{Subject: "rita", Name: "Rita", Roles: []string{auth.RoleReporter}}, true, nil
+}
+
+type harness struct {
+	t      *testing.T
+	url    string
+	sim    *ncmecsim.Server
+	client *ncmec.Client
+	js     jetstream.JetStream
+	nc     *nats.Conn
+	ho     *handover.Store
+}
+
+func start(t *testing.T, opts ...func(*app.Config)) *harness {
+	t.Helper()
+	sim, simURL := ncmecsim.StartTest(t, ncmecsim.Options{})
+	n := testenv.StartNATS(t)
+	cfg := app.Config{
+		Service: service.Config{ListenAddr: "127.0.0.1:0", DatabaseURL: config.Secret(testenv.Postgres(t)), NATSURL: n.URL(),
+			StreamReplicas: 1, ShutdownTimeout: 5 * time.Second},
+		NCMEC: ncmec.Environments{
+			Production:  ncmec.Environment{Name: "production", URL: simURL, Username: ncmecsim.TestUsername, Password: ncmecsim.TestPassword},
+			CallTimeout: 5 * time.Second,
+		},
+		DevToken:         token,
+		ReporterConsumer: "ncmec-reporter",
+		Retract: retract.Config{Poll: 20 * time.Millisecond, Lease: 5 * time.Second, MinDelay: 10 * time.Millisecond,
+			MaxDelay: 50 * time.Millisecond, GiveUpAfter: time.Hour, StaleAfter: time.Hour, Sweep: time.Hour},
+		Auth: []auth.Authenticator{reporterOnly},
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	a, err := app.New(t.Context(), cfg, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := a.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("retraction stopped with %v", err)
+		}
+		a.Close()
+	})
+	nc, js, err := stream.Connect(n.URL(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	client, err := ncmec.New(ncmec.Options{BaseURL: simURL, Username: ncmecsim.TestUsername, Password: ncmecsim.TestPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &harness{t: t, url: "http://" + ln.Addr().String(), sim: sim, client: client, js: js, nc: nc,
+		ho: handover.New(js, handover.Config{})}
+}
+
+// emit publishes an event as its owning service's relay would.
+func (h *harness) emit(reportID string, payload proto.Message) *pb.Envelope {
+	h.t.Helper()
+	ev, err := events.New(reportID, events.Service("test"), payload)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	b, _ := events.Marshal(ev)
+	msg := nats.NewMsg(events.Subject(ev.Type))
+	msg.Data = b
+	msg.Header.Set(jetstream.MsgIDHeader, ev.EventId)
+	if _, err := h.js.PublishMsg(context.Background(), msg); err != nil {
+		h.t.Fatal(err)
+	}
+	return ev
+}
+
+// submitted announces a new report, as intake does.
+func (h *harness) submitted() string {
+	id := events.NewID()
+	h.emit(id, &pb.ReportSubmitted{Report: &pb.Report{Id: id, Filing: 1, IncidentTime: timestamppb.Now()}})
+	return id
+}
+
+// open files a report at the simulator and announces it, as the reporter does.
+func (h *harness) open(id string) int64 {
+	h.t.Helper()
+	doc, err := ncmec.EncodeReport(&ncmec.Report{
+		IncidentSummary: ncmec.IncidentSummary{IncidentType: ncmec.IncidentChildPornography, IncidentDateTime: time.Now().Add(-time.Hour)},
+		Reporter: ncmec.Reporter{ReportingPerson: ncmec.Person{FirstName: "Trust", LastName: "Safety",
+			Email: []ncmec.Email{{Address: "tns@example.com"}}}},
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	resp, err := h.client.SubmitXML(context.Background(), doc)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if ok, _, err := h.ho.Claim(context.Background(), handover.Key(id, 1), []handover.State{handover.None}, handover.Filing); !ok || err != nil {
+		h.t.Fatalf("claim filing: %v %v", ok, err)
+	}
+	h.emit(id, &pb.NcmecOpened{NcmecReportId: resp.ReportID, Environment: "production", Filing: 1})
+	return resp.ReportID
+}
+
+func (h *harness) status(ncmecID int64) string {
+	r, ok := h.sim.Report(ncmecID)
+	if !ok {
+		return "missing"
+	}
+	return r.Status
+}
+
+func (h *harness) calls(endpoint string) int { return h.sim.State().Calls[endpoint] }
+
+func (h *harness) retract(id, tok, reason string) (int, map[string]any) {
+	h.t.Helper()
+	body, _ := json.Marshal(map[string]string{"reason": reason})
+	req, _ := http.NewRequest(http.MethodPost, h.url+"/api/v1/reports/"+id+"/retraction", bytes.NewReader(body))
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+func (h *harness) state(id string) map[string]any {
+	req, _ := http.NewRequest(http.MethodGet, h.url+"/api/v1/reports/"+id+"/retraction", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	json.NewDecoder(resp.Body).Decode(&out)
+	return out
+}
+
+// count returns how many events of type about report are in the stream.
+func (h *harness) count(typ, report string) int {
+	h.t.Helper()
+	s, err := h.js.Stream(context.Background(), events.Stream)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	n := 0
+	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(context.Background(), seq)
+		if err != nil || m.Subject != events.Subject(typ) {
+			continue
+		}
+		ev, err := events.Unmarshal(m.Data)
+		if err == nil && ev.ReportId == report {
+			n++
+		}
+	}
+	return n
+}
+
+func (h *harness) waitRetracted(id string, ncmecID int64) {
+	h.t.Helper()
+	testenv.Eventually(h.t, 10*time.Second, "the report is retracted at NCMEC and the event published", func() bool {
+		return h.status(ncmecID) == "retracted" && h.count(events.NcmecRetracted, id) == 1
+	})
+}
+
+func TestFailureAtEachStepAfterOpeningIsRetractedOnce(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	for _, step := range []string{"upload", "fileinfo", "finish"} {
+		t.Run(step, func(t *testing.T) {
+			id := h.submitted()
+			nid := h.open(id)
+			before := h.calls("retract")
+			failed := &pb.NcmecFailed{Step: step, Code: 2000, Description: "injected", ReportOpened: true, NcmecReportId: nid}
+			h.emit(id, failed)
+			h.emit(id, failed) // a second delivery of the same failure (a new event id) changes nothing
+			h.waitRetracted(id, nid)
+			testenv.Eventually(t, 5*time.Second, "the status says retracted", func() bool { return h.state(id)["retraction"] == "retracted" })
+			if n := h.calls("retract") - before; n != 1 {
+				t.Fatalf("%d /retract calls, want exactly 1", n)
+			}
+			if st, _ := h.ho.Get(context.Background(), handover.Key(id, 1)); st != handover.Retracted {
+				t.Errorf("handover state %q", st)
+			}
+		})
+	}
+}
+
+func TestTransientNCMECFaultsAreRetried(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	id := h.submitted()
+	nid := h.open(id)
+	h.sim.Inject(ncmecsim.Fault{Endpoint: "retract", Kind: "http", Status: 503, Times: 2})
+	h.emit(id, &pb.NcmecFailed{Step: "upload", Code: 2000, ReportOpened: true, NcmecReportId: nid})
+	h.waitRetracted(id, nid)
+	if n := h.count(events.NcmecRetractionFailed, id); n != 0 {
+		t.Fatalf("%d retraction_failed events for a transient fault", n)
+	}
+}
+
+func TestLostRetractAnswerIsRepeatedAnd5101CountsAsDone(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	id := h.submitted()
+	nid := h.open(id)
+	h.sim.Inject(ncmecsim.Fault{Endpoint: "retract", Kind: "lost_response", Times: 1})
+	h.emit(id, &pb.NcmecFailed{Step: "fileinfo", Code: 2000, ReportOpened: true, NcmecReportId: nid})
+	h.waitRetracted(id, nid)
+}
+
+func TestPermanentFaultEndsInRetractionFailed(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	id := h.submitted()
+	nid := h.open(id)
+	h.sim.Inject(ncmecsim.Fault{Endpoint: "retract", Kind: "code", Code: 3100, Times: -1})
+	h.emit(id, &pb.NcmecFailed{Step: "upload", Code: 2000, ReportOpened: true, NcmecReportId: nid})
+	testenv.Eventually(t, 10*time.Second, "retraction_failed published", func() bool { return h.count(events.NcmecRetractionFailed, id) == 1 })
+	if st := h.state(id); st["retraction"] != "failed" || !strings.Contains(st["last_error"].(string), "3100") {
+		t.Fatalf("state %v", st)
+	}
+}
+
+func TestReporterExhaustingDeliveriesIsRetractedThroughTheAdvisory(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	id := h.submitted()
+	nid := h.open(id)
+	// The reporter's consumer gives up on the report's event.
+	cons, err := h.js.CreateOrUpdateConsumer(context.Background(), events.Stream, jetstream.ConsumerConfig{
+		Durable: "ncmec-reporter", AckPolicy: jetstream.AckExplicitPolicy, MaxDeliver: 2,
+		FilterSubject: events.Subject(events.ReportSubmitted), AckWait: time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range batch.Messages() {
+			m.Nak()
+		}
+	}
+	// The server gives up, and says so, when the consumer next pulls.
+	if _, err := cons.Fetch(1, jetstream.FetchMaxWait(500*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, "the advisory is kept", func() bool {
+		s, err := h.js.Stream(context.Background(), retract.AdvisoryStream)
+		if err != nil {
+			return false
+		}
+		info, err := s.Info(context.Background())
+		return err == nil && info.State.Msgs > 0
+	})
+	h.waitRetracted(id, nid)
+	if st := h.state(id); !strings.Contains(st["reason"].(string), "gave up") {
+		t.Errorf("reason %v", st["reason"])
+	}
+}
+
+func TestRetractingAFinishedReportIs409AndSendsNothing(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	id := h.submitted()
+	nid := h.open(id)
+	ctx := context.Background()
+	h.ho.Claim(ctx, handover.Key(id, 1), []handover.State{handover.Filing}, handover.Finishing)
+	if _, err := h.client.Finish(ctx, nid); err != nil {
+		t.Fatal(err)
+	}
+	h.ho.Claim(ctx, handover.Key(id, 1), []handover.State{handover.Finishing}, handover.Finished)
+	h.emit(id, &pb.NcmecFinished{NcmecReportId: nid})
+	status, out := h.retract(id, token, "changed my mind")
+	if status != http.StatusConflict || out["error"].(map[string]any)["code"] != "finished" {
+		t.Fatalf("got %d %v, want 409 finished", status, out)
+	}
+	if n := h.calls("retract"); n != 0 {
+		t.Fatalf("%d /retract calls, want none", n)
+	}
+	if h.status(nid) != "finished" {
+		t.Fatal("the finished report changed")
+	}
+}
+
+func TestRetractingTwiceRetractsOnce(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	id := h.submitted()
+	nid := h.open(id)
+	testenv.Eventually(t, 5*time.Second, "the service learnt of the report", func() bool { return h.state(id)["ncmec_report_id"] == float64(nid) })
+	if status, out := h.retract(id, token, "uploaded by mistake"); status != http.StatusAccepted {
+		t.Fatalf("first: %d %v", status, out)
+	}
+	status, out := h.retract(id, token, "again")
+	if status != http.StatusConflict || out["error"].(map[string]any)["code"] != "already_retracted" {
+		t.Fatalf("second: %d %v, want 409 already_retracted", status, out)
+	}
+	h.waitRetracted(id, nid)
+	if n := h.calls("retract"); n != 1 {
+		t.Fatalf("%d /retract calls, want 1", n)
+	}
+	if st := h.state(id); st["reason"] != "uploaded by mistake" || st["requested_by"] != "development sign-in" {
+		t.Errorf("state %v", st)
+	}
+	if n := h.count(events.RetractionRequested, id); n != 1 {
+		t.Errorf("%d retraction.requested events, want 1", n)
+	}
+}
+
+// The race of issue 5: whoever claims the report first wins, and the other
+// side backs off, whatever the timing.
+func TestRetractionWhileUploadingEndsRetractedNeverFinished(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	id := h.submitted()
+	nid := h.open(id)
+	testenv.Eventually(t, 5*time.Second, "the service learnt of the report", func() bool { return h.state(id)["ncmec_report_id"] == float64(nid) })
+	if status, out := h.retract(id, token, "wrong account"); status != http.StatusAccepted {
+		t.Fatalf("%d %v", status, out)
+	}
+	// The reporter, done uploading, asks for the finish claim and is refused.
+	ok, cur, err := h.ho.Claim(context.Background(), handover.Key(id, 1), []handover.State{handover.None, handover.Filing}, handover.Finishing)
+	if ok || err != nil || (cur != handover.Retracting && cur != handover.Retracted) {
+		t.Fatalf("the reporter got the finish claim after a retraction began: ok=%v cur=%v err=%v", ok, cur, err)
+	}
+	h.waitRetracted(id, nid)
+	if n := h.sim.State().Calls["finish"]; n != 0 {
+		t.Fatalf("%d finish calls", n)
+	}
+}
+
+func TestRetractionWhileFinishingIs409AndTheReportEndsFinished(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	id := h.submitted()
+	nid := h.open(id)
+	ctx := context.Background()
+	testenv.Eventually(t, 5*time.Second, "the service learnt of the report", func() bool { return h.state(id)["ncmec_report_id"] == float64(nid) })
+	if ok, _, _ := h.ho.Claim(ctx, handover.Key(id, 1), []handover.State{handover.Filing}, handover.Finishing); !ok {
+		t.Fatal("the reporter could not claim the finish")
+	}
+	status, out := h.retract(id, token, "too late")
+	if status != http.StatusConflict || out["error"].(map[string]any)["code"] != "finished" {
+		t.Fatalf("got %d %v, want 409 finished", status, out)
+	}
+	if _, err := h.client.Finish(ctx, nid); err != nil {
+		t.Fatal(err)
+	}
+	if h.status(nid) != "finished" || h.calls("retract") != 0 {
+		t.Fatalf("status %s, %d retract calls", h.status(nid), h.calls("retract"))
+	}
+}
+
+func TestRetractionBeforeNCMECOpenedSendsNothing(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	id := h.submitted()
+	testenv.Eventually(t, 5*time.Second, "the service learnt of the report", func() bool { return h.state(id)["retraction"] == "none" })
+	if status, out := h.retract(id, token, "duplicate"); status != http.StatusAccepted {
+		t.Fatalf("%d %v", status, out)
+	}
+	// The reporter finds the claim taken before /submit and files nothing.
+	if st, _ := h.ho.Get(context.Background(), handover.Key(id, 1)); st != handover.Retracting {
+		t.Fatalf("handover %q", st)
+	}
+	h.emit(id, &pb.NcmecFailed{Step: "submit", Description: "staff asked for a retraction before the report was filed", ReportOpened: false})
+	testenv.Eventually(t, 10*time.Second, "retracted without NCMEC", func() bool {
+		return h.state(id)["retraction"] == "retracted" && h.count(events.NcmecRetracted, id) == 1
+	})
+	if n := h.calls("retract") + h.calls("submit"); n != 0 {
+		t.Fatalf("%d NCMEC calls", n)
+	}
+}
+
+func TestSweepRetractsAReportLeftOpen(t *testing.T) {
+	t.Parallel()
+	h := start(t, func(c *app.Config) { c.Retract.StaleAfter, c.Retract.Sweep = 300*time.Millisecond, 50*time.Millisecond })
+	id := h.submitted()
+	nid := h.open(id) // and then nothing: the failure event was lost
+	h.waitRetracted(id, nid)
+	if st := h.state(id); !strings.Contains(st["reason"].(string), "unchanged") {
+		t.Errorf("reason %v", st["reason"])
+	}
+}
+
+func TestEndpointRefusals(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	id := h.submitted()
+	h.open(id)
+	testenv.Eventually(t, 5*time.Second, "the service learnt of the report", func() bool { return h.state(id)["retraction"] == "none" })
+	for _, c := range []struct {
+		name, tok, reason string
+		status            int
+		code              string
+	}{
+		{"missing token", "", "why", 401, "unauthenticated"},
+		{"wrong token", "nope", "why", 401, "unauthenticated"},
+		{"no retractor role", reporterToken, "why", 403, "forbidden"},
+		{"empty reason", token, "  ", 400, "invalid"},
+	} {
+		status, out := h.retract(id, c.tok, c.reason)
+		if status != c.status || out["error"].(map[string]any)["code"] != c.code {
+			t.Errorf("%s: got %d %v, want %d %s", c.name, status, out, c.status, c.code)
+		}
+	}
+	if status, _ := h.retract(events.NewID(), token, "why"); status != http.StatusNotFound {
+		t.Errorf("unknown report: %d", status)
+	}
+	if h.state(id)["retraction"] != "none" || h.calls("retract") != 0 {
+		t.Fatal("a refused request changed something")
+	}
+}
