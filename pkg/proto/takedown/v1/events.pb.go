@@ -658,12 +658,15 @@ func (x *Report) GetFiling() uint32 {
 }
 
 type Uploader struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Username      string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
-	Email         string                 `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
-	Ip            string                 `protobuf:"bytes,3,opt,name=ip,proto3" json:"ip,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Username string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	Email    string                 `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
+	Ip       string                 `protobuf:"bytes,3,opt,name=ip,proto3" json:"ip,omitempty"`
+	// NCMEC report ids of earlier finished reports about the same uploader
+	// (same username or e-mail), for the report's priorCTReports.
+	PriorNcmecReportIds []int64 `protobuf:"varint,4,rep,packed,name=prior_ncmec_report_ids,json=priorNcmecReportIds,proto3" json:"prior_ncmec_report_ids,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *Uploader) Reset() {
@@ -715,6 +718,13 @@ func (x *Uploader) GetIp() string {
 		return x.Ip
 	}
 	return ""
+}
+
+func (x *Uploader) GetPriorNcmecReportIds() []int64 {
+	if x != nil {
+		return x.PriorNcmecReportIds
+	}
+	return nil
 }
 
 type File struct {
@@ -1673,11 +1683,12 @@ const file_takedown_v1_events_proto_rawDesc = "" +
 	"\x04test\x18\r \x01(\bR\x04test\x12!\n" +
 	"\fsubmitted_by\x18\x0e \x01(\tR\vsubmittedBy\x12=\n" +
 	"\fsubmitted_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\vsubmittedAt\x12\x16\n" +
-	"\x06filing\x18\x10 \x01(\rR\x06filing\"L\n" +
+	"\x06filing\x18\x10 \x01(\rR\x06filing\"\x81\x01\n" +
 	"\bUploader\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x0e\n" +
-	"\x02ip\x18\x03 \x01(\tR\x02ip\"\xf2\x04\n" +
+	"\x02ip\x18\x03 \x01(\tR\x02ip\x123\n" +
+	"\x16prior_ncmec_report_ids\x18\x04 \x03(\x03R\x13priorNcmecReportIds\"\xf2\x04\n" +
 	"\x04File\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\rR\x05index\x12\x12\n" +

@@ -78,8 +78,8 @@ func Report(sub *pb.ReportSubmitted, rep Reporter, now time.Time) (*ncmec.Report
 	if len(r.Urls) > 0 {
 		out.InternetDetails = []ncmec.InternetDetails{{WebPageIncident: &ncmec.WebPageIncident{URL: r.Urls}}}
 	}
-	if u := r.GetUploader(); u != nil && (u.Username != "" || u.Email != "" || u.Ip != "") {
-		p := ncmec.PersonOrUserReported{ScreenName: u.Username}
+	if u := r.GetUploader(); u != nil && (u.Username != "" || u.Email != "" || u.Ip != "" || len(u.PriorNcmecReportIds) > 0) {
+		p := ncmec.PersonOrUserReported{ScreenName: u.Username, PriorCTReports: u.PriorNcmecReportIds}
 		if u.Email != "" {
 			p.PersonOrUserReportedPerson = &ncmec.Person{Email: []ncmec.Email{{Address: u.Email}}}
 		}
