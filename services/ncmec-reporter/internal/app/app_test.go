@@ -170,7 +170,10 @@ func TestInvalidEventFails(t *testing.T) {
 
 // The retraction service took over before /finish: the worker stops, finishes
 // nothing and announces nothing more.
-func TestRetractionTakesOver(t *testing.T) {
+// A retraction that began before the report reached NCMEC stops it from
+// ever being opened; the failure event says nothing was opened, which is
+// how the retraction service knows there is nothing to retract.
+func TestRetractionBeforeSubmitFilesNothing(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, harnessOpts{})
 	id := events.NewID()
@@ -183,16 +186,32 @@ func TestRetractionTakesOver(t *testing.T) {
 	var state string
 	testEventually(t, func() bool {
 		_ = h.query(`SELECT state FROM ncmec.filings WHERE report_id = $1`, id).Scan(&state)
-		return state == "retracted"
+		return state == "failed"
 	})
-	for _, r := range h.sim.State().Reports {
-		if r.Status == ncmecsim.StatusFinished {
-			t.Fatal("a retracting report was finished")
+	if n := len(h.sim.State().Reports); n != 0 {
+		t.Fatalf("%d NCMEC reports opened for a report retracted before filing", n)
+	}
+	testEventually(t, func() bool {
+		for _, e := range h.events(id) {
+			if e.Type == events.NcmecFailed {
+				return true
+			}
+		}
+		return false
+	})
+	var failed int
+	for _, e := range h.events(id) {
+		switch e.Type {
+		case events.NcmecOpened, events.NcmecFinished:
+			t.Fatalf("unexpected %s", e.Type)
+		case events.NcmecFailed:
+			if f := e.GetNcmecFailed(); f.ReportOpened || f.Step != "submit" {
+				t.Fatalf("failed event %v", f)
+			}
+			failed++
 		}
 	}
-	for _, e := range h.events(id) {
-		if e.Type == events.NcmecFinished || e.Type == events.NcmecFailed {
-			t.Fatalf("unexpected %s", e.Type)
-		}
+	if failed != 1 {
+		t.Fatalf("%d failed events, want 1", failed)
 	}
 }
