@@ -1,0 +1,328 @@
+package deploy_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"takedown/pkg/events"
+	"takedown/pkg/handover"
+	"takedown/pkg/metrics"
+	"takedown/pkg/stream"
+	"takedown/pkg/testenv"
+)
+
+// owned is the event ownership of DESIGN.md §3: who may publish what.
+var owned = map[string][]string{
+	"intake":         {events.ReportSubmitted, events.StaffAction},
+	"ncmec-reporter": {events.NcmecOpened, events.NcmecFileUploaded, events.NcmecFinished, events.NcmecFailed},
+	"case-writer":    {events.CaseUpserted, events.CaseFailed},
+	"retraction":     {events.NcmecRetracted, events.NcmecRetractionFailed, events.RetractionRequested},
+	"audit-logger":   {events.StaffAction},
+}
+
+// durable is each service's consumer of the TAKEDOWN stream.
+var durable = map[string]string{
+	"intake": "intake-progress", "ncmec-reporter": "ncmec-reporter", "case-writer": "case-writer",
+	"retraction": "retraction", "audit-logger": "audit-logger",
+}
+
+var allTypes = []string{
+	events.ReportSubmitted, events.NcmecOpened, events.NcmecFileUploaded, events.NcmecFinished, events.NcmecFailed,
+	events.NcmecRetracted, events.NcmecRetractionFailed, events.CaseUpserted, events.CaseFailed,
+	events.RetractionRequested, events.StaffAction,
+}
+
+// natsServer runs deploy/nats/nats.conf, as docker-compose does, on a free
+// loopback port with a temporary store. Only what cannot work in a test is
+// changed: addresses, store directory, logging.
+func natsServer(t *testing.T) (url string, passwords map[string]string) {
+	t.Helper()
+	passwords = map[string]string{}
+	for svc := range owned {
+		passwords[svc] = "pw-" + svc
+		t.Setenv("NATS_PASSWORD_"+strings.ToUpper(strings.ReplaceAll(svc, "-", "_")), passwords[svc])
+	}
+	opts, err := server.ProcessConfigFile("nats/nats.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !opts.SyncAlways || !opts.JetStream {
+		t.Errorf("nats.conf: JetStream %v, sync_interval always %v; want both", opts.JetStream, opts.SyncAlways)
+	}
+	opts.Host, opts.Port, opts.HTTPPort = "127.0.0.1", -1, 0
+	opts.StoreDir = t.TempDir()
+	opts.NoSigs, opts.NoLog = true, true
+	s, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats did not start")
+	}
+	t.Cleanup(s.Shutdown)
+	return s.ClientURL(), passwords
+}
+
+// client is one service's connection, recording the permission violations
+// the server reports.
+type client struct {
+	nc *nats.Conn
+	js jetstream.JetStream
+
+	mu     sync.Mutex
+	denied []string
+}
+
+func connect(t *testing.T, url, user, password string) *client {
+	t.Helper()
+	c := &client{}
+	nc, err := nats.Connect(url, nats.UserInfo(user, password), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		c.mu.Lock()
+		c.denied = append(c.denied, err.Error())
+		c.mu.Unlock()
+	}))
+	if err != nil {
+		t.Fatalf("%s: %v", user, err)
+	}
+	t.Cleanup(nc.Close)
+	c.nc = nc
+	c.js, _ = jetstream.New(nc)
+	return c
+}
+
+// wasDenied reports whether the server refused something naming subject.
+func (c *client) wasDenied(subject string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.ContainsFunc(c.denied, func(e string) bool { return strings.Contains(e, `"`+subject+`"`) })
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+// Each service's user can do what the service really does, through the
+// same library calls: provision the stream, create and read its durable
+// consumer, publish its own events, and (reporter, retraction) use the
+// handover bucket.
+func TestNATSPermissionsAllowWhatEachServiceDoes(t *testing.T) {
+	url, pw := natsServer(t)
+	log := slog.New(slog.DiscardHandler)
+	for svc, types := range owned {
+		c := connect(t, url, svc, pw[svc])
+		if _, err := stream.Provision(ctx(t), c.js, stream.Config{}); err != nil {
+			t.Fatalf("%s: provision: %v", svc, err)
+		}
+		m := metrics.New(svc)
+		if _, err := stream.NewConsumer(ctx(t), c.js, nil, m, log, stream.ConsumerConfig{Durable: durable[svc]}); err != nil {
+			t.Fatalf("%s: consumer: %v", svc, err)
+		}
+		for _, typ := range types {
+			if _, err := c.js.Publish(ctx(t), events.Subject(typ), []byte("x"), jetstream.WithMsgID(svc+typ)); err != nil {
+				t.Errorf("%s: publish its own %s: %v", svc, typ, err)
+			}
+		}
+		cons, err := c.js.Consumer(ctx(t), events.Stream, durable[svc])
+		if err != nil {
+			t.Fatalf("%s: consumer info: %v", svc, err)
+		}
+		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatalf("%s: fetch: %v", svc, err)
+		}
+		n := 0
+		for msg := range batch.Messages() {
+			if err := msg.DoubleAck(ctx(t)); err != nil {
+				t.Errorf("%s: ack: %v", svc, err)
+			}
+			n++
+		}
+		if n != 1 || batch.Error() != nil {
+			t.Errorf("%s: fetched %d events (%v), want 1", svc, n, batch.Error())
+		}
+		if svc == "ncmec-reporter" || svc == "retraction" {
+			h := handover.New(c.js, handover.Config{})
+			if _, _, err := h.Claim(ctx(t), "r-"+svc, []handover.State{handover.None}, handover.Filing); err != nil {
+				t.Errorf("%s: handover claim: %v", svc, err)
+			}
+			if _, err := h.Get(ctx(t), "r-"+svc); err != nil {
+				t.Errorf("%s: handover get: %v", svc, err)
+			}
+		}
+		if len(c.denied) > 0 {
+			t.Errorf("%s: refused: %v", svc, c.denied)
+		}
+	}
+}
+
+// Every user may publish its own events and no other: intake cannot
+// pretend NCMEC answered, the audit-logger publishes nothing but
+// staff.action, and none can delete the stream, read events outside
+// JetStream, or use another service's consumer or the handover bucket
+// unless it is the reporter or retraction.
+func TestNATSPermissionsRefuseEverythingElse(t *testing.T) {
+	url, pw := natsServer(t)
+	admin := connect(t, url, "intake", pw["intake"])
+	if _, err := stream.Provision(ctx(t), admin.js, stream.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	for svc := range owned {
+		t.Run(svc, func(t *testing.T) {
+			c := connect(t, url, svc, pw[svc])
+			for _, typ := range allTypes {
+				if err := c.nc.Publish(events.Subject(typ), []byte("x")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := c.nc.SubscribeSync("takedown.>"); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.nc.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			// The server reports refusals asynchronously.
+			testenv.Eventually(t, 5*time.Second, "refusals reported", func() bool {
+				return c.wasDenied(events.Subject(allTypes[len(allTypes)-1])) || slices.Contains(owned[svc], allTypes[len(allTypes)-1])
+			})
+			time.Sleep(100 * time.Millisecond) // the last refusals of the flushed batch
+			for _, typ := range allTypes {
+				mine := slices.Contains(owned[svc], typ)
+				if denied := c.wasDenied(events.Subject(typ)); denied == mine {
+					t.Errorf("publish %s: refused %v, want refused %v", events.Subject(typ), denied, !mine)
+				}
+			}
+			if !c.wasDenied("takedown.>") {
+				t.Error("a plain subscription to takedown.> was allowed: events are read through the durable consumer only")
+			}
+
+			// A refused API request gets no answer: wait briefly.
+			short, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+			err := c.js.DeleteStream(short, events.Stream)
+			cancel()
+			if err == nil {
+				t.Error("deleted the TAKEDOWN stream")
+			}
+			for other, d := range durable {
+				if other == svc {
+					continue
+				}
+				short, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+				_, err := c.js.CreateOrUpdateConsumer(short, events.Stream, jetstream.ConsumerConfig{Durable: d, AckPolicy: jetstream.AckExplicitPolicy})
+				cancel()
+				if err == nil {
+					t.Errorf("created %s's consumer %s", other, d)
+				}
+			}
+			if svc != "ncmec-reporter" && svc != "retraction" {
+				short, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+				_, err := c.js.CreateOrUpdateKeyValue(short, jetstream.KeyValueConfig{Bucket: handover.Bucket})
+				cancel()
+				if err == nil {
+					t.Error("bound the handover bucket")
+				}
+				if err := c.nc.Publish("$KV."+handover.Bucket+".some-report", []byte(handover.Finished)); err != nil {
+					t.Fatal(err)
+				}
+				c.nc.Flush()
+				testenv.Eventually(t, 5*time.Second, "KV write refused", func() bool { return c.wasDenied("$KV." + handover.Bucket + ".some-report") })
+			}
+		})
+	}
+	// Only the owners' publishes reached the stream.
+	info, err := admin.js.Stream(ctx(t), events.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 0
+	for _, types := range owned {
+		want += len(types)
+	}
+	if got := info.CachedInfo().State.Msgs; got != uint64(want) {
+		t.Errorf("stream holds %d events, want %d (one per owned type and owner)", got, want)
+	}
+}
+
+// A message the reporter's consumer gives up on (MaxDeliver) reaches the
+// retraction service through its advisory stream, with the permissions of
+// the two users alone (DESIGN.md §3: a failure, not silence).
+func TestNATSMaxDeliveriesAdvisoryReachesRetraction(t *testing.T) {
+	url, pw := natsServer(t)
+	rep := connect(t, url, "ncmec-reporter", pw["ncmec-reporter"])
+	ret := connect(t, url, "retraction", pw["retraction"])
+	log := slog.New(slog.DiscardHandler)
+	if _, err := stream.Provision(ctx(t), rep.js, stream.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	// As services/retraction/internal/retract/advisory.go provisions it.
+	adv, err := ret.js.CreateOrUpdateStream(ctx(t), jetstream.StreamConfig{
+		Name: "TAKEDOWN_ADVISORIES", Subjects: []string{"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + events.Stream + ".>"},
+		Storage: jetstream.FileStorage,
+	})
+	if err != nil {
+		t.Fatalf("retraction: advisory stream: %v", err)
+	}
+	advCons, err := adv.CreateOrUpdateConsumer(ctx(t), jetstream.ConsumerConfig{Durable: "retraction-advisories", AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		t.Fatalf("retraction: advisory consumer: %v", err)
+	}
+	if _, err := stream.NewConsumer(ctx(t), rep.js, nil, metrics.New("r"), log, stream.ConsumerConfig{
+		Durable: "ncmec-reporter", Subjects: []string{events.ReportSubmitted}, MaxDeliver: 2, BackOff: []time.Duration{10 * time.Millisecond}}); err != nil {
+		t.Fatal(err)
+	}
+	intake := connect(t, url, "intake", pw["intake"])
+	if _, err := intake.js.Publish(ctx(t), events.Subject(events.ReportSubmitted), []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := rep.js.Consumer(ctx(t), events.Stream, "ncmec-reporter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two deliveries, both refused; the server gives up on the next pull.
+	for i := range 2 {
+		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for msg := range batch.Messages() {
+			if err := msg.Nak(); err != nil {
+				t.Fatalf("nak %d: %v", i, err)
+			}
+		}
+	}
+	if b, err := cons.Fetch(1, jetstream.FetchMaxWait(500*time.Millisecond)); err == nil {
+		for msg := range b.Messages() {
+			t.Errorf("delivered a third time: %s", msg.Subject())
+		}
+	}
+	batch, err := advCons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for msg := range batch.Messages() {
+		got = append(got, msg.Subject())
+		_ = msg.Ack()
+	}
+	want := fmt.Sprintf("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.%s.ncmec-reporter", events.Stream)
+	if len(got) != 1 || got[0] != want {
+		t.Errorf("retraction read advisories %v, want [%s]", got, want)
+	}
+	for _, c := range []*client{rep, ret, intake} {
+		if len(c.denied) > 0 {
+			t.Errorf("refused: %v", c.denied)
+		}
+	}
+}
