@@ -1,0 +1,3 @@
+module takedown/e2e
+
+go 1.26.0

@@ -1,0 +1,200 @@
+package stack
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"takedown/pkg/ncmec/ncmecsim"
+	"takedown/pkg/salesforce/sfsim"
+)
+
+// Submitted is a report a test submitted: its marker key, intake's id and
+// how many files it has.
+type Submitted struct {
+	Key   string
+	ID    string
+	Files int
+	// Attempts above 1 mean a submission may have been stored twice (an
+	// answer lost to a restart); the check then accepts extra reports with
+	// the same key, each held to the same invariants.
+	Attempts int
+}
+
+// Outcomes of a report.
+const (
+	OutcomeFinished  = "finished"  // finished once at NCMEC
+	OutcomeRetracted = "retracted" // opened at NCMEC, then retracted
+	OutcomeNotFiled  = "not_filed" // failed before NCMEC opened a report; nothing to retract
+)
+
+// Result is what Check found.
+type Result struct {
+	Outcomes   map[string]string // intake id → outcome
+	Duplicates int               // NCMEC reports opened beside the one filed, all retracted
+	Problems   []string          // broken invariants; empty when all hold
+}
+
+// finalStatuses are the statuses after which nothing more happens to a
+// report by itself.
+var finalStatuses = []string{"finished", "retracted", "failed"}
+
+// Settled says whether a report has come to rest: a final status, and a case
+// written in the report's final NCMEC state.
+func Settled(r Report) bool {
+	if !slices.Contains(finalStatuses, r.Status) || r.Case.ID == "" {
+		return false
+	}
+	// A failed filing is followed by a retraction when NCMEC had opened a report.
+	if r.Status == "failed" && r.NCMEC.ReportID != 0 {
+		return false
+	}
+	return strings.EqualFold(r.Case.State, r.NCMEC.State) || (r.NCMEC.State == "" && r.Case.State != "")
+}
+
+// Check compares every report across intake, the NCMEC simulator, the
+// Salesforce simulator and the audit log (issue 9's invariants).
+func (s *Stack) Check(ctx context.Context, reports []Submitted) Result {
+	res := Result{Outcomes: map[string]string{}}
+	fail := func(format string, args ...any) { res.Problems = append(res.Problems, fmt.Sprintf(format, args...)) }
+
+	sim := s.NCMEC.State()
+	byKey := map[string][]ncmecsim.ReportState{}
+	for _, r := range sim.Reports {
+		if i := strings.Index(r.XML, "e2e-key:"); i >= 0 {
+			key := r.XML[i+len("e2e-key:"):]
+			key = key[:strings.IndexByte(key, ';')]
+			byKey[key] = append(byKey[key], r)
+		}
+		if r.Status == ncmecsim.StatusOpen || r.Status == ncmecsim.StatusExpired {
+			fail("NCMEC report %d is left %s", r.ID, r.Status)
+		}
+	}
+	cases := map[string][]sfsim.Record{}
+	for _, c := range s.SF.Records(sfsim.CaseObject) {
+		id, _ := c[sfsim.CaseReportID].(string)
+		cases[id] = append(cases[id], c)
+	}
+	children := map[string][]sfsim.Record{}
+	for _, f := range s.SF.Records(sfsim.FileObject) {
+		id, _ := f[sfsim.FileCase].(string)
+		children[id] = append(children[id], f)
+	}
+
+	v, err := s.VerifyAudit(ctx)
+	if err != nil {
+		fail("audit verify: %v", err)
+	} else if !v.OK {
+		fail("audit chain does not verify: %+v", v.FirstBad)
+	}
+	audit, err := s.Audit(ctx, "")
+	if err != nil {
+		fail("audit list: %v", err)
+	}
+	inAudit := map[string]int{}
+	for _, e := range audit {
+		inAudit[e.EventID]++
+	}
+	for id, n := range inAudit {
+		if n > 1 {
+			fail("audit holds event %s %d times", id, n)
+		}
+	}
+
+	for _, sub := range reports {
+		rep, err := s.Report(ctx, sub.ID)
+		if err != nil {
+			fail("report %s (%s): intake: %v", sub.Key, sub.ID, err)
+			continue
+		}
+		where := fmt.Sprintf("report %s (%s)", sub.Key, sub.ID)
+		if len(rep.Files) != sub.Files {
+			fail("%s: intake has %d files, want %d", where, len(rep.Files), sub.Files)
+		}
+
+		// NCMEC: finished exactly once, or retracted; extra reports opened
+		// by an ambiguous submit must all be retracted.
+		var finished []ncmecsim.ReportState
+		for _, r := range byKey[sub.Key] {
+			if r.Status == ncmecsim.StatusFinished {
+				finished = append(finished, r)
+			}
+		}
+		opened := len(byKey[sub.Key])
+		switch {
+		case len(finished) > 1 && sub.Attempts <= 1:
+			fail("%s: finished %d times at NCMEC", where, len(finished))
+		case len(finished) == 1:
+			res.Outcomes[sub.ID] = OutcomeFinished
+			res.Duplicates += opened - 1
+			if rep.Status != "finished" || rep.NCMEC.ReportID != finished[0].ID {
+				fail("%s: NCMEC finished report %d, intake says %s with NCMEC report %d", where, finished[0].ID, rep.Status, rep.NCMEC.ReportID)
+			}
+			if n := len(finished[0].Files); n != sub.Files {
+				fail("%s: NCMEC report %d has %d files, want %d", where, finished[0].ID, n, sub.Files)
+			}
+			for _, f := range rep.Files {
+				if !slices.ContainsFunc(finished[0].Files, func(nf ncmecsim.FileState) bool { return nf.ID == f.NCMECFileID && nf.MD5 == f.MD5 }) {
+					fail("%s: file %s (NCMEC id %q, MD5 %s) is not in NCMEC report %d", where, f.ID, f.NCMECFileID, f.MD5, finished[0].ID)
+				}
+			}
+		case opened > 0:
+			res.Outcomes[sub.ID] = OutcomeRetracted
+			res.Duplicates += opened - 1
+			if rep.Status != "retracted" {
+				fail("%s: retracted at NCMEC, intake says %s", where, rep.Status)
+			}
+		default:
+			res.Outcomes[sub.ID] = OutcomeNotFiled
+			if rep.Status != "failed" {
+				fail("%s: never opened at NCMEC, intake says %s", where, rep.Status)
+			}
+		}
+
+		// Salesforce: one case in the final state, one child per file.
+		cs := cases[sub.ID]
+		if len(cs) != 1 {
+			fail("%s: %d Salesforce cases, want 1", where, len(cs))
+		} else {
+			c := cs[0]
+			caseID, _ := c["Id"].(string)
+			if got, want := fmt.Sprint(c["NCMEC_Status__c"]), sfState(res.Outcomes[sub.ID]); got != want {
+				fail("%s: case %s has NCMEC status %s, want %s", where, caseID, got, want)
+			}
+			if res.Outcomes[sub.ID] == OutcomeFinished && fmt.Sprint(c["NCMEC_Report_Id__c"]) != fmt.Sprint(rep.NCMEC.ReportID) {
+				fail("%s: case %s has NCMEC report id %v, want %d", where, caseID, c["NCMEC_Report_Id__c"], rep.NCMEC.ReportID)
+			}
+			kids := children[caseID]
+			if len(kids) != sub.Files {
+				fail("%s: case %s has %d file records, want %d", where, caseID, len(kids), sub.Files)
+			}
+			for _, f := range rep.Files {
+				if !slices.ContainsFunc(kids, func(k sfsim.Record) bool { return k[sfsim.FileID] == f.ID && k["SHA256__c"] == f.SHA256 }) {
+					fail("%s: case %s has no record of file %s", where, caseID, f.ID)
+				}
+			}
+			if rep.Case.ID != "" && !strings.HasPrefix(caseID, rep.Case.ID[:min(15, len(rep.Case.ID))]) {
+				fail("%s: intake names case %s, Salesforce holds %s", where, rep.Case.ID, caseID)
+			}
+		}
+
+		// Audit: every event intake saw about the report, once.
+		for _, e := range rep.Events {
+			if e.ID != "" && inAudit[e.ID] != 1 {
+				fail("%s: event %s (%s) is in the audit log %d times", where, e.ID, e.Type, inAudit[e.ID])
+			}
+		}
+	}
+	return res
+}
+
+func sfState(outcome string) string {
+	switch outcome {
+	case OutcomeFinished:
+		return "Finished"
+	case OutcomeRetracted:
+		return "Retracted"
+	}
+	return "Failed"
+}
