@@ -2,9 +2,10 @@
 // which roles they hold (DESIGN.md §7): reporter may submit, retractor may
 // retract, auditor may read the audit log.
 //
-// Today a request authenticates with the development token of the local
-// stack (TAKEDOWN_DEV_TOKEN); OIDC bearer tokens and browser sessions plug in
-// as further Authenticators.
+// A request authenticates with one of the Authenticators a service lists:
+// an OIDC ID token as a bearer token (OIDC.Bearer), the browser session of a
+// signed-in staff member (Sessions.Authenticator), or the development token
+// of the local stack (DevToken).
 package auth
 
 import (
@@ -85,6 +86,13 @@ func WithStaff(ctx context.Context, s Staff) context.Context {
 // when the staff member lacks role. A refusal is answered before the
 // request body is read.
 func Require(role string, authn ...Authenticator) func(http.Handler) http.Handler {
+	return RequireOneOf([]string{role}, authn...)
+}
+
+// RequireOneOf is Require for routes any of several roles may use (reading
+// a report's status: reporters, retractors and auditors alike). An empty
+// role in roles admits every authenticated staff member.
+func RequireOneOf(roles []string, authn ...Authenticator) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			for _, a := range authn {
@@ -96,8 +104,8 @@ func Require(role string, authn ...Authenticator) func(http.Handler) http.Handle
 				if !ok {
 					continue
 				}
-				if role != "" && !s.Has(role) {
-					server.WriteError(w, server.Errorf(http.StatusForbidden, "forbidden", "", "the %s role is needed for this", role))
+				if !slices.ContainsFunc(roles, func(role string) bool { return role == "" || s.Has(role) }) {
+					server.WriteError(w, server.Errorf(http.StatusForbidden, "forbidden", "", "the %s role is needed for this", strings.Join(roles, " or ")))
 					return
 				}
 				next.ServeHTTP(w, r.WithContext(WithStaff(r.Context(), s)))
