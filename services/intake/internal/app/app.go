@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -22,6 +23,7 @@ import (
 	"takedown/services/intake/internal/httpapi"
 	"takedown/services/intake/internal/progress"
 	"takedown/services/intake/internal/store"
+	"takedown/services/intake/internal/web"
 )
 
 // Name and Schema of the service.
@@ -40,6 +42,14 @@ type Config struct {
 	DevToken     config.Secret
 	Limits       httpapi.Limits
 	SweepEvery   time.Duration
+
+	// PublicURL is where staff reach intake: the OIDC callback is under
+	// it, and an https URL makes the session cookie Secure.
+	PublicURL     string
+	OIDC          *auth.OIDCConfig // nil: no OIDC sign-in
+	DevSignIn     bool
+	Session       auth.SessionConfig
+	RetractionURL string
 }
 
 // LoadConfig reads intake's configuration from l.
@@ -64,9 +74,28 @@ func LoadConfig(l *config.Loader) Config {
 			MaxTotalSize: l.Bytes("MAX_TOTAL_SIZE", 32<<30),
 		},
 		SweepEvery: l.Duration("ORPHAN_SWEEP_INTERVAL", 5*time.Minute),
+
+		PublicURL: strings.TrimSuffix(l.URL("PUBLIC_URL", "http://127.0.0.1:8080", "http", "https"), "/"),
+		DevSignIn: l.Bool("DEV_SIGN_IN", false),
+		Session: auth.SessionConfig{
+			IdleTimeout: l.Duration("SESSION_IDLE_TIMEOUT", time.Hour),
+			Lifetime:    l.Duration("SESSION_LIFETIME", 12*time.Hour),
+		},
+		RetractionURL: l.URL("RETRACTION_URL", "http://127.0.0.1:8081", "http", "https"),
 	}
-	if c.DevToken == "" {
-		l.Fail("TAKEDOWN_DEV_TOKEN", "required until staff sign-in (OIDC) is configured: no one could submit a report")
+	c.Session.Secure = strings.HasPrefix(c.PublicURL, "https://")
+	if issuer := l.URL("OIDC_ISSUER", "", "http", "https"); issuer != "" {
+		c.OIDC = &auth.OIDCConfig{
+			Issuer:       issuer,
+			ClientID:     l.MustString("OIDC_CLIENT_ID"),
+			ClientSecret: l.Secret("OIDC_CLIENT_SECRET", config.Optional),
+			RedirectURL:  c.PublicURL + "/auth/callback",
+			RolesClaim:   l.String("OIDC_ROLES_CLAIM", "roles"),
+			Scopes:       strings.Fields(l.String("OIDC_SCOPES", "profile email")),
+		}
+	}
+	if c.DevToken == "" && c.OIDC == nil && !c.DevSignIn {
+		l.Fail("OIDC_ISSUER", "no sign-in is configured: set OIDC_ISSUER (staff sign-in), or for the local stack TAKEDOWN_DEV_TOKEN / DEV_SIGN_IN")
 	}
 	if c.Limits.MaxFileSize > c.Limits.MaxTotalSize {
 		l.Fail("MAX_FILE_SIZE", "%d is larger than MAX_TOTAL_SIZE (%d)", c.Limits.MaxFileSize, c.Limits.MaxTotalSize)
@@ -81,6 +110,7 @@ type App struct {
 	store    *store.Store
 	evidence *evidence.Store
 	consumer *stream.Consumer
+	sessions *auth.Sessions
 	handler  chi.Router
 }
 
@@ -117,10 +147,32 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	}
 
 	api := httpapi.New(a.store, a.evidence, keys, cfg.Limits, base.Metrics, log)
+	var bearer []auth.Authenticator
+	var oidc *auth.OIDC
+	if cfg.OIDC != nil {
+		oidc, err = auth.NewOIDC(ctx, *cfg.OIDC)
+		if err != nil {
+			base.Close()
+			return nil, fmt.Errorf("OIDC_ISSUER: %w", err)
+		}
+		bearer = append(bearer, oidc.Bearer())
+	}
+	bearer = append(bearer, auth.DevToken(cfg.DevToken))
+	a.sessions = auth.NewSessions(base.Pool, cfg.Session)
+	site, err := web.New(web.Config{DevSignIn: cfg.DevSignIn, DevToken: cfg.DevToken.Reveal(), RetractionURL: cfg.RetractionURL},
+		api, a.store, a.sessions, oidc, bearer, log)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	if cfg.DevSignIn {
+		log.Warn("DEV_SIGN_IN is on: anyone who reaches this address can sign in with every role; only for the local stack")
+	}
 	r := base.Router()
 	r.Group(func(r chi.Router) {
-		r.Use(auth.Require(auth.RoleReporter, auth.DevToken(cfg.DevToken)))
-		api.Routes(r)
+		r.Use(site.Handler)
+		api.Routes(r, site.Guard)
+		site.Routes(r)
 	})
 	a.handler = r
 	return a, nil
@@ -135,7 +187,12 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 }
 
 // Close releases the connections.
-func (a *App) Close() { a.base.Close() }
+func (a *App) Close() {
+	if a.sessions != nil {
+		a.sessions.Close()
+	}
+	a.base.Close()
+}
 
 // consume keeps report progress up to date; when NATS was away at start it
 // creates the consumer once NATS is back.

@@ -11,13 +11,19 @@ import (
 	"strconv"
 	"time"
 
+	"strings"
+
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"takedown/pkg/auth"
+	"takedown/pkg/events"
 	"takedown/pkg/evidence"
 	"takedown/pkg/keyring"
+	"takedown/pkg/logging"
 	"takedown/pkg/metrics"
+	pb "takedown/pkg/proto/takedown/v1"
 	"takedown/pkg/server"
 	"takedown/services/intake/internal/report"
 	"takedown/services/intake/internal/store"
@@ -30,8 +36,11 @@ type Limits struct {
 	MaxTotalSize int64 // all files of one submission
 }
 
-// maxReportJSON bounds the report part: it holds text, never media.
-const maxReportJSON = 1 << 20
+// MaxDescription bounds the report part (or a form's fields): it holds
+// text, never media.
+const MaxDescription = 1 << 20
+
+const maxReportJSON = MaxDescription
 
 // Evidence is what the API needs of the evidence store.
 type Evidence interface {
@@ -54,6 +63,9 @@ type API struct {
 	bytes       prometheus.Counter
 }
 
+// Limits returns the bounds of a submission.
+func (a *API) Limits() Limits { return a.limits }
+
 // New returns the API.
 func New(st *store.Store, ev Evidence, keys *keyring.Keyring, limits Limits, m *metrics.Factory, log *slog.Logger) *API {
 	return &API{
@@ -63,11 +75,70 @@ func New(st *store.Store, ev Evidence, keys *keyring.Keyring, limits Limits, m *
 	}
 }
 
-// Routes mounts the endpoints on r; authentication is the caller's.
-func (a *API) Routes(r chi.Router) {
-	r.Post("/api/v1/reports", a.submit)
-	r.Get("/api/v1/reports", a.list)
-	r.Get("/api/v1/reports/{id}", a.get)
+// Guard returns the middleware that admits staff holding one of roles;
+// the caller decides how requests authenticate.
+type Guard func(roles ...string) func(http.Handler) http.Handler
+
+// ReadRoles may read reports and their progress.
+var ReadRoles = []string{auth.RoleReporter, auth.RoleRetractor, auth.RoleAuditor}
+
+// Routes mounts the endpoints on r behind guard.
+func (a *API) Routes(r chi.Router, guard Guard) {
+	r.With(guard(auth.RoleReporter)).Post("/api/v1/reports", a.submit)
+	r.With(guard(ReadRoles...)).Get("/api/v1/reports", a.list)
+	r.With(guard(ReadRoles...)).Get("/api/v1/reports/{id}", a.get)
+	r.With(guard(auth.RoleReporter)).Post("/api/v1/reports/{id}/refile", a.refile)
+}
+
+func (a *API) refile(w http.ResponseWriter, r *http.Request) {
+	staff, _ := auth.FromContext(r.Context())
+	rep, err := a.Refile(r.Context(), staff, chi.URLParam(r, "id"))
+	if err != nil {
+		server.WriteError(w, err)
+		return
+	}
+	server.WriteJSON(w, http.StatusAccepted, rep)
+}
+
+// Refile files a retracted report again, as its next filing: the report
+// goes back to submitted and takedown.report.submitted announces it again
+// with filing + 1, through the outbox. Only a retracted report may be filed
+// again: an open or finished NCMEC report must not be duplicated.
+func (a *API) Refile(ctx context.Context, staff auth.Staff, id string) (*report.Report, error) {
+	if _, err := uuid.Parse(id); err != nil {
+		return nil, errNotFound(id)
+	}
+	ctx, log := logging.With(ctx, logging.KeyReportID, id)
+	var eventID string
+	rep, err := a.store.Refile(ctx, id, func(r *report.Report, key keyring.WrappedKey) (*pb.Envelope, error) {
+		if r.Status != report.StatusRetracted {
+			return nil, server.Errorf(http.StatusConflict, "conflict", "",
+				"only a retracted report can be filed again; this one is %s", strings.ReplaceAll(string(r.Status), "_", " "))
+		}
+		r.Filing++
+		r.Status = report.StatusSubmitted
+		ev, err := events.New(r.ID, events.Staff(staff.Subject, staff.Name), &pb.ReportSubmitted{
+			Report:  toProto(r),
+			Files:   filesToProto(r.Files),
+			DataKey: &pb.WrappedKey{MasterKeyId: key.MasterKeyID, Ciphertext: key.Ciphertext},
+		})
+		if ev != nil {
+			eventID = ev.EventId
+		}
+		return ev, err
+	})
+	var ae *server.APIError
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, errNotFound(id)
+	case errors.As(err, &ae):
+		return nil, err
+	case err != nil:
+		log.Error("refile report", "err", err)
+		return nil, server.Errorf(http.StatusServiceUnavailable, "database_unavailable", "", "the report could not be filed again; try again in a minute")
+	}
+	log.Info("report filed again", "filing", rep.Filing, "event_id", eventID)
+	return rep, nil
 }
 
 func (a *API) get(w http.ResponseWriter, r *http.Request) {

@@ -25,38 +25,83 @@ import (
 )
 
 // submit handles POST /api/v1/reports: a multipart body whose first part is
-// the report JSON and whose further parts are the files. Each file streams
-// into S3 as it arrives, encrypted under the report's data key and hashed on
-// the way; only then are the report, its files and the submitted event
-// written in one transaction. Any failure deletes what was stored, so a
-// refused submission leaves nothing behind.
+// the report JSON and whose further parts are the files.
 func (a *API) submit(w http.ResponseWriter, r *http.Request) {
-	rep, err := a.receive(w, r)
+	rep, err := a.Submit(w, r, DescribeJSON)
+	if err != nil {
+		server.WriteError(w, err)
+		return
+	}
+	w.Header().Set("Location", "/api/v1/reports/"+rep.ID)
+	server.WriteJSON(w, http.StatusCreated, rep)
+}
+
+// Describe reads the parts of a multipart submission that come before the
+// files and returns the report they describe and the first file part (nil
+// when there is none). The API sends one JSON part (DescribeJSON); the web
+// form sends one part per form field.
+type Describe func(mr *multipart.Reader) (*report.Input, *multipart.Part, error)
+
+// DescribeJSON reads the API's report part.
+func DescribeJSON(mr *multipart.Reader) (*report.Input, *multipart.Part, error) {
+	in, err := readReportPart(mr)
+	if err != nil {
+		return nil, nil, err
+	}
+	first, err := mr.NextPart()
+	if err == io.EOF {
+		return in, nil, nil
+	}
+	if err != nil {
+		return nil, nil, bodyError(err)
+	}
+	return in, first, nil
+}
+
+// Submit stores a report submitted as multipart/form-data by the signed-in
+// staff member of r; the API and the web form share it. describe reads the
+// report's description. Each file streams into S3 as it arrives, encrypted
+// under the report's data key and hashed on the way; only then are the
+// report, its files and the submitted event written in one transaction. Any
+// failure deletes what was stored, so a refused submission leaves nothing
+// behind. Errors are *server.APIError for the client's mistakes (a
+// *report.FieldErrors among them for invalid fields) and plain errors for
+// ours; on either the rest of the body is not read.
+func (a *API) Submit(w http.ResponseWriter, r *http.Request, describe Describe) (*report.Report, error) {
+	rep, err := a.receive(w, r, describe)
 	if err != nil {
 		var ae *server.APIError
 		code := "internal"
 		if errors.As(err, &ae) {
 			code = ae.Code
-			// The rest of the body is not read: close the connection
-			// rather than drain gigabytes nobody will store.
-			w.Header().Set("Connection", "close")
 		} else {
 			logging.FromContext(r.Context()).Error("submission failed", "err", err)
 		}
+		// The rest of the body is not read: close the connection rather
+		// than drain gigabytes nobody will store.
+		w.Header().Set("Connection", "close")
 		a.submissions.WithLabelValues(code).Inc()
-		server.WriteError(w, err)
-		return
+		return nil, err
 	}
 	a.submissions.WithLabelValues("created").Inc()
-	w.Header().Set("Location", "/api/v1/reports/"+rep.ID)
-	server.WriteJSON(w, http.StatusCreated, rep)
+	return rep, nil
 }
 
 func badRequest(code, field, format string, args ...any) error {
 	return server.Errorf(http.StatusBadRequest, code, field, format, args...)
 }
 
-func (a *API) receive(w http.ResponseWriter, r *http.Request) (*report.Report, error) {
+// InvalidError is the answer to a submission whose fields break the rules:
+// the API's error for the first problem, and all of them for a form to
+// list.
+type InvalidError struct {
+	*server.APIError
+	Problems report.FieldErrors
+}
+
+func (e *InvalidError) Unwrap() error { return e.APIError }
+
+func (a *API) receive(w http.ResponseWriter, r *http.Request, describe Describe) (*report.Report, error) {
 	ctx := r.Context()
 	staff, _ := auth.FromContext(ctx)
 
@@ -72,20 +117,20 @@ func (a *API) receive(w http.ResponseWriter, r *http.Request) (*report.Report, e
 	// read system call per 4 KiB into one per MiB.
 	mr := multipart.NewReader(bufio.NewReaderSize(r.Body, 1<<20), params["boundary"])
 
-	in, err := readReportPart(mr)
+	in, part, err := describe(mr)
 	if err != nil {
 		return nil, err
 	}
 	if err := in.Validate(a.now()); err != nil {
-		var fe *report.FieldError
-		if errors.As(err, &fe) {
-			code := "invalid"
-			if errors.Is(err, report.ErrBadFileName) {
-				code = "invalid_file_name"
-			}
-			return nil, badRequest(code, fe.Field, "%s", fe.Message)
+		var fes report.FieldErrors
+		if !errors.As(err, &fes) || len(fes) == 0 {
+			return nil, badRequest("invalid", "report", "%v", err)
 		}
-		return nil, badRequest("invalid", "report", "%v", err)
+		code := "invalid"
+		if errors.Is(fes[0], report.ErrBadFileName) {
+			code = "invalid_file_name"
+		}
+		return nil, &InvalidError{APIError: server.Errorf(http.StatusBadRequest, code, fes[0].Field, "%s", fes[0].Message), Problems: fes}
 	}
 
 	rep := &report.Report{
@@ -110,14 +155,7 @@ func (a *API) receive(w http.ResponseWriter, r *http.Request) (*report.Report, e
 			a.discard(ctx, rep.Files)
 		}
 	}()
-	for i := 0; ; i++ {
-		part, err := mr.NextPart()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, bodyError(err)
-		}
+	for i := 0; part != nil; {
 		if part.FormName() != "file" {
 			return nil, badRequest("invalid", part.FormName(), "unexpected part %q: after the report part, send only parts named file", part.FormName())
 		}
@@ -127,9 +165,17 @@ func (a *API) receive(w http.ResponseWriter, r *http.Request) (*report.Report, e
 		f, err := a.storeFile(ctx, rep.ID, i, part, in, dataKey)
 		if f != nil {
 			rep.Files = append(rep.Files, *f)
+			i++
 		}
 		if err != nil {
 			return nil, err
+		}
+		part, err = mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, bodyError(err)
 		}
 	}
 	if len(rep.Files) == 0 {
@@ -185,7 +231,8 @@ func readReportPart(mr *multipart.Reader) (*report.Input, error) {
 }
 
 // storeFile streams one file part into the evidence store. It returns the
-// file whenever an object may have been written, so the caller can remove it.
+// file whenever an object may have been written, so the caller can remove it,
+// and neither file nor error for an empty nameless part.
 func (a *API) storeFile(ctx context.Context, reportID string, i int, part *multipart.Part, in *report.Input, dataKey []byte) (*report.File, error) {
 	field := fmt.Sprintf("files[%d]", i)
 	var meta report.FileInput
@@ -195,6 +242,14 @@ func (a *API) storeFile(ctx context.Context, reportID string, i int, part *multi
 	name := meta.Name
 	if name == "" {
 		name = rawFileName(part)
+	}
+	if name == "" {
+		// A browser sends an empty, nameless part for a file input left
+		// empty: skip it, so "attach at least one file" is what the staff
+		// member reads.
+		if n, _ := part.Read(make([]byte, 1)); n == 0 {
+			return nil, nil
+		}
 	}
 	if err := report.CheckFileName(field+".name", name); err != nil {
 		var fe *report.FieldError
@@ -256,7 +311,9 @@ func (t *trap) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// bodyError explains a failure to read the request body.
+// BodyError explains a failure to read the request body.
+func BodyError(err error) error { return bodyError(err) }
+
 func bodyError(err error) error {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {

@@ -29,6 +29,9 @@ func Apply(ctx context.Context, tx pgx.Tx, m stream.Message) error {
 		m.EventId, m.ReportId, m.Type, m.OccurredAt.AsTime(), actor(m.Actor), summary); err != nil {
 		return fmt.Errorf("record event: %w", err)
 	}
+	if stale, err := earlierFiling(ctx, tx, m.Envelope); err != nil || stale {
+		return err
+	}
 	if status != "" {
 		var cur report.Status
 		err := tx.QueryRow(ctx, `SELECT status FROM reports WHERE id = $1 FOR UPDATE`, m.ReportId).Scan(&cur)
@@ -46,6 +49,37 @@ func Apply(ctx context.Context, tx pgx.Tx, m stream.Message) error {
 		return update(ctx, tx)
 	}
 	return nil
+}
+
+// earlierFiling reports whether ev is about an earlier filing of a report
+// that was filed again after a retraction: it stays in the history but moves
+// neither status nor NCMEC state.
+func earlierFiling(ctx context.Context, tx pgx.Tx, ev *pb.Envelope) (bool, error) {
+	var ncmecID int64
+	var filing uint32
+	switch p := ev.Payload.(type) {
+	case *pb.Envelope_NcmecOpened:
+		ncmecID, filing = p.NcmecOpened.NcmecReportId, p.NcmecOpened.Filing
+	case *pb.Envelope_NcmecFileUploaded:
+		ncmecID = p.NcmecFileUploaded.NcmecReportId
+	case *pb.Envelope_NcmecFinished:
+		ncmecID = p.NcmecFinished.NcmecReportId
+	case *pb.Envelope_NcmecFailed:
+		ncmecID = p.NcmecFailed.NcmecReportId
+	case *pb.Envelope_NcmecRetracted:
+		ncmecID = p.NcmecRetracted.NcmecReportId
+	case *pb.Envelope_NcmecRetractionFailed:
+		ncmecID = p.NcmecRetractionFailed.NcmecReportId
+	default:
+		return false, nil
+	}
+	var stale bool
+	err := tx.QueryRow(ctx, `SELECT ($2 <> 0 AND $2 = ANY(past_ncmec_report_ids)) OR ($3 <> 0 AND $3 < filing)
+		FROM reports WHERE id = $1`, ev.ReportId, ncmecID, int64(filing)).Scan(&stale)
+	if err == pgx.ErrNoRows {
+		return false, nil
+	}
+	return stale, err
 }
 
 func actor(a *pb.Actor) string {

@@ -73,9 +73,12 @@ type FileInput struct {
 type FieldError struct {
 	Field   string
 	Message string
+	Kind    error // a sentinel such as ErrBadFileName, or nil
 }
 
 func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
+
+func (e *FieldError) Unwrap() error { return e.Kind }
 
 func fieldErr(field, format string, args ...any) error {
 	return &FieldError{Field: field, Message: fmt.Sprintf(format, args...)}
@@ -89,89 +92,110 @@ const (
 	maxList  = 100      // URLs, actions, annotations
 )
 
-// Validate normalises in and checks every rule, returning the first
-// problem found (the report JSON is small, and the form checks each field
-// before it is sent). now is the time "in the past" is measured against.
+// Validate normalises in and checks every rule. It returns nil or
+// FieldErrors naming every field with a problem, in the order of the form,
+// so a page can list them all at once; the API answers with the first.
+// now is the time "in the past" is measured against.
 func (in *Input) Validate(now time.Time) error {
+	var errs FieldErrors
+	add := func(err error) {
+		var fe *FieldError
+		if errors.As(err, &fe) {
+			errs = append(errs, fe)
+		}
+	}
 	if in.IncidentType == "" {
 		in.IncidentType = DefaultIncidentType
 	}
 	if !slices.Contains(IncidentTypes, in.IncidentType) {
-		return fieldErr("incident_type", "unknown incident type %q; use one of: %s", in.IncidentType, strings.Join(IncidentTypes, "; "))
+		add(fieldErr("incident_type", "unknown incident type %q; use one of: %s", in.IncidentType, strings.Join(IncidentTypes, "; ")))
 	}
 	if in.IncidentTime == "" {
-		return fieldErr("incident_time", "required: when the incident happened, in RFC 3339 (e.g. 2026-01-02T15:04:05Z)")
+		add(fieldErr("incident_time", "required: when the incident happened, in RFC 3339 (e.g. 2026-01-02T15:04:05Z)"))
+	} else if _, err := pastTime("incident_time", in.IncidentTime, now); err != nil {
+		add(err)
 	}
-	if _, err := pastTime("incident_time", in.IncidentTime, now); err != nil {
-		return err
-	}
+	add(checkText("platform", in.Platform, maxShort))
 	for i, u := range in.URLs {
-		if err := checkURL(fmt.Sprintf("urls[%d]", i), u); err != nil {
-			return err
-		}
+		add(checkURL(fmt.Sprintf("urls[%d]", i), u))
 	}
 	if len(in.URLs) > maxList {
-		return fieldErr("urls", "at most %d URLs", maxList)
+		add(fieldErr("urls", "at most %d URLs", maxList))
 	}
+	add(checkText("uploader.username", in.Uploader.Username, maxShort))
 	if in.Uploader.Email != "" {
 		if _, err := mail.ParseAddress(in.Uploader.Email); err != nil {
-			return fieldErr("uploader.email", "%q is not an e-mail address", in.Uploader.Email)
+			add(fieldErr("uploader.email", "%q is not an e-mail address", in.Uploader.Email))
 		}
 	}
 	if in.Uploader.IP != "" && net.ParseIP(in.Uploader.IP) == nil {
-		return fieldErr("uploader.ip", "%q is not an IP address", in.Uploader.IP)
+		add(fieldErr("uploader.ip", "%q is not an IP address", in.Uploader.IP))
 	}
 	if in.LegalApproved && strings.TrimSpace(in.Approver) == "" {
-		return fieldErr("approver", "required when legal_approved is true: who approved the report")
+		add(fieldErr("approver", "required when legal_approved is true: who approved the report"))
+	} else {
+		add(checkText("approver", in.Approver, maxShort))
 	}
+	add(checkText("not_approved_reason", in.NotApprovedReason, maxShort))
 	if len(in.ActionsTaken) > maxList {
-		return fieldErr("actions_taken", "at most %d actions", maxList)
+		add(fieldErr("actions_taken", "at most %d actions", maxList))
 	}
-	for name, v := range map[string]string{
-		"platform": in.Platform, "uploader.username": in.Uploader.Username, "approver": in.Approver,
-		"not_approved_reason": in.NotApprovedReason, "escalate": in.Escalate,
-	} {
-		if err := checkText(name, v, maxShort); err != nil {
-			return err
-		}
-	}
-	if err := checkText("notes", in.Notes, maxLong); err != nil {
-		return err
-	}
+	add(checkText("notes", in.Notes, maxLong))
+	add(checkText("escalate", in.Escalate, maxShort))
 	for i, f := range in.Files {
-		if err := f.validate(fmt.Sprintf("files[%d]", i), now); err != nil {
-			return err
+		for _, err := range f.validate(fmt.Sprintf("files[%d]", i), now) {
+			add(err)
 		}
 	}
-	return nil
+	if len(errs) == 0 {
+		return nil
+	}
+	return errs
 }
 
-func (f *FileInput) validate(field string, now time.Time) error {
+// FieldErrors are all the problems of one submission. errors.As with a
+// *FieldError finds the first.
+type FieldErrors []*FieldError
+
+func (es FieldErrors) Error() string {
+	msgs := make([]string, len(es))
+	for i, e := range es {
+		msgs[i] = e.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// Unwrap lets errors.Is and errors.As see each problem.
+func (es FieldErrors) Unwrap() []error {
+	out := make([]error, len(es))
+	for i, e := range es {
+		out[i] = e
+	}
+	return out
+}
+
+func (f *FileInput) validate(field string, now time.Time) []error {
+	var errs []error
 	if f.Name != "" {
-		if err := CheckFileName(field+".name", f.Name); err != nil {
-			return err
-		}
+		errs = append(errs, CheckFileName(field+".name", f.Name))
 	}
 	if f.LocationURL != "" {
-		if err := checkURL(field+".location_url", f.LocationURL); err != nil {
-			return err
-		}
+		errs = append(errs, checkURL(field+".location_url", f.LocationURL))
 	}
 	if f.UploadTime != "" {
-		if _, err := pastTime(field+".upload_time", f.UploadTime, now); err != nil {
-			return err
-		}
+		_, err := pastTime(field+".upload_time", f.UploadTime, now)
+		errs = append(errs, err)
 	}
 	if f.UploaderIP != "" && net.ParseIP(f.UploaderIP) == nil {
-		return fieldErr(field+".uploader_ip", "%q is not an IP address", f.UploaderIP)
+		errs = append(errs, fieldErr(field+".uploader_ip", "%q is not an IP address", f.UploaderIP))
 	}
 	if f.Classification != "" && !slices.Contains(Classifications, f.Classification) {
-		return fieldErr(field+".industry_classification", "%q is not one of %s", f.Classification, strings.Join(Classifications, ", "))
+		errs = append(errs, fieldErr(field+".industry_classification", "%q is not one of %s", f.Classification, strings.Join(Classifications, ", ")))
 	}
 	if len(f.Annotations) > maxList {
-		return fieldErr(field+".annotations", "at most %d annotations", maxList)
+		errs = append(errs, fieldErr(field+".annotations", "at most %d annotations", maxList))
 	}
-	return nil
+	return errs
 }
 
 // IncidentAt returns the validated incident time.
@@ -220,7 +244,7 @@ var ErrBadFileName = errors.New("bad file name")
 // characters or is not UTF-8 is refused: it would mislead whoever reads the
 // case later, and shows a client that does not send what it should.
 func CheckFileName(field, name string) error {
-	bad := func(why string) error { return fmt.Errorf("%w: %w", ErrBadFileName, fieldErr(field, "%s", why)) }
+	bad := func(why string) error { return &FieldError{Field: field, Message: why, Kind: ErrBadFileName} }
 	switch {
 	case name == "":
 		return bad("empty file name")

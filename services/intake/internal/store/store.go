@@ -82,16 +82,26 @@ func scanReport(row pgx.Row) (report.Report, error) {
 	return r, json.Unmarshal(details, &r.Details)
 }
 
+// querier is a pool or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
 // Get returns a report with its files and history.
 func (s *Store) Get(ctx context.Context, id string) (*report.Report, error) {
-	r, err := scanReport(s.pool.QueryRow(ctx, `SELECT `+reportColumns+` FROM reports WHERE id = $1`, id))
+	return get(ctx, s.pool, id, "")
+}
+
+func get(ctx context.Context, q querier, id, lock string) (*report.Report, error) {
+	r, err := scanReport(q.QueryRow(ctx, `SELECT `+reportColumns+` FROM reports WHERE id = $1 `+lock, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("get report %s: %w", id, err)
 	}
-	rows, err := s.pool.Query(ctx, `SELECT id::text, idx, name, object_key, object_version, size, content_type, md5, sha1, sha256,
+	rows, err := q.Query(ctx, `SELECT id::text, idx, name, object_key, object_version, size, content_type, md5, sha1, sha256,
 			coalesce(pdq, ''), coalesce(pdq_quality, 0), meta, coalesce(ncmec_file_id, ''), coalesce(ncmec_md5, '')
 		FROM files WHERE report_id = $1 ORDER BY idx`, id)
 	if err != nil {
@@ -109,7 +119,7 @@ func (s *Store) Get(ctx context.Context, id string) (*report.Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("get files of %s: %w", id, err)
 	}
-	rows, err = s.pool.Query(ctx, `SELECT event_id::text, type, occurred_at, actor, summary
+	rows, err = q.Query(ctx, `SELECT event_id::text, type, occurred_at, actor, summary
 		FROM report_events WHERE report_id = $1 ORDER BY occurred_at, event_id`, id)
 	if err != nil {
 		return nil, fmt.Errorf("get events of %s: %w", id, err)
@@ -119,6 +129,58 @@ func (s *Store) Get(ctx context.Context, id string) (*report.Report, error) {
 		return nil, fmt.Errorf("get events of %s: %w", id, err)
 	}
 	return &r, nil
+}
+
+// Refile files a report again: with the report locked, refile checks the
+// rule, moves the report to its next filing and returns the event that
+// announces it; the report's new state and the event are committed together.
+// The earlier filing's NCMEC state is forgotten (its report id kept, so its
+// late events move nothing), its history kept.
+func (s *Store) Refile(ctx context.Context, id string, refile func(*report.Report, keyring.WrappedKey) (*pb.Envelope, error)) (*report.Report, error) {
+	var out *report.Report
+	err := database.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		r, err := get(ctx, tx, id, "FOR UPDATE")
+		if err != nil {
+			return err
+		}
+		var key keyring.WrappedKey
+		if err := tx.QueryRow(ctx, `SELECT data_key_id, data_key FROM reports WHERE id = $1`, id).Scan(&key.MasterKeyID, &key.Ciphertext); err != nil {
+			return fmt.Errorf("data key of %s: %w", id, err)
+		}
+		past := r.NCMEC.ReportID
+		ev, err := refile(r, key)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE reports SET filing = $2, status = $3, ncmec_report_id = NULL, ncmec_environment = NULL,
+				ncmec_state = NULL, last_error = NULL, updated_at = now(),
+				past_ncmec_report_ids = CASE WHEN $4::bigint = 0 THEN past_ncmec_report_ids ELSE array_append(past_ncmec_report_ids, $4) END
+			WHERE id = $1`, id, r.Filing, r.Status, past); err != nil {
+			return fmt.Errorf("refile %s: %w", id, err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE files SET ncmec_file_id = NULL, ncmec_md5 = NULL WHERE report_id = $1`, id); err != nil {
+			return fmt.Errorf("refile %s: %w", id, err)
+		}
+		if err := outbox.Add(ctx, tx, ev); err != nil {
+			return err
+		}
+		r.NCMEC = report.NCMEC{}
+		for i := range r.Files {
+			r.Files[i].NCMECFileID, r.Files[i].NCMECMD5 = "", ""
+		}
+		out = r
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RecordAction publishes a staff action (a sign-in, a page view, a denied
+// request) for the audit log through the outbox.
+func (s *Store) RecordAction(ctx context.Context, ev *pb.Envelope) error {
+	return database.InTx(ctx, s.pool, func(tx pgx.Tx) error { return outbox.Add(ctx, tx, ev) })
 }
 
 // List returns up to limit reports older than the report id before (all
