@@ -153,7 +153,13 @@ func run(ctx context.Context, root string, natsPort, s3Port, pgPort int) error {
 	for _, s := range []struct{ name, addr string }{
 		{"intake", ":8080"}, {"retraction", ":8081"}, {"audit-logger", ":8082"}, {"ncmec-reporter", ":8083"}, {"case-writer", ":8084"},
 	} {
-		if err := procs.start(ctx, s.name, filepath.Join(bin, s.name), append(common, "LISTEN_ADDR=127.0.0.1"+s.addr)); err != nil {
+		env := append(common, "LISTEN_ADDR=127.0.0.1"+s.addr)
+		if s.name == "intake" {
+			// The development sign-in: the browser form has no identity
+			// provider on one machine.
+			env = append(env, "DEV_SIGN_IN=true", "PUBLIC_URL=http://127.0.0.1:8080", "RETRACTION_URL=http://127.0.0.1:8081")
+		}
+		if err := procs.start(ctx, s.name, filepath.Join(bin, s.name), env); err != nil {
 			return err
 		}
 	}
