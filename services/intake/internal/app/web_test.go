@@ -278,14 +278,15 @@ func TestFormRefusalsStoreNothing(t *testing.T) {
 		t.Fatalf("refile: got %d", resp.StatusCode)
 	}
 	var filings []uint32
-	for _, e := range s.submitted() {
-		if e.ReportId == id {
-			filings = append(filings, e.GetReportSubmitted().Report.Filing)
+	testenv.Eventually(t, 10*time.Second, "the second filing announced", func() bool {
+		filings = nil
+		for _, e := range s.submitted() {
+			if e.ReportId == id {
+				filings = append(filings, e.GetReportSubmitted().Report.Filing)
+			}
 		}
-	}
-	if fmt.Sprint(filings) != "[1 2]" {
-		t.Errorf("report.submitted filings %v; want [1 2]", filings)
-	}
+		return fmt.Sprint(filings) == "[1 2]"
+	})
 	// A late event of the retracted filing moves nothing.
 	s.publish(t, id, &pb.NcmecFinished{NcmecReportId: 4242})
 	s.publish(t, id, &pb.NcmecOpened{NcmecReportId: 5151, Environment: "test", Filing: 2})
