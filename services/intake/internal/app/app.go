@@ -41,6 +41,7 @@ type Config struct {
 	MasterKeyID  string
 	DevToken     config.Secret
 	Limits       httpapi.Limits
+	Similar      httpapi.Similar
 	SweepEvery   time.Duration
 
 	// PublicURL is where staff reach intake: the OIDC callback is under
@@ -72,6 +73,11 @@ func LoadConfig(l *config.Loader) Config {
 			MaxFileSize:  l.Bytes("MAX_FILE_SIZE", 8<<30),
 			MaxFiles:     l.Int("MAX_FILES", 100, 1, 10000),
 			MaxTotalSize: l.Bytes("MAX_TOTAL_SIZE", 32<<30),
+		},
+		Similar: httpapi.Similar{
+			MaxImageBytes: int(l.Bytes("PDQ_MAX_IMAGE_SIZE", 32<<20)),
+			MaxPixels:     l.Int("PDQ_MAX_PIXELS", 50_000_000, 1, 1_000_000_000),
+			Distance:      l.Int("REPORTED_BEFORE_DISTANCE", 31, 1, 128),
 		},
 		SweepEvery: l.Duration("ORPHAN_SWEEP_INTERVAL", 5*time.Minute),
 
@@ -146,7 +152,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		log.Warn("progress consumer not created yet; NATS unreachable?", "err", err)
 	}
 
-	api := httpapi.New(a.store, a.evidence, keys, cfg.Limits, base.Metrics, log)
+	api := httpapi.New(a.store, a.evidence, keys, cfg.Limits, cfg.Similar, base.Metrics, log)
 	var bearer []auth.Authenticator
 	var oidc *auth.OIDC
 	if cfg.OIDC != nil {

@@ -23,6 +23,7 @@ import (
 	"takedown/pkg/keyring"
 	"takedown/pkg/logging"
 	"takedown/pkg/metrics"
+	"takedown/pkg/pdq"
 	pb "takedown/pkg/proto/takedown/v1"
 	"takedown/pkg/server"
 	"takedown/services/intake/internal/report"
@@ -56,6 +57,7 @@ type API struct {
 	evidence Evidence
 	keys     *keyring.Keyring
 	limits   Limits
+	similar  Similar
 	log      *slog.Logger
 	now      func() time.Time
 
@@ -66,10 +68,31 @@ type API struct {
 // Limits returns the bounds of a submission.
 func (a *API) Limits() Limits { return a.limits }
 
+// Similar configures "reported before?": PDQ hashing of images and the
+// search for earlier reports of the same or a similar file.
+type Similar struct {
+	MaxImageBytes int // images up to this size are PDQ-hashed as they stream (default 32 MiB)
+	MaxPixels     int // larger images are refused by the decoder without allocating (default 50 megapixels)
+	Distance      int // PDQ hashes at most this many bits apart match (default 31)
+}
+
+func (s Similar) withDefaults() Similar {
+	if s.MaxImageBytes == 0 {
+		s.MaxImageBytes = 32 << 20
+	}
+	if s.MaxPixels == 0 {
+		s.MaxPixels = 50_000_000
+	}
+	if s.Distance == 0 {
+		s.Distance = pdq.MatchThreshold
+	}
+	return s
+}
+
 // New returns the API.
-func New(st *store.Store, ev Evidence, keys *keyring.Keyring, limits Limits, m *metrics.Factory, log *slog.Logger) *API {
+func New(st *store.Store, ev Evidence, keys *keyring.Keyring, limits Limits, similar Similar, m *metrics.Factory, log *slog.Logger) *API {
 	return &API{
-		store: st, evidence: ev, keys: keys, limits: limits, log: log, now: time.Now,
+		store: st, evidence: ev, keys: keys, limits: limits, similar: similar.withDefaults(), log: log, now: time.Now,
 		submissions: m.Counter("submissions_total", "Report submissions, by result (created or the error code).", "result"),
 		bytes:       m.Counter("evidence_bytes_total", "Evidence bytes received and stored.").WithLabelValues(),
 	}
@@ -117,8 +140,14 @@ func (a *API) Refile(ctx context.Context, staff auth.Staff, id string) (*report.
 		}
 		r.Filing++
 		r.Status = report.StatusSubmitted
+		// Earlier finished reports of the uploader; the retracted filing,
+		// never finished, is not among them.
+		prior, err := a.store.PriorNCMECReports(ctx, r.Uploader)
+		if err != nil {
+			return nil, err
+		}
 		ev, err := events.New(r.ID, events.Staff(staff.Subject, staff.Name), &pb.ReportSubmitted{
-			Report:  toProto(r),
+			Report:  toProto(r, prior),
 			Files:   filesToProto(r.Files),
 			DataKey: &pb.WrappedKey{MasterKeyId: key.MasterKeyID, Ciphertext: key.Ciphertext},
 		})
@@ -157,7 +186,25 @@ func (a *API) get(w http.ResponseWriter, r *http.Request) {
 		server.WriteError(w, err)
 		return
 	}
+	if err := a.ReportedBefore(r.Context(), rep); err != nil {
+		a.log.Error("reported before", "report_id", id, "err", err)
+		server.WriteError(w, err)
+		return
+	}
 	server.WriteJSON(w, http.StatusOK, rep)
+}
+
+// ReportedBefore fills each file's earlier reports of the same bytes or a
+// similar image.
+func (a *API) ReportedBefore(ctx context.Context, rep *report.Report) error {
+	matches, err := a.store.ReportedBefore(ctx, rep.ID, a.similar.Distance)
+	if err != nil {
+		return err
+	}
+	for i := range rep.Files {
+		rep.Files[i].ReportedBefore = matches[rep.Files[i].ID]
+	}
+	return nil
 }
 
 func errNotFound(id string) error {

@@ -19,6 +19,7 @@ import (
 	"takedown/pkg/events"
 	"takedown/pkg/evidence"
 	"takedown/pkg/logging"
+	"takedown/pkg/pdq"
 	pb "takedown/pkg/proto/takedown/v1"
 	"takedown/pkg/server"
 	"takedown/services/intake/internal/report"
@@ -185,8 +186,14 @@ func (a *API) receive(w http.ResponseWriter, r *http.Request, describe Describe)
 		return nil, badRequest("invalid", "files", "the report describes %d files but %d were attached", len(in.Files), len(rep.Files))
 	}
 
+	prior, err := a.store.PriorNCMECReports(ctx, rep.Uploader)
+	if err != nil {
+		log.Error("prior NCMEC reports", "err", err)
+		return nil, server.Errorf(http.StatusServiceUnavailable, "database_unavailable", "",
+			"the report could not be saved; nothing was kept. Try again in a minute")
+	}
 	ev, err := events.New(rep.ID, events.Staff(staff.Subject, staff.Name), &pb.ReportSubmitted{
-		Report:  toProto(rep),
+		Report:  toProto(rep, prior),
 		Files:   filesToProto(rep.Files),
 		DataKey: &pb.WrappedKey{MasterKeyId: wrapped.MasterKeyID, Ciphertext: wrapped.Ciphertext},
 	})
@@ -266,7 +273,14 @@ func (a *API) storeFile(ctx context.Context, reportID string, i int, part *multi
 	head, _ := br.Peek(512)
 	f.ContentType = http.DetectContentType(head)
 
-	obj, err := a.evidence.Put(ctx, f.ObjectKey, br, dataKey)
+	// Images are hashed with PDQ from a copy kept while they stream, so
+	// "reported before?" finds resized and re-encoded copies too.
+	var src io.Reader = br
+	img := newImageTee(f.ContentType, a.similar.MaxImageBytes)
+	if img != nil {
+		src = io.TeeReader(br, img)
+	}
+	obj, err := a.evidence.Put(ctx, f.ObjectKey, src, dataKey)
 	switch {
 	case body.err != nil && body.err != io.EOF:
 		return f, bodyError(body.err)
@@ -283,6 +297,13 @@ func (a *API) storeFile(ctx context.Context, reportID string, i int, part *multi
 	}
 	a.bytes.Add(float64(obj.Size))
 	f.ObjectVersion, f.Size, f.MD5, f.SHA1, f.SHA256 = obj.VersionID, obj.Size, obj.MD5, obj.SHA1, obj.SHA256
+	hash, quality, ok, err := img.hash(pdq.Options{MaxPixels: int64(a.similar.MaxPixels)})
+	if err != nil {
+		return f, fmt.Errorf("pdq %s: %w", field, err)
+	}
+	if ok {
+		f.PDQ, f.PDQQuality = hash, quality
+	}
 	return f, nil
 }
 
@@ -348,14 +369,16 @@ func (a *API) discard(ctx context.Context, files []report.File) {
 	log.Warn("objects of a failed submission left for the sweeper", "keys", left, "err", last)
 }
 
-func toProto(r *report.Report) *pb.Report {
+// toProto is the report as the event carries it; prior are the NCMEC report
+// ids of earlier finished reports about the same uploader.
+func toProto(r *report.Report, prior []int64) *pb.Report {
 	return &pb.Report{
 		Id:                r.ID,
 		IncidentType:      r.IncidentType,
 		IncidentTime:      timestamppb.New(r.IncidentTime),
 		Platform:          r.Platform,
 		Urls:              r.URLs,
-		Uploader:          &pb.Uploader{Username: r.Uploader.Username, Email: r.Uploader.Email, Ip: r.Uploader.IP},
+		Uploader:          &pb.Uploader{Username: r.Uploader.Username, Email: r.Uploader.Email, Ip: r.Uploader.IP, PriorNcmecReportIds: prior},
 		LegalApproved:     r.LegalApproved,
 		Approver:          r.Approver,
 		NotApprovedReason: r.NotApprovedReason,

@@ -85,6 +85,8 @@ type File struct {
 	FileInput
 	NCMECFileID string `json:"ncmec_file_id,omitempty"`
 	NCMECMD5    string `json:"ncmec_md5,omitempty"`
+	// ReportedBefore lists earlier reports of the same file or a similar image.
+	ReportedBefore []Match `json:"reported_before,omitempty"`
 }
 
 // NCMEC is the state of the report's CyberTipline filing.
