@@ -56,6 +56,11 @@ type Retractor struct {
 func New(cfg Config, st *store.Store, ho *handover.Store, clients map[string]*ncmec.Client, m *metrics.Factory, log *slog.Logger) *Retractor {
 	r := &Retractor{cfg: cfg, store: st, handover: ho, clients: clients, log: log,
 		outcomes: m.Counter("retractions_total", "Retractions ended, by result: retracted, failed, finished_at_ncmec.", "result")}
+	// Every result exists from the start, so that an alert on the first
+	// failure sees the counter go from 0 to 1.
+	for _, res := range []string{store.Retracted, store.Failed, store.FinishedAtNCMEC} {
+		r.outcomes.WithLabelValues(res)
+	}
 	m.GaugeFunc("retractions_pending", "Retractions owed and not yet done.", nil, func() float64 {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
