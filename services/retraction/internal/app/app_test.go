@@ -217,7 +217,7 @@ func (h *harness) count(typ, report string) int {
 
 func (h *harness) waitRetracted(id string, ncmecID int64) {
 	h.t.Helper()
-	testenv.Eventually(h.t, 10*time.Second, "the report is retracted at NCMEC and the event published", func() bool {
+	testenv.Eventually(h.t, 20*time.Second, "the report is retracted at NCMEC and the event published", func() bool {
 		return h.status(ncmecID) == "retracted" && h.count(events.NcmecRetracted, id) == 1
 	})
 }
