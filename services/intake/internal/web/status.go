@@ -43,6 +43,9 @@ func (w *Web) loadReport(rw http.ResponseWriter, r *http.Request) (*report.Repor
 		w.fail(rw, r, server.Errorf(http.StatusNotFound, "not_found", "", "there is no report %s", id))
 		return nil, false
 	}
+	if err == nil {
+		err = w.api.ReportedBefore(r.Context(), rep)
+	}
 	if err != nil {
 		w.fail(rw, r, err)
 		return nil, false
