@@ -37,6 +37,7 @@ type Config struct {
 	// ran as the login user: it may read and append, never change.
 	DBRole   string
 	DevToken config.Secret
+	OIDC     *auth.OIDCConfig // nil: no OIDC bearer tokens
 	// Authn are further sign-in methods (OIDC when it comes; tests use it
 	// for staff without the auditor role), tried before the dev token.
 	Authn []auth.Authenticator
@@ -48,6 +49,7 @@ func LoadConfig(l *config.Loader) Config {
 		Service:  service.LoadConfig(l, ":8082"),
 		DBRole:   l.String("AUDIT_DB_ROLE", auditlog.DefaultWriterRole),
 		DevToken: l.Secret("TAKEDOWN_DEV_TOKEN", config.Optional),
+		OIDC:     auth.LoadOIDC(l, ""),
 	}
 	if !auditlog.ValidRole.MatchString(c.DBRole) {
 		l.Fail("AUDIT_DB_ROLE", "%q is not a plain lower-case identifier", c.DBRole)
@@ -118,12 +120,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	if err != nil {
 		log.Warn("audit consumer not created yet; NATS unreachable?", "err", err)
 	}
-	// The dev token answers "wrong token" to any bearer token but its own,
-	// so it comes last: the others pass on credentials they do not know.
-	authn := append([]auth.Authenticator(nil), cfg.Authn...)
-	if cfg.DevToken != "" {
-		authn = append(authn, auth.DevToken(cfg.DevToken))
+	bearers, _, err := auth.Bearers(ctx, cfg.OIDC, cfg.DevToken)
+	if err != nil {
+		base.Close()
+		return nil, err
 	}
+	authn := append(append([]auth.Authenticator(nil), cfg.Authn...), bearers...)
 	if len(authn) == 0 {
 		log.Warn("TAKEDOWN_DEV_TOKEN is not set and no other sign-in is configured: the audit API refuses everyone")
 	}

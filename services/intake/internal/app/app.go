@@ -90,16 +90,7 @@ func LoadConfig(l *config.Loader) Config {
 		RetractionURL: l.URL("RETRACTION_URL", "http://127.0.0.1:8081", "http", "https"),
 	}
 	c.Session.Secure = strings.HasPrefix(c.PublicURL, "https://")
-	if issuer := l.URL("OIDC_ISSUER", "", "http", "https"); issuer != "" {
-		c.OIDC = &auth.OIDCConfig{
-			Issuer:       issuer,
-			ClientID:     l.MustString("OIDC_CLIENT_ID"),
-			ClientSecret: l.Secret("OIDC_CLIENT_SECRET", config.Optional),
-			RedirectURL:  c.PublicURL + "/auth/callback",
-			RolesClaim:   l.String("OIDC_ROLES_CLAIM", "roles"),
-			Scopes:       strings.Fields(l.String("OIDC_SCOPES", "profile email")),
-		}
-	}
+	c.OIDC = auth.LoadOIDC(l, c.PublicURL+"/auth/callback")
 	if c.DevToken == "" && c.OIDC == nil && !c.DevSignIn {
 		l.Fail("OIDC_ISSUER", "no sign-in is configured: set OIDC_ISSUER (staff sign-in), or for the local stack TAKEDOWN_DEV_TOKEN / DEV_SIGN_IN")
 	}
@@ -153,17 +144,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	}
 
 	api := httpapi.New(a.store, a.evidence, keys, cfg.Limits, cfg.Similar, base.Metrics, log)
-	var bearer []auth.Authenticator
-	var oidc *auth.OIDC
-	if cfg.OIDC != nil {
-		oidc, err = auth.NewOIDC(ctx, *cfg.OIDC)
-		if err != nil {
-			base.Close()
-			return nil, fmt.Errorf("OIDC_ISSUER: %w", err)
-		}
-		bearer = append(bearer, oidc.Bearer())
+	bearer, oidc, err := auth.Bearers(ctx, cfg.OIDC, cfg.DevToken)
+	if err != nil {
+		base.Close()
+		return nil, err
 	}
-	bearer = append(bearer, auth.DevToken(cfg.DevToken))
 	a.sessions = auth.NewSessions(base.Pool, cfg.Session)
 	site, err := web.New(web.Config{DevSignIn: cfg.DevSignIn, DevToken: cfg.DevToken.Reveal(), RetractionURL: cfg.RetractionURL},
 		api, a.store, a.sessions, oidc, bearer, log)

@@ -31,6 +31,7 @@ type Config struct {
 	Service          service.Config
 	NCMEC            ncmec.Environments
 	DevToken         config.Secret
+	OIDC             *auth.OIDCConfig // nil: no OIDC bearer tokens
 	ReporterConsumer string
 	Retract          retract.Config
 	// Auth are further ways staff authenticate (OIDC), tried after the
@@ -44,6 +45,7 @@ func LoadConfig(l *config.Loader) Config {
 		Service:          service.LoadConfig(l, ":8081"),
 		NCMEC:            ncmec.LoadEnvironments(l),
 		DevToken:         l.Secret("TAKEDOWN_DEV_TOKEN", config.Optional),
+		OIDC:             auth.LoadOIDC(l, ""),
 		ReporterConsumer: l.String("REPORTER_CONSUMER", "ncmec-reporter"),
 		Retract: retract.Config{
 			Poll:        l.Duration("RETRACTION_POLL_INTERVAL", time.Second),
@@ -79,12 +81,17 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		base.Close()
 		return nil, err
 	}
+	bearers, _, err := auth.Bearers(ctx, cfg.OIDC, cfg.DevToken)
+	if err != nil {
+		base.Close()
+		return nil, err
+	}
 	ho := handover.New(base.JS, handover.Config{Replicas: cfg.Service.StreamReplicas})
 	a := &App{cfg: cfg, base: base,
 		r: retract.New(cfg.Retract, &store.Store{Pool: base.Pool}, ho, clients, base.Metrics, log)}
 	r := base.Router()
 	r.Group(func(r chi.Router) {
-		r.Use(auth.Require(auth.RoleRetractor, append(cfg.Auth, auth.DevToken(cfg.DevToken))...))
+		r.Use(auth.Require(auth.RoleRetractor, append(cfg.Auth, bearers...)...))
 		a.r.Routes(r)
 	})
 	a.handler = r
