@@ -11,7 +11,7 @@ VERSITYGW_VERSION := v1.8.0
 # The tools module pins buf, protoc-gen-go and staticcheck.
 TOOL := cd tools && GOWORK=off go build -o $(BIN)
 
-.PHONY: help tools proto proto-check build run test bench lint clean
+.PHONY: help tools proto proto-check build run test chaos bench lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ run: tools build ## run the whole system locally (Ctrl-C stops it)
 
 test: tools ## run every module's tests against real PostgreSQL, NATS and S3
 	go test -count=1 -timeout 20m $(PKGS)
+
+chaos: tools ## the chaos suite: a seeded load while processes die and remote APIs fail (TAKEDOWN_CHAOS_SEED repeats a run)
+	cd e2e && TAKEDOWN_CHAOS=1 go test -count=1 -timeout 30m -run '^TestChaos$$' -v .
 
 bench: tools ## run the benchmarks (figures in the README)
 	go test -run '^$$' -bench . -benchtime 1x -timeout 60m $(PKGS)

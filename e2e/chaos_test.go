@@ -1,0 +1,272 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"takedown/e2e/stack"
+	"takedown/pkg/ncmec/ncmecsim"
+	"takedown/pkg/salesforce/sfsim"
+)
+
+// TestChaos is `make chaos`: a seeded load of reports while services are
+// killed, NATS and S3 restart and both remote APIs fail, then every report
+// is checked everywhere it lives. TAKEDOWN_CHAOS=1 runs it;
+// TAKEDOWN_CHAOS_SEED repeats a run, TAKEDOWN_CHAOS_REPORTS sizes it.
+func TestChaos(t *testing.T) {
+	if os.Getenv("TAKEDOWN_CHAOS") == "" {
+		t.Skip("set TAKEDOWN_CHAOS=1 (make chaos) to run the chaos suite")
+	}
+	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv("TAKEDOWN_CHAOS_SEED"); v != "" {
+		var err error
+		if seed, err = strconv.ParseUint(v, 10, 64); err != nil {
+			t.Fatalf("TAKEDOWN_CHAOS_SEED: %v", err)
+		}
+	}
+	n := 150
+	if v := os.Getenv("TAKEDOWN_CHAOS_REPORTS"); v != "" {
+		n, _ = strconv.Atoi(v)
+	}
+	t.Logf("chaos seed %d (repeat with TAKEDOWN_CHAOS_SEED=%d), %d reports", seed, seed, n)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("chaos FAILED with seed %d: repeat with TAKEDOWN_CHAOS=1 TAKEDOWN_CHAOS_SEED=%d make chaos", seed, seed)
+		}
+	})
+
+	s := stack.Start(t, stack.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	start := time.Now()
+
+	// The load: two submitters, reports of 1 to 5 files, one in ten with a
+	// large file. Its own random source, so the load does not depend on
+	// how the chaos schedule interleaves with it.
+	plan := planLoad(seed, n)
+	var (
+		mu        sync.Mutex
+		submitted []stack.Submitted
+		retries   int
+		loadErr   error
+		wg        sync.WaitGroup
+		next      = make(chan loadItem)
+	)
+	for range 2 {
+		wg.Go(func() {
+			for it := range next {
+				rep, attempts, err := s.SubmitRetrying(ctx, stack.NewReport(it.key), it.files)
+				mu.Lock()
+				if err != nil && loadErr == nil {
+					loadErr = fmt.Errorf("submit %s: %w", it.key, err)
+				}
+				submitted = append(submitted, stack.Submitted{Key: it.key, ID: rep.ID, Files: len(it.files), Attempts: attempts})
+				retries += attempts - 1
+				mu.Unlock()
+			}
+		})
+	}
+	loadDone := make(chan struct{})
+	go func() {
+		defer close(loadDone)
+		defer close(next)
+		for _, it := range plan {
+			select {
+			case next <- it:
+			case <-ctx.Done():
+				return
+			}
+			time.Sleep(it.pause)
+		}
+	}()
+
+	// The chaos schedule runs here, on the test goroutine, one action at a
+	// time, until the load is submitted.
+	rng := rand.New(rand.NewPCG(seed, 1))
+	counts := map[string]int{}
+	for done := false; !done; {
+		select {
+		case <-loadDone:
+			done = true
+			continue
+		case <-time.After(time.Duration(300+rng.IntN(1500)) * time.Millisecond):
+		}
+		counts[chaosAction(t, s, rng)]++
+	}
+	wg.Wait()
+	if loadErr != nil {
+		t.Fatal(loadErr)
+	}
+	loadTime := time.Since(start)
+
+	// Settle: faults off, everything up, every report at rest.
+	s.NCMEC.ClearFaults()
+	s.SF.ClearFaults()
+	s.EnsureRunning()
+	settleStart := time.Now()
+	pending := map[string]bool{}
+	for _, sub := range submitted {
+		pending[sub.ID] = true
+	}
+	// Polled with a deadline; on timeout every report still moving is shown
+	// with all intake knows of it.
+	for deadline := time.Now().Add(4 * time.Minute); len(pending) > 0; {
+		for id := range pending {
+			if r, err := s.Report(ctx, id); err == nil && stack.Settled(r) {
+				delete(pending, id)
+			}
+		}
+		if len(pending) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			for id := range pending {
+				r, err := s.Report(ctx, id)
+				t.Errorf("report %s did not settle: %v status %s NCMEC %+v case %+v events %+v", id, err, r.Status, r.NCMEC, r.Case, r.Events)
+			}
+			t.FailNow()
+		}
+		time.Sleep(time.Second)
+	}
+	settle := time.Since(settleStart)
+
+	res := s.Check(ctx, submitted)
+	for _, p := range res.Problems {
+		t.Error(p)
+	}
+	for name, c := range s.Crashes() {
+		if c != 0 {
+			t.Errorf("%s exited on its own %d times", name, c)
+		}
+	}
+	t.Log("\n" + summary(seed, submitted, retries, counts, s, res, loadTime, settle))
+}
+
+type loadItem struct {
+	key   string
+	files []stack.File
+	pause time.Duration
+}
+
+func planLoad(seed uint64, n int) []loadItem {
+	rng := rand.New(rand.NewPCG(seed, 2))
+	items := make([]loadItem, n)
+	for i := range items {
+		files := make([]stack.File, 1+rng.IntN(5))
+		for j := range files {
+			size := int64(1024 + rng.IntN(64<<10))
+			if j == 0 && rng.IntN(10) == 0 {
+				size = int64(8<<20 + rng.IntN(24<<20)) // some large
+			}
+			files[j] = stack.RandomFile(fmt.Sprintf("f%d.bin", j+1), size, rng.Uint64())
+		}
+		items[i] = loadItem{key: fmt.Sprintf("c%d-%d", seed%100000, i), files: files,
+			pause: time.Duration(rng.IntN(600)) * time.Millisecond}
+	}
+	return items
+}
+
+var (
+	ncmecEndpoints = []string{"submit", "upload", "fileinfo", "finish", "retract"}
+	// Permanent refusals end a filing; never at retract, where one would
+	// leave an NCMEC report open for a person to deal with.
+	permanentAt = []string{"submit", "upload", "fileinfo", "finish"}
+	sfEndpoints = []string{"composite", "token"}
+)
+
+// chaosAction does one seeded random thing to the stack and names it.
+func chaosAction(t *testing.T, s *stack.Stack, rng *rand.Rand) string {
+	switch k := rng.IntN(10); {
+	case k < 3:
+		name := stack.Services[rng.IntN(len(stack.Services))]
+		s.RestartService(name)
+		return "kill -9 " + name
+	case k == 3:
+		s.KillNATS()
+		s.StartNATS()
+		return "kill -9 nats"
+	case k == 4:
+		s.StopS3()
+		time.Sleep(time.Duration(500+rng.IntN(2000)) * time.Millisecond)
+		s.StartS3()
+		return "stop s3"
+	case k < 7:
+		ep := ncmecEndpoints[rng.IntN(len(ncmecEndpoints))]
+		f := ncmecsim.Fault{Endpoint: ep, Times: 1 + rng.IntN(3)}
+		switch rng.IntN(5) {
+		case 0:
+			f.Kind, f.Code = ncmecsim.FaultCode, 1000
+		case 1:
+			f.Kind, f.Status = ncmecsim.FaultHTTP, 503
+		case 2:
+			f.Kind = ncmecsim.FaultDrop
+		case 3:
+			f.Kind = ncmecsim.FaultRateLimit
+		case 4:
+			f.Kind = ncmecsim.FaultLostResponse
+		}
+		if err := s.NCMEC.Inject(f); err != nil {
+			t.Fatal(err)
+		}
+		return "ncmec transient " + f.Kind + "@" + ep
+	case k == 7:
+		ep := permanentAt[rng.IntN(len(permanentAt))]
+		if err := s.NCMEC.Inject(ncmecsim.Fault{Endpoint: ep, Kind: ncmecsim.FaultCode, Code: 4000}); err != nil {
+			t.Fatal(err)
+		}
+		return "ncmec permanent 4000@" + ep
+	default:
+		kinds := []string{sfsim.KindExpireToken, sfsim.KindRateLimit, sfsim.KindHTTP, sfsim.KindLostResponse}
+		f := sfsim.Fault{Endpoint: sfEndpoints[0], Kind: kinds[rng.IntN(len(kinds))], Times: 1 + rng.IntN(2)}
+		if f.Kind == sfsim.KindRateLimit && rng.IntN(2) == 0 {
+			f.Endpoint = "token"
+		}
+		if _, err := s.SF.Inject(f); err != nil {
+			t.Fatal(err)
+		}
+		return "salesforce " + f.Kind + "@" + f.Endpoint
+	}
+}
+
+func summary(seed uint64, subs []stack.Submitted, retries int, counts map[string]int, s *stack.Stack, res stack.Result, load, settle time.Duration) string {
+	var b strings.Builder
+	files := 0
+	for _, sub := range subs {
+		files += sub.Files
+	}
+	fmt.Fprintf(&b, "chaos summary (seed %d)\n", seed)
+	fmt.Fprintf(&b, "  %-44s %d (%d files), load %v, settled in %v\n", "reports", len(subs), files, load.Round(time.Second), settle.Round(time.Second))
+	fmt.Fprintf(&b, "  %-44s %d\n", "submissions retried (intake or S3 away)", retries)
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&b, "  %-44s %d\n", k, counts[k])
+	}
+	fired := 0
+	for _, f := range s.NCMEC.Faults() {
+		fired += f.Fired
+	}
+	fmt.Fprintf(&b, "  %-44s %v\n", "NCMEC calls", s.NCMEC.State().Calls)
+	outcomes := map[string]int{}
+	for _, o := range res.Outcomes {
+		outcomes[o]++
+	}
+	for _, o := range []string{stack.OutcomeFinished, stack.OutcomeRetracted, stack.OutcomeNotFiled} {
+		fmt.Fprintf(&b, "  %-44s %d\n", "outcome "+o, outcomes[o])
+	}
+	fmt.Fprintf(&b, "  %-44s %d\n", "duplicate NCMEC reports absorbed (retracted)", res.Duplicates)
+	fmt.Fprintf(&b, "  %-44s %d\n", "Salesforce tokens issued", s.SF.TokenCount())
+	fmt.Fprintf(&b, "  %-44s %d\n", "invariant violations", len(res.Problems))
+	return b.String()
+}
