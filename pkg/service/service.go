@@ -242,25 +242,33 @@ func metricName(s string) string {
 	return string(b)
 }
 
-// OpsOnly is the run function of a service that does nothing yet but load
-// its configuration, connect its dependencies and serve the operational
-// endpoints.
-func OpsOnly(name, schema, defaultAddr string) func(context.Context) error {
+// App is what a service's wiring offers its main: bind, serve until the
+// context ends, release.
+type App interface {
+	Listen() (net.Listener, error)
+	Run(ctx context.Context, ln net.Listener) error
+	Close()
+}
+
+// Serve is the run function of a service: it loads the configuration with
+// load (reporting every bad variable at once), opens the service with open,
+// and serves until ctx ends.
+func Serve[C any, A App](load func(*config.Loader) C, open func(context.Context, C, *slog.Logger) (A, error)) func(context.Context) error {
 	return func(ctx context.Context) error {
 		l := config.FromEnv()
-		cfg := LoadConfig(l, defaultAddr)
+		cfg := load(l)
 		if err := l.Err(); err != nil {
 			return err
 		}
-		b, err := Open(ctx, name, schema, cfg, logging.FromContext(ctx))
+		a, err := open(ctx, cfg, logging.FromContext(ctx))
 		if err != nil {
 			return err
 		}
-		defer b.Close()
-		ln, err := b.Listen()
+		defer a.Close()
+		ln, err := a.Listen()
 		if err != nil {
 			return err
 		}
-		return b.Run(ctx, ln, b.Router())
+		return a.Run(ctx, ln)
 	}
 }

@@ -236,3 +236,21 @@ func sub(f fs.FS) fs.FS {
 	}
 	return s
 }
+
+// Consume creates the durable consumer cfg, waiting for NATS when it is not
+// there yet, and runs h over it until ctx ends. A service starts while the
+// broker is away; its consumer begins when the broker is back.
+func Consume(ctx context.Context, js jetstream.JetStream, pool *pgxpool.Pool, m *metrics.Factory, log *slog.Logger, cfg ConsumerConfig, h Handler) error {
+	for {
+		c, err := NewConsumer(ctx, js, pool, m, log, cfg)
+		if err == nil {
+			return c.Run(ctx, h)
+		}
+		log.Warn("consumer not created yet; NATS unreachable?", "consumer", cfg.Durable, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+}

@@ -12,8 +12,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"takedown/pkg/config"
-	"takedown/pkg/logging"
 	"takedown/pkg/service"
 	"takedown/services/audit-logger/internal/app"
 )
@@ -25,23 +23,5 @@ func main() {
 		stop()
 		os.Exit(code)
 	}
-	service.Main(app.Name, run)
-}
-
-func run(ctx context.Context) error {
-	l := config.FromEnv()
-	cfg := app.LoadConfig(l)
-	if err := l.Err(); err != nil {
-		return err
-	}
-	a, err := app.New(ctx, cfg, logging.FromContext(ctx))
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	ln, err := a.Listen()
-	if err != nil {
-		return err
-	}
-	return a.Run(ctx, ln)
+	service.Main(app.Name, service.Serve(app.LoadConfig, app.New))
 }

@@ -3,30 +3,8 @@
 package main
 
 import (
-	"context"
-
-	"takedown/pkg/config"
-	"takedown/pkg/logging"
 	"takedown/pkg/service"
 	"takedown/services/intake/internal/app"
 )
 
-func main() { service.Main(app.Name, run) }
-
-func run(ctx context.Context) error {
-	l := config.FromEnv()
-	cfg := app.LoadConfig(l)
-	if err := l.Err(); err != nil {
-		return err
-	}
-	a, err := app.New(ctx, cfg, logging.FromContext(ctx))
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	ln, err := a.Listen()
-	if err != nil {
-		return err
-	}
-	return a.Run(ctx, ln)
-}
+func main() { service.Main(app.Name, service.Serve(app.LoadConfig, app.New)) }

@@ -5,29 +5,17 @@ package main
 
 import (
 	"context"
+	"log/slog"
 
-	"takedown/pkg/config"
-	"takedown/pkg/logging"
 	"takedown/pkg/service"
 	"takedown/services/ncmec-reporter/internal/app"
 )
 
-func main() { service.Main(app.Name, run) }
+func main() {
+	service.Main(app.Name, service.Serve(app.LoadConfig, open))
+}
 
-func run(ctx context.Context) error {
-	l := config.FromEnv()
-	cfg := app.LoadConfig(l)
-	if err := l.Err(); err != nil {
-		return err
-	}
-	a, err := app.New(ctx, cfg, logging.FromContext(ctx))
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	ln, err := a.Listen()
-	if err != nil {
-		return err
-	}
-	return a.Run(ctx, ln)
+// open is app.New without the test options.
+func open(ctx context.Context, cfg app.Config, log *slog.Logger) (*app.App, error) {
+	return app.New(ctx, cfg, log)
 }

@@ -70,12 +70,11 @@ var Consumer = stream.ConsumerConfig{
 
 // App is a running audit-logger.
 type App struct {
-	cfg      Config
-	base     *service.Base
-	consumer *stream.Consumer
-	handler  chi.Router
-	entries  *prometheus.CounterVec
-	lastSeq  prometheus.Gauge
+	cfg     Config
+	base    *service.Base
+	handler chi.Router
+	entries *prometheus.CounterVec
+	lastSeq prometheus.Gauge
 }
 
 // New applies the migrations as the login user, grants the writer role its
@@ -115,10 +114,6 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	}
 	if seq, _, err := auditlog.Head(ctx, writer); err == nil {
 		a.lastSeq.Set(float64(seq))
-	}
-	a.consumer, err = stream.NewConsumer(ctx, base.JS, writer, base.Metrics, log, Consumer)
-	if err != nil {
-		log.Warn("audit consumer not created yet; NATS unreachable?", "err", err)
 	}
 	bearers, _, err := auth.Bearers(ctx, cfg.OIDC, cfg.DevToken)
 	if err != nil {
@@ -171,22 +166,9 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 // Close releases the connections.
 func (a *App) Close() { a.base.Close() }
 
-// consume records every event; when NATS was away at start it creates the
-// consumer once NATS is back.
+// consume runs the service's consumer; it begins once NATS is there.
 func (a *App) consume(ctx context.Context) error {
-	for a.consumer == nil {
-		c, err := stream.NewConsumer(ctx, a.base.JS, a.base.Pool, a.base.Metrics, a.base.Log, Consumer)
-		if err == nil {
-			a.consumer = c
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(time.Second):
-		}
-	}
-	return a.consumer.Run(ctx, a.record)
+	return stream.Consume(ctx, a.base.JS, a.base.Pool, a.base.Metrics, a.base.Log, Consumer, a.record)
 }
 
 // record appends one event to the chain, in the consumer's transaction.

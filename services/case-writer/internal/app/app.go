@@ -130,14 +130,13 @@ func (c Config) credentials() (salesforce.Credentials, error) {
 
 // App is a running case-writer.
 type App struct {
-	cfg      Config
-	base     *service.Base
-	client   *salesforce.Client
-	mapping  *mapping.Mapping
-	syncer   *syncer.Syncer
-	consumer *stream.Consumer
-	handler  http.Handler
-	checked  atomic.Bool
+	cfg     Config
+	base    *service.Base
+	client  *salesforce.Client
+	mapping *mapping.Mapping
+	syncer  *syncer.Syncer
+	handler http.Handler
+	checked atomic.Bool
 }
 
 // New loads the mapping, checks it against the org, and connects
@@ -194,10 +193,6 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		}
 		return nil
 	})
-	a.consumer, err = stream.NewConsumer(ctx, base.JS, base.Pool, base.Metrics, log, Consumer)
-	if err != nil {
-		log.Warn("consumer not created yet; NATS unreachable?", "err", err)
-	}
 	a.handler = base.Router()
 	return a, nil
 }
@@ -233,22 +228,9 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 // Close releases the connections.
 func (a *App) Close() { a.base.Close() }
 
-// consume records what each event says about its report's case; when NATS
-// was away at start it creates the consumer once NATS is back.
+// consume runs the service's consumer; it begins once NATS is there.
 func (a *App) consume(ctx context.Context) error {
-	for a.consumer == nil {
-		c, err := stream.NewConsumer(ctx, a.base.JS, a.base.Pool, a.base.Metrics, a.base.Log, Consumer)
-		if err == nil {
-			a.consumer = c
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(time.Second):
-		}
-	}
-	return a.consumer.Run(ctx, Handle)
+	return stream.Consume(ctx, a.base.JS, a.base.Pool, a.base.Metrics, a.base.Log, Consumer, Handle)
 }
 
 // Handle records an event's effect on its report's case. It never calls

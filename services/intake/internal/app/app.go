@@ -106,7 +106,6 @@ type App struct {
 	base     *service.Base
 	store    *store.Store
 	evidence *evidence.Store
-	consumer *stream.Consumer
 	sessions *auth.Sessions
 	handler  chi.Router
 }
@@ -138,10 +137,6 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	}
 	base.Ready("s3", a.evidence.Check)
 	base.Metrics.Registry.MustRegister(newReportGauges(base.Metrics.Service(), a.store))
-	a.consumer, err = stream.NewConsumer(ctx, base.JS, base.Pool, base.Metrics, log, progress.Consumer)
-	if err != nil {
-		log.Warn("progress consumer not created yet; NATS unreachable?", "err", err)
-	}
 
 	api := httpapi.New(a.store, a.evidence, keys, cfg.Limits, cfg.Similar, base.Metrics, log)
 	bearer, oidc, err := auth.Bearers(ctx, cfg.OIDC, cfg.DevToken)
@@ -185,22 +180,9 @@ func (a *App) Close() {
 	a.base.Close()
 }
 
-// consume keeps report progress up to date; when NATS was away at start it
-// creates the consumer once NATS is back.
+// consume runs the service's consumer; it begins once NATS is there.
 func (a *App) consume(ctx context.Context) error {
-	for a.consumer == nil {
-		c, err := stream.NewConsumer(ctx, a.base.JS, a.base.Pool, a.base.Metrics, a.base.Log, progress.Consumer)
-		if err == nil {
-			a.consumer = c
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(time.Second):
-		}
-	}
-	return a.consumer.Run(ctx, progress.Apply)
+	return stream.Consume(ctx, a.base.JS, a.base.Pool, a.base.Metrics, a.base.Log, progress.Consumer, progress.Apply)
 }
 
 // sweep deletes objects left behind by submissions that failed while S3 was

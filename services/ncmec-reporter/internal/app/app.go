@@ -144,12 +144,11 @@ var Consumer = stream.ConsumerConfig{
 
 // App is a running ncmec-reporter.
 type App struct {
-	cfg      Config
-	base     *service.Base
-	store    *store.Store
-	pool     *worker.Pool
-	consumer *stream.Consumer
-	cancel   context.CancelFunc
+	cfg    Config
+	base   *service.Base
+	store  *store.Store
+	pool   *worker.Pool
+	cancel context.CancelFunc
 }
 
 // New connects the dependencies and builds the worker pool.
@@ -209,10 +208,6 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Options) (*A
 			}
 		},
 	})
-	a.consumer, err = stream.NewConsumer(ctx, base.JS, base.Pool, base.Metrics, log, Consumer)
-	if err != nil {
-		log.Warn("consumer not created yet; NATS unreachable?", "err", err)
-	}
 	return a, nil
 }
 
@@ -231,22 +226,9 @@ func (a *App) Close() { a.base.Close() }
 
 func (a *App) handler() http.Handler { return a.base.Router() }
 
-// consume records filings; when NATS was away at start it creates the
-// consumer once NATS is back.
+// consume runs the service's consumer; it begins once NATS is there.
 func (a *App) consume(ctx context.Context) error {
-	for a.consumer == nil {
-		c, err := stream.NewConsumer(ctx, a.base.JS, a.base.Pool, a.base.Metrics, a.base.Log, Consumer)
-		if err == nil {
-			a.consumer = c
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(time.Second):
-		}
-	}
-	return a.consumer.Run(ctx, a.handle)
+	return stream.Consume(ctx, a.base.JS, a.base.Pool, a.base.Metrics, a.base.Log, Consumer, a.handle)
 }
 
 // handle records a report.submitted event as a filing and returns: the

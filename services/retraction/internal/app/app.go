@@ -5,7 +5,6 @@ package app
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net"
 	"time"
@@ -62,11 +61,10 @@ func LoadConfig(l *config.Loader) Config {
 
 // App is a running retraction service.
 type App struct {
-	cfg      Config
-	base     *service.Base
-	r        *retract.Retractor
-	consumer *stream.Consumer
-	handler  chi.Router
+	cfg     Config
+	base    *service.Base
+	r       *retract.Retractor
+	handler chi.Router
 }
 
 // New connects the service's dependencies.
@@ -111,24 +109,7 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 // Close releases the connections.
 func (a *App) Close() { a.base.Close() }
 
-// consume learns of reports and their filings; when NATS was away at start
-// it creates the consumer once NATS is back.
+// consume runs the service's consumer; it begins once NATS is there.
 func (a *App) consume(ctx context.Context) error {
-	for a.consumer == nil {
-		c, err := stream.NewConsumer(ctx, a.base.JS, a.base.Pool, a.base.Metrics, a.base.Log, retract.Consumer)
-		if err == nil {
-			a.consumer = c
-			break
-		}
-		a.base.Log.Warn("consumer not created yet; NATS unreachable?", "err", err)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(time.Second):
-		}
-	}
-	if err := a.consumer.Run(ctx, a.r.Apply); err != nil {
-		return fmt.Errorf("consume: %w", err)
-	}
-	return nil
+	return stream.Consume(ctx, a.base.JS, a.base.Pool, a.base.Metrics, a.base.Log, retract.Consumer, a.r.Apply)
 }

@@ -474,3 +474,15 @@ func TestEndpointRefusals(t *testing.T) {
 		t.Fatal("a refused request changed something")
 	}
 }
+
+func TestFailureHandledBeforeTheReportsOtherEventsIsStillRetracted(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	id := events.NewID()
+	failedFirst := &pb.NcmecFailed{Step: "upload", Code: 2000, ReportOpened: true}
+	// The failure is published first; submitted and opened follow.
+	h.emit(id, failedFirst)
+	h.emit(id, &pb.ReportSubmitted{Report: &pb.Report{Id: id, Filing: 1, IncidentTime: timestamppb.Now()}})
+	nid := h.open(id)
+	h.waitRetracted(id, nid)
+}

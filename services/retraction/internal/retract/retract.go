@@ -83,6 +83,12 @@ var Consumer = stream.ConsumerConfig{
 func (r *Retractor) Apply(ctx context.Context, tx pgx.Tx, m stream.Message) error {
 	id := m.ReportId
 	at := m.OccurredAt.AsTime()
+	if id == "" {
+		return nil
+	}
+	if err := r.store.Ensure(ctx, tx, id); err != nil {
+		return err
+	}
 	switch p := m.Payload.(type) {
 	case *pb.Envelope_ReportSubmitted:
 		env := "production"

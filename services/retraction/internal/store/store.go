@@ -81,6 +81,14 @@ func (s *Store) Lock(ctx context.Context, tx pgx.Tx, reportID string) (Report, e
 	return scan(tx.QueryRow(ctx, `SELECT `+columns+` FROM reports WHERE report_id = $1 FOR UPDATE`, reportID))
 }
 
+// Ensure makes sure the report has a row. Events of one report may be
+// handled in any order (a failure before the report's submission), so every
+// event first ensures the row its update needs.
+func (s *Store) Ensure(ctx context.Context, tx pgx.Tx, reportID string) error {
+	_, err := tx.Exec(ctx, `INSERT INTO reports (report_id) VALUES ($1) ON CONFLICT DO NOTHING`, reportID)
+	return err
+}
+
 // Known records a submitted report, so that a retraction can be asked for
 // before NCMEC opens it. A later filing of the same report starts afresh.
 func (s *Store) Known(ctx context.Context, tx pgx.Tx, reportID string, filing int, environment string) error {
