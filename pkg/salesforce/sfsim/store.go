@@ -67,15 +67,6 @@ func newStore(schema []ObjectSchema, now func() time.Time) *store {
 
 func (s *store) object(name string) *object { return s.objects[strings.ToLower(name)] }
 
-func (s *store) objectByPrefix(prefix string) *object {
-	for _, o := range s.order {
-		if o.schema.KeyPrefix == prefix {
-			return o
-		}
-	}
-	return nil
-}
-
 // snapshot and restore give composite allOrNone its rollback. Id and
 // autonumber counters are not rolled back, as in Salesforce.
 func (s *store) snapshot() map[*object]map[string]Record {

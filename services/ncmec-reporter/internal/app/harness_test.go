@@ -55,11 +55,10 @@ type harness struct {
 }
 
 type harnessOpts struct {
-	xsd      bool                            // validate documents against the real XSD
-	wrap     func(http.Handler) http.Handler // e.g. hostile answers
-	latency  time.Duration
-	tune     func(*app.Config)
-	keepLogs bool
+	xsd     bool                            // validate documents against the real XSD
+	wrap    func(http.Handler) http.Handler // e.g. hostile answers
+	latency time.Duration
+	tune    func(*app.Config)
 }
 
 func newHarness(t testing.TB, o harnessOpts) *harness {
