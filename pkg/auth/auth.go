@@ -24,6 +24,9 @@ const (
 	RoleReporter  = "reporter"
 	RoleRetractor = "retractor"
 	RoleAuditor   = "auditor"
+	// RoleEvidenceAdmin places legal holds on evidence and records and
+	// approves its destruction on a law-enforcement request.
+	RoleEvidenceAdmin = "evidence-admin"
 )
 
 // Staff is an authenticated staff member.
@@ -53,7 +56,7 @@ func DevToken(token config.Secret) Authenticator {
 		if subtle.ConstantTimeCompare([]byte(got), want) != 1 {
 			return Staff{}, true, errWrongToken
 		}
-		return Staff{Subject: "dev", Name: "development sign-in", Roles: []string{RoleReporter, RoleRetractor, RoleAuditor}}, true, nil
+		return Staff{Subject: "dev", Name: "development sign-in", Roles: []string{RoleReporter, RoleRetractor, RoleAuditor, RoleEvidenceAdmin}}, true, nil
 	}
 }
 

@@ -166,7 +166,7 @@ func rolesFrom(claims map[string]any, path string) []string {
 	var roles []string
 	for _, n := range names {
 		switch n {
-		case RoleReporter, RoleRetractor, RoleAuditor:
+		case RoleReporter, RoleRetractor, RoleAuditor, RoleEvidenceAdmin:
 			roles = append(roles, n)
 		}
 	}

@@ -33,6 +33,12 @@ const (
 	CaseFailed            = "case.failed"
 	RetractionRequested   = "retraction.requested"
 	StaffAction           = "staff.action"
+
+	EvidenceAccessed             = "evidence.accessed"
+	EvidenceHoldPlaced           = "evidence.hold_placed"
+	EvidenceHoldLifted           = "evidence.hold_lifted"
+	EvidenceDestructionRequested = "evidence.destruction_requested"
+	EvidenceDestroyed            = "evidence.destroyed"
 )
 
 // Subject is the NATS subject of an event type.
@@ -84,6 +90,16 @@ func New(reportID string, actor *pb.Actor, payload proto.Message) (*pb.Envelope,
 		env.Type, env.Payload = RetractionRequested, &pb.Envelope_RetractionRequested{RetractionRequested: p}
 	case *pb.StaffAction:
 		env.Type, env.Payload = StaffAction, &pb.Envelope_StaffAction{StaffAction: p}
+	case *pb.EvidenceAccessed:
+		env.Type, env.Payload = EvidenceAccessed, &pb.Envelope_EvidenceAccessed{EvidenceAccessed: p}
+	case *pb.EvidenceHoldPlaced:
+		env.Type, env.Payload = EvidenceHoldPlaced, &pb.Envelope_EvidenceHoldPlaced{EvidenceHoldPlaced: p}
+	case *pb.EvidenceHoldLifted:
+		env.Type, env.Payload = EvidenceHoldLifted, &pb.Envelope_EvidenceHoldLifted{EvidenceHoldLifted: p}
+	case *pb.EvidenceDestructionRequested:
+		env.Type, env.Payload = EvidenceDestructionRequested, &pb.Envelope_EvidenceDestructionRequested{EvidenceDestructionRequested: p}
+	case *pb.EvidenceDestroyed:
+		env.Type, env.Payload = EvidenceDestroyed, &pb.Envelope_EvidenceDestroyed{EvidenceDestroyed: p}
 	default:
 		return nil, fmt.Errorf("events: %T is not an event payload", payload)
 	}

@@ -108,6 +108,11 @@ type Envelope struct {
 	//	*Envelope_CaseFailed
 	//	*Envelope_RetractionRequested
 	//	*Envelope_StaffAction
+	//	*Envelope_EvidenceAccessed
+	//	*Envelope_EvidenceHoldPlaced
+	//	*Envelope_EvidenceHoldLifted
+	//	*Envelope_EvidenceDestructionRequested
+	//	*Envelope_EvidenceDestroyed
 	Payload       isEnvelope_Payload `protobuf_oneof:"payload"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -291,6 +296,51 @@ func (x *Envelope) GetStaffAction() *StaffAction {
 	return nil
 }
 
+func (x *Envelope) GetEvidenceAccessed() *EvidenceAccessed {
+	if x != nil {
+		if x, ok := x.Payload.(*Envelope_EvidenceAccessed); ok {
+			return x.EvidenceAccessed
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetEvidenceHoldPlaced() *EvidenceHoldPlaced {
+	if x != nil {
+		if x, ok := x.Payload.(*Envelope_EvidenceHoldPlaced); ok {
+			return x.EvidenceHoldPlaced
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetEvidenceHoldLifted() *EvidenceHoldLifted {
+	if x != nil {
+		if x, ok := x.Payload.(*Envelope_EvidenceHoldLifted); ok {
+			return x.EvidenceHoldLifted
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetEvidenceDestructionRequested() *EvidenceDestructionRequested {
+	if x != nil {
+		if x, ok := x.Payload.(*Envelope_EvidenceDestructionRequested); ok {
+			return x.EvidenceDestructionRequested
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetEvidenceDestroyed() *EvidenceDestroyed {
+	if x != nil {
+		if x, ok := x.Payload.(*Envelope_EvidenceDestroyed); ok {
+			return x.EvidenceDestroyed
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Payload interface {
 	isEnvelope_Payload()
 }
@@ -339,6 +389,26 @@ type Envelope_StaffAction struct {
 	StaffAction *StaffAction `protobuf:"bytes,20,opt,name=staff_action,json=staffAction,proto3,oneof"`
 }
 
+type Envelope_EvidenceAccessed struct {
+	EvidenceAccessed *EvidenceAccessed `protobuf:"bytes,21,opt,name=evidence_accessed,json=evidenceAccessed,proto3,oneof"`
+}
+
+type Envelope_EvidenceHoldPlaced struct {
+	EvidenceHoldPlaced *EvidenceHoldPlaced `protobuf:"bytes,22,opt,name=evidence_hold_placed,json=evidenceHoldPlaced,proto3,oneof"`
+}
+
+type Envelope_EvidenceHoldLifted struct {
+	EvidenceHoldLifted *EvidenceHoldLifted `protobuf:"bytes,23,opt,name=evidence_hold_lifted,json=evidenceHoldLifted,proto3,oneof"`
+}
+
+type Envelope_EvidenceDestructionRequested struct {
+	EvidenceDestructionRequested *EvidenceDestructionRequested `protobuf:"bytes,24,opt,name=evidence_destruction_requested,json=evidenceDestructionRequested,proto3,oneof"`
+}
+
+type Envelope_EvidenceDestroyed struct {
+	EvidenceDestroyed *EvidenceDestroyed `protobuf:"bytes,25,opt,name=evidence_destroyed,json=evidenceDestroyed,proto3,oneof"`
+}
+
 func (*Envelope_ReportSubmitted) isEnvelope_Payload() {}
 
 func (*Envelope_NcmecOpened) isEnvelope_Payload() {}
@@ -360,6 +430,16 @@ func (*Envelope_CaseFailed) isEnvelope_Payload() {}
 func (*Envelope_RetractionRequested) isEnvelope_Payload() {}
 
 func (*Envelope_StaffAction) isEnvelope_Payload() {}
+
+func (*Envelope_EvidenceAccessed) isEnvelope_Payload() {}
+
+func (*Envelope_EvidenceHoldPlaced) isEnvelope_Payload() {}
+
+func (*Envelope_EvidenceHoldLifted) isEnvelope_Payload() {}
+
+func (*Envelope_EvidenceDestructionRequested) isEnvelope_Payload() {}
+
+func (*Envelope_EvidenceDestroyed) isEnvelope_Payload() {}
 
 // Actor is who caused an event: a staff member or a service.
 type Actor struct {
@@ -1626,11 +1706,417 @@ func (x *StaffAction) GetRemoteAddr() string {
 	return ""
 }
 
+// EvidenceAccessed (takedown.evidence.accessed): a service or a staff member
+// read a report's evidence bytes, for the audit log (18 U.S.C. 2258A(h)(3):
+// access limited to what is needed).
+type EvidenceAccessed struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	FileId string                 `protobuf:"bytes,1,opt,name=file_id,json=fileId,proto3" json:"file_id,omitempty"`
+	// Why the bytes were read, e.g. "upload to NCMEC".
+	Purpose       string `protobuf:"bytes,2,opt,name=purpose,proto3" json:"purpose,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EvidenceAccessed) Reset() {
+	*x = EvidenceAccessed{}
+	mi := &file_takedown_v1_events_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EvidenceAccessed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EvidenceAccessed) ProtoMessage() {}
+
+func (x *EvidenceAccessed) ProtoReflect() protoreflect.Message {
+	mi := &file_takedown_v1_events_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EvidenceAccessed.ProtoReflect.Descriptor instead.
+func (*EvidenceAccessed) Descriptor() ([]byte, []int) {
+	return file_takedown_v1_events_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *EvidenceAccessed) GetFileId() string {
+	if x != nil {
+		return x.FileId
+	}
+	return ""
+}
+
+func (x *EvidenceAccessed) GetPurpose() string {
+	if x != nil {
+		return x.Purpose
+	}
+	return ""
+}
+
+// EvidenceHoldPlaced (takedown.evidence.hold_placed): an evidence-admin put a
+// legal hold on a report: its evidence is kept whatever its retention.
+type EvidenceHoldPlaced struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	HoldId        string                 `protobuf:"bytes,1,opt,name=hold_id,json=holdId,proto3" json:"hold_id,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EvidenceHoldPlaced) Reset() {
+	*x = EvidenceHoldPlaced{}
+	mi := &file_takedown_v1_events_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EvidenceHoldPlaced) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EvidenceHoldPlaced) ProtoMessage() {}
+
+func (x *EvidenceHoldPlaced) ProtoReflect() protoreflect.Message {
+	mi := &file_takedown_v1_events_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EvidenceHoldPlaced.ProtoReflect.Descriptor instead.
+func (*EvidenceHoldPlaced) Descriptor() ([]byte, []int) {
+	return file_takedown_v1_events_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *EvidenceHoldPlaced) GetHoldId() string {
+	if x != nil {
+		return x.HoldId
+	}
+	return ""
+}
+
+func (x *EvidenceHoldPlaced) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// EvidenceHoldLifted (takedown.evidence.hold_lifted).
+type EvidenceHoldLifted struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	HoldId        string                 `protobuf:"bytes,1,opt,name=hold_id,json=holdId,proto3" json:"hold_id,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EvidenceHoldLifted) Reset() {
+	*x = EvidenceHoldLifted{}
+	mi := &file_takedown_v1_events_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EvidenceHoldLifted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EvidenceHoldLifted) ProtoMessage() {}
+
+func (x *EvidenceHoldLifted) ProtoReflect() protoreflect.Message {
+	mi := &file_takedown_v1_events_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EvidenceHoldLifted.ProtoReflect.Descriptor instead.
+func (*EvidenceHoldLifted) Descriptor() ([]byte, []int) {
+	return file_takedown_v1_events_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *EvidenceHoldLifted) GetHoldId() string {
+	if x != nil {
+		return x.HoldId
+	}
+	return ""
+}
+
+func (x *EvidenceHoldLifted) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// EvidenceDestructionRequested (takedown.evidence.destruction_requested): an
+// evidence-admin recorded a law-enforcement request to destroy a report's
+// evidence (18 U.S.C. 2258B(c)); a second evidence-admin must approve it.
+type EvidenceDestructionRequested struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Agency        string                 `protobuf:"bytes,2,opt,name=agency,proto3" json:"agency,omitempty"`
+	Reference     string                 `protobuf:"bytes,3,opt,name=reference,proto3" json:"reference,omitempty"`
+	RequestedOn   *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=requested_on,json=requestedOn,proto3" json:"requested_on,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EvidenceDestructionRequested) Reset() {
+	*x = EvidenceDestructionRequested{}
+	mi := &file_takedown_v1_events_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EvidenceDestructionRequested) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EvidenceDestructionRequested) ProtoMessage() {}
+
+func (x *EvidenceDestructionRequested) ProtoReflect() protoreflect.Message {
+	mi := &file_takedown_v1_events_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EvidenceDestructionRequested.ProtoReflect.Descriptor instead.
+func (*EvidenceDestructionRequested) Descriptor() ([]byte, []int) {
+	return file_takedown_v1_events_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *EvidenceDestructionRequested) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *EvidenceDestructionRequested) GetAgency() string {
+	if x != nil {
+		return x.Agency
+	}
+	return ""
+}
+
+func (x *EvidenceDestructionRequested) GetReference() string {
+	if x != nil {
+		return x.Reference
+	}
+	return ""
+}
+
+func (x *EvidenceDestructionRequested) GetRequestedOn() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RequestedOn
+	}
+	return nil
+}
+
+// EvidenceDestroyed (takedown.evidence.destroyed): the certificate that a
+// report's evidence bytes are gone. The hashes, the NCMEC receipt and the
+// history are kept.
+type EvidenceDestroyed struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "expired" (retention ended) or "law_enforcement_request".
+	Reason string `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The destruction request, for reason law_enforcement_request.
+	RequestId   string           `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Agency      string           `protobuf:"bytes,3,opt,name=agency,proto3" json:"agency,omitempty"`
+	Reference   string           `protobuf:"bytes,4,opt,name=reference,proto3" json:"reference,omitempty"`
+	RequestedBy string           `protobuf:"bytes,5,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
+	ApprovedBy  string           `protobuf:"bytes,6,opt,name=approved_by,json=approvedBy,proto3" json:"approved_by,omitempty"`
+	Files       []*DestroyedFile `protobuf:"bytes,7,rep,name=files,proto3" json:"files,omitempty"`
+	// Whether the report's wrapped data key was destroyed too (always for a
+	// law-enforcement request), which makes any copy of the ciphertext
+	// unreadable.
+	DataKeyDestroyed bool `protobuf:"varint,8,opt,name=data_key_destroyed,json=dataKeyDestroyed,proto3" json:"data_key_destroyed,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *EvidenceDestroyed) Reset() {
+	*x = EvidenceDestroyed{}
+	mi := &file_takedown_v1_events_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EvidenceDestroyed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EvidenceDestroyed) ProtoMessage() {}
+
+func (x *EvidenceDestroyed) ProtoReflect() protoreflect.Message {
+	mi := &file_takedown_v1_events_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EvidenceDestroyed.ProtoReflect.Descriptor instead.
+func (*EvidenceDestroyed) Descriptor() ([]byte, []int) {
+	return file_takedown_v1_events_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *EvidenceDestroyed) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *EvidenceDestroyed) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *EvidenceDestroyed) GetAgency() string {
+	if x != nil {
+		return x.Agency
+	}
+	return ""
+}
+
+func (x *EvidenceDestroyed) GetReference() string {
+	if x != nil {
+		return x.Reference
+	}
+	return ""
+}
+
+func (x *EvidenceDestroyed) GetRequestedBy() string {
+	if x != nil {
+		return x.RequestedBy
+	}
+	return ""
+}
+
+func (x *EvidenceDestroyed) GetApprovedBy() string {
+	if x != nil {
+		return x.ApprovedBy
+	}
+	return ""
+}
+
+func (x *EvidenceDestroyed) GetFiles() []*DestroyedFile {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
+func (x *EvidenceDestroyed) GetDataKeyDestroyed() bool {
+	if x != nil {
+		return x.DataKeyDestroyed
+	}
+	return false
+}
+
+// DestroyedFile names one destroyed file and how.
+type DestroyedFile struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	FileId string                 `protobuf:"bytes,1,opt,name=file_id,json=fileId,proto3" json:"file_id,omitempty"`
+	Sha256 string                 `protobuf:"bytes,2,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	// "deleted": every S3 version removed; "key_destroyed": the object is
+	// still under retention that cannot be bypassed, and is unreadable
+	// because its data key is gone.
+	Method        string `protobuf:"bytes,3,opt,name=method,proto3" json:"method,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DestroyedFile) Reset() {
+	*x = DestroyedFile{}
+	mi := &file_takedown_v1_events_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DestroyedFile) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DestroyedFile) ProtoMessage() {}
+
+func (x *DestroyedFile) ProtoReflect() protoreflect.Message {
+	mi := &file_takedown_v1_events_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DestroyedFile.ProtoReflect.Descriptor instead.
+func (*DestroyedFile) Descriptor() ([]byte, []int) {
+	return file_takedown_v1_events_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *DestroyedFile) GetFileId() string {
+	if x != nil {
+		return x.FileId
+	}
+	return ""
+}
+
+func (x *DestroyedFile) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+func (x *DestroyedFile) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
 var File_takedown_v1_events_proto protoreflect.FileDescriptor
 
 const file_takedown_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"\x18takedown/v1/events.proto\x12\vtakedown.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x89\b\n" +
+	"\x18takedown/v1/events.proto\x12\vtakedown.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc5\v\n" +
 	"\bEnvelope\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x1b\n" +
@@ -1651,7 +2137,12 @@ const file_takedown_v1_events_proto_rawDesc = "" +
 	"\vcase_failed\x18\x12 \x01(\v2\x17.takedown.v1.CaseFailedH\x00R\n" +
 	"caseFailed\x12U\n" +
 	"\x14retraction_requested\x18\x13 \x01(\v2 .takedown.v1.RetractionRequestedH\x00R\x13retractionRequested\x12=\n" +
-	"\fstaff_action\x18\x14 \x01(\v2\x18.takedown.v1.StaffActionH\x00R\vstaffActionB\t\n" +
+	"\fstaff_action\x18\x14 \x01(\v2\x18.takedown.v1.StaffActionH\x00R\vstaffAction\x12L\n" +
+	"\x11evidence_accessed\x18\x15 \x01(\v2\x1d.takedown.v1.EvidenceAccessedH\x00R\x10evidenceAccessed\x12S\n" +
+	"\x14evidence_hold_placed\x18\x16 \x01(\v2\x1f.takedown.v1.EvidenceHoldPlacedH\x00R\x12evidenceHoldPlaced\x12S\n" +
+	"\x14evidence_hold_lifted\x18\x17 \x01(\v2\x1f.takedown.v1.EvidenceHoldLiftedH\x00R\x12evidenceHoldLifted\x12q\n" +
+	"\x1eevidence_destruction_requested\x18\x18 \x01(\v2).takedown.v1.EvidenceDestructionRequestedH\x00R\x1cevidenceDestructionRequested\x12O\n" +
+	"\x12evidence_destroyed\x18\x19 \x01(\v2\x1e.takedown.v1.EvidenceDestroyedH\x00R\x11evidenceDestroyedB\t\n" +
 	"\apayload\"\x98\x01\n" +
 	"\x05Actor\x12+\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x17.takedown.v1.Actor.KindR\x04kind\x12\x0e\n" +
@@ -1766,7 +2257,37 @@ const file_takedown_v1_events_proto_rawDesc = "" +
 	"\x04path\x18\x03 \x01(\tR\x04path\x12\x16\n" +
 	"\x06detail\x18\x04 \x01(\tR\x06detail\x12\x1f\n" +
 	"\vremote_addr\x18\x05 \x01(\tR\n" +
-	"remoteAddrB+Z)takedown/pkg/proto/takedown/v1;takedownv1b\x06proto3"
+	"remoteAddr\"E\n" +
+	"\x10EvidenceAccessed\x12\x17\n" +
+	"\afile_id\x18\x01 \x01(\tR\x06fileId\x12\x18\n" +
+	"\apurpose\x18\x02 \x01(\tR\apurpose\"E\n" +
+	"\x12EvidenceHoldPlaced\x12\x17\n" +
+	"\ahold_id\x18\x01 \x01(\tR\x06holdId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"E\n" +
+	"\x12EvidenceHoldLifted\x12\x17\n" +
+	"\ahold_id\x18\x01 \x01(\tR\x06holdId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xb2\x01\n" +
+	"\x1cEvidenceDestructionRequested\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x16\n" +
+	"\x06agency\x18\x02 \x01(\tR\x06agency\x12\x1c\n" +
+	"\treference\x18\x03 \x01(\tR\treference\x12=\n" +
+	"\frequested_on\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vrequestedOn\"\xa4\x02\n" +
+	"\x11EvidenceDestroyed\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x02 \x01(\tR\trequestId\x12\x16\n" +
+	"\x06agency\x18\x03 \x01(\tR\x06agency\x12\x1c\n" +
+	"\treference\x18\x04 \x01(\tR\treference\x12!\n" +
+	"\frequested_by\x18\x05 \x01(\tR\vrequestedBy\x12\x1f\n" +
+	"\vapproved_by\x18\x06 \x01(\tR\n" +
+	"approvedBy\x120\n" +
+	"\x05files\x18\a \x03(\v2\x1a.takedown.v1.DestroyedFileR\x05files\x12,\n" +
+	"\x12data_key_destroyed\x18\b \x01(\bR\x10dataKeyDestroyed\"X\n" +
+	"\rDestroyedFile\x12\x17\n" +
+	"\afile_id\x18\x01 \x01(\tR\x06fileId\x12\x16\n" +
+	"\x06sha256\x18\x02 \x01(\tR\x06sha256\x12\x16\n" +
+	"\x06method\x18\x03 \x01(\tR\x06methodB+Z)takedown/pkg/proto/takedown/v1;takedownv1b\x06proto3"
 
 var (
 	file_takedown_v1_events_proto_rawDescOnce sync.Once
@@ -1781,30 +2302,36 @@ func file_takedown_v1_events_proto_rawDescGZIP() []byte {
 }
 
 var file_takedown_v1_events_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_takedown_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_takedown_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_takedown_v1_events_proto_goTypes = []any{
-	(Actor_Kind)(0),               // 0: takedown.v1.Actor.Kind
-	(*Envelope)(nil),              // 1: takedown.v1.Envelope
-	(*Actor)(nil),                 // 2: takedown.v1.Actor
-	(*ReportSubmitted)(nil),       // 3: takedown.v1.ReportSubmitted
-	(*Report)(nil),                // 4: takedown.v1.Report
-	(*Uploader)(nil),              // 5: takedown.v1.Uploader
-	(*File)(nil),                  // 6: takedown.v1.File
-	(*WrappedKey)(nil),            // 7: takedown.v1.WrappedKey
-	(*NcmecOpened)(nil),           // 8: takedown.v1.NcmecOpened
-	(*NcmecFileUploaded)(nil),     // 9: takedown.v1.NcmecFileUploaded
-	(*NcmecFinished)(nil),         // 10: takedown.v1.NcmecFinished
-	(*NcmecFailed)(nil),           // 11: takedown.v1.NcmecFailed
-	(*NcmecRetracted)(nil),        // 12: takedown.v1.NcmecRetracted
-	(*NcmecRetractionFailed)(nil), // 13: takedown.v1.NcmecRetractionFailed
-	(*CaseUpserted)(nil),          // 14: takedown.v1.CaseUpserted
-	(*CaseFailed)(nil),            // 15: takedown.v1.CaseFailed
-	(*RetractionRequested)(nil),   // 16: takedown.v1.RetractionRequested
-	(*StaffAction)(nil),           // 17: takedown.v1.StaffAction
-	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
+	(Actor_Kind)(0),                      // 0: takedown.v1.Actor.Kind
+	(*Envelope)(nil),                     // 1: takedown.v1.Envelope
+	(*Actor)(nil),                        // 2: takedown.v1.Actor
+	(*ReportSubmitted)(nil),              // 3: takedown.v1.ReportSubmitted
+	(*Report)(nil),                       // 4: takedown.v1.Report
+	(*Uploader)(nil),                     // 5: takedown.v1.Uploader
+	(*File)(nil),                         // 6: takedown.v1.File
+	(*WrappedKey)(nil),                   // 7: takedown.v1.WrappedKey
+	(*NcmecOpened)(nil),                  // 8: takedown.v1.NcmecOpened
+	(*NcmecFileUploaded)(nil),            // 9: takedown.v1.NcmecFileUploaded
+	(*NcmecFinished)(nil),                // 10: takedown.v1.NcmecFinished
+	(*NcmecFailed)(nil),                  // 11: takedown.v1.NcmecFailed
+	(*NcmecRetracted)(nil),               // 12: takedown.v1.NcmecRetracted
+	(*NcmecRetractionFailed)(nil),        // 13: takedown.v1.NcmecRetractionFailed
+	(*CaseUpserted)(nil),                 // 14: takedown.v1.CaseUpserted
+	(*CaseFailed)(nil),                   // 15: takedown.v1.CaseFailed
+	(*RetractionRequested)(nil),          // 16: takedown.v1.RetractionRequested
+	(*StaffAction)(nil),                  // 17: takedown.v1.StaffAction
+	(*EvidenceAccessed)(nil),             // 18: takedown.v1.EvidenceAccessed
+	(*EvidenceHoldPlaced)(nil),           // 19: takedown.v1.EvidenceHoldPlaced
+	(*EvidenceHoldLifted)(nil),           // 20: takedown.v1.EvidenceHoldLifted
+	(*EvidenceDestructionRequested)(nil), // 21: takedown.v1.EvidenceDestructionRequested
+	(*EvidenceDestroyed)(nil),            // 22: takedown.v1.EvidenceDestroyed
+	(*DestroyedFile)(nil),                // 23: takedown.v1.DestroyedFile
+	(*timestamppb.Timestamp)(nil),        // 24: google.protobuf.Timestamp
 }
 var file_takedown_v1_events_proto_depIdxs = []int32{
-	18, // 0: takedown.v1.Envelope.occurred_at:type_name -> google.protobuf.Timestamp
+	24, // 0: takedown.v1.Envelope.occurred_at:type_name -> google.protobuf.Timestamp
 	2,  // 1: takedown.v1.Envelope.actor:type_name -> takedown.v1.Actor
 	3,  // 2: takedown.v1.Envelope.report_submitted:type_name -> takedown.v1.ReportSubmitted
 	8,  // 3: takedown.v1.Envelope.ncmec_opened:type_name -> takedown.v1.NcmecOpened
@@ -1817,20 +2344,27 @@ var file_takedown_v1_events_proto_depIdxs = []int32{
 	15, // 10: takedown.v1.Envelope.case_failed:type_name -> takedown.v1.CaseFailed
 	16, // 11: takedown.v1.Envelope.retraction_requested:type_name -> takedown.v1.RetractionRequested
 	17, // 12: takedown.v1.Envelope.staff_action:type_name -> takedown.v1.StaffAction
-	0,  // 13: takedown.v1.Actor.kind:type_name -> takedown.v1.Actor.Kind
-	4,  // 14: takedown.v1.ReportSubmitted.report:type_name -> takedown.v1.Report
-	6,  // 15: takedown.v1.ReportSubmitted.files:type_name -> takedown.v1.File
-	7,  // 16: takedown.v1.ReportSubmitted.data_key:type_name -> takedown.v1.WrappedKey
-	18, // 17: takedown.v1.Report.incident_time:type_name -> google.protobuf.Timestamp
-	5,  // 18: takedown.v1.Report.uploader:type_name -> takedown.v1.Uploader
-	18, // 19: takedown.v1.Report.submitted_at:type_name -> google.protobuf.Timestamp
-	18, // 20: takedown.v1.File.original_upload_time:type_name -> google.protobuf.Timestamp
-	18, // 21: takedown.v1.NcmecFinished.finished_at:type_name -> google.protobuf.Timestamp
-	22, // [22:22] is the sub-list for method output_type
-	22, // [22:22] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	18, // 13: takedown.v1.Envelope.evidence_accessed:type_name -> takedown.v1.EvidenceAccessed
+	19, // 14: takedown.v1.Envelope.evidence_hold_placed:type_name -> takedown.v1.EvidenceHoldPlaced
+	20, // 15: takedown.v1.Envelope.evidence_hold_lifted:type_name -> takedown.v1.EvidenceHoldLifted
+	21, // 16: takedown.v1.Envelope.evidence_destruction_requested:type_name -> takedown.v1.EvidenceDestructionRequested
+	22, // 17: takedown.v1.Envelope.evidence_destroyed:type_name -> takedown.v1.EvidenceDestroyed
+	0,  // 18: takedown.v1.Actor.kind:type_name -> takedown.v1.Actor.Kind
+	4,  // 19: takedown.v1.ReportSubmitted.report:type_name -> takedown.v1.Report
+	6,  // 20: takedown.v1.ReportSubmitted.files:type_name -> takedown.v1.File
+	7,  // 21: takedown.v1.ReportSubmitted.data_key:type_name -> takedown.v1.WrappedKey
+	24, // 22: takedown.v1.Report.incident_time:type_name -> google.protobuf.Timestamp
+	5,  // 23: takedown.v1.Report.uploader:type_name -> takedown.v1.Uploader
+	24, // 24: takedown.v1.Report.submitted_at:type_name -> google.protobuf.Timestamp
+	24, // 25: takedown.v1.File.original_upload_time:type_name -> google.protobuf.Timestamp
+	24, // 26: takedown.v1.NcmecFinished.finished_at:type_name -> google.protobuf.Timestamp
+	24, // 27: takedown.v1.EvidenceDestructionRequested.requested_on:type_name -> google.protobuf.Timestamp
+	23, // 28: takedown.v1.EvidenceDestroyed.files:type_name -> takedown.v1.DestroyedFile
+	29, // [29:29] is the sub-list for method output_type
+	29, // [29:29] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_takedown_v1_events_proto_init() }
@@ -1850,6 +2384,11 @@ func file_takedown_v1_events_proto_init() {
 		(*Envelope_CaseFailed)(nil),
 		(*Envelope_RetractionRequested)(nil),
 		(*Envelope_StaffAction)(nil),
+		(*Envelope_EvidenceAccessed)(nil),
+		(*Envelope_EvidenceHoldPlaced)(nil),
+		(*Envelope_EvidenceHoldLifted)(nil),
+		(*Envelope_EvidenceDestructionRequested)(nil),
+		(*Envelope_EvidenceDestroyed)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1857,7 +2396,7 @@ func file_takedown_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_takedown_v1_events_proto_rawDesc), len(file_takedown_v1_events_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   17,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
