@@ -393,6 +393,22 @@ func (o *openReader) Close() error { return o.obj.Close() }
 func (s *Store) Delete(ctx context.Context, key string) (err error) {
 	start := time.Now()
 	defer func() { s.record("delete", err, start) }()
+	return s.remove(ctx, key, false)
+}
+
+// Destroy removes every version of the object at key like Delete, and also
+// versions under governance retention (the caller needs the S3 permission
+// to bypass it): for destruction on a law-enforcement request. Versions
+// under compliance retention cannot be removed by anyone; Destroy then
+// fails, and the caller must make the bytes unreadable another way
+// (destroying the data key).
+func (s *Store) Destroy(ctx context.Context, key string) (err error) {
+	start := time.Now()
+	defer func() { s.record("destroy", err, start) }()
+	return s.remove(ctx, key, true)
+}
+
+func (s *Store) remove(ctx context.Context, key string, bypass bool) error {
 
 	if err := s.client.RemoveIncompleteUpload(ctx, s.bucket, key); err != nil && !isCode(err, "NoSuchUpload") {
 		return fmt.Errorf("evidence: delete %s: abort unfinished uploads: %w", key, classify(err))
@@ -405,7 +421,7 @@ func (s *Store) Delete(ctx context.Context, key string) (err error) {
 		if v.Key != key { // the prefix also matches longer keys
 			continue
 		}
-		if err := s.client.RemoveObject(ctx, s.bucket, key, minio.RemoveObjectOptions{VersionID: v.VersionID}); err != nil {
+		if err := s.client.RemoveObject(ctx, s.bucket, key, minio.RemoveObjectOptions{VersionID: v.VersionID, GovernanceBypass: bypass}); err != nil {
 			return fmt.Errorf("evidence: delete %s version %s: %w", key, v.VersionID, classify(err))
 		}
 		removed = true
@@ -413,7 +429,7 @@ func (s *Store) Delete(ctx context.Context, key string) (err error) {
 	if !removed {
 		// Some servers list no versions for an unversioned bucket: delete
 		// the plain key too (a no-op when nothing is there).
-		if err := s.client.RemoveObject(ctx, s.bucket, key, minio.RemoveObjectOptions{}); err != nil && !isCode(err, "NoSuchKey") {
+		if err := s.client.RemoveObject(ctx, s.bucket, key, minio.RemoveObjectOptions{GovernanceBypass: bypass}); err != nil && !isCode(err, "NoSuchKey") {
 			return fmt.Errorf("evidence: delete %s: %w", key, classify(err))
 		}
 	}

@@ -606,4 +606,11 @@ func TestRetain(t *testing.T) {
 	if err := s.Retain(ctx, "k", obj.VersionID, "FOREVER", time.Now()); err == nil {
 		t.Error("Retain accepted an unknown mode")
 	}
+	// Destroy bypasses governance retention and leaves no version.
+	if err := s.Destroy(ctx, "k"); err != nil {
+		t.Fatalf("Destroy under governance retention: %v", err)
+	}
+	for o := range c.ListObjects(ctx, env.Bucket, minio.ListObjectsOptions{Recursive: true, WithVersions: true}) {
+		t.Errorf("left after Destroy: %s version %s (err %v)", o.Key, o.VersionID, o.Err)
+	}
 }
