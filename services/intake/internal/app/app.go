@@ -21,6 +21,7 @@ import (
 	"takedown/pkg/service"
 	"takedown/pkg/stream"
 	"takedown/services/intake/internal/httpapi"
+	"takedown/services/intake/internal/lifecycle"
 	"takedown/services/intake/internal/progress"
 	"takedown/services/intake/internal/store"
 	"takedown/services/intake/internal/web"
@@ -43,6 +44,12 @@ type Config struct {
 	Limits       httpapi.Limits
 	Similar      httpapi.Similar
 	SweepEvery   time.Duration
+
+	// Retention is the evidence lifecycle policy (package lifecycle);
+	// LifecycleEvery is how often object locks are set and expired
+	// evidence deleted.
+	Retention      lifecycle.Policy
+	LifecycleEvery time.Duration
 
 	// PublicURL is where staff reach intake: the OIDC callback is under
 	// it, and an https URL makes the session cookie Secure.
@@ -80,6 +87,14 @@ func LoadConfig(l *config.Loader) Config {
 			Distance:      l.Int("REPORTED_BEFORE_DISTANCE", 31, 1, 128),
 		},
 		SweepEvery: l.Duration("ORPHAN_SWEEP_INTERVAL", 5*time.Minute),
+		Retention: lifecycle.Policy{
+			Retention:  l.Duration("RETENTION", lifecycle.LegalFloor),
+			Retracted:  l.Duration("RETENTION_RETRACTED", lifecycle.LegalFloor),
+			Floor:      lifecycle.LegalFloor,
+			ObjectLock: l.Bool("S3_OBJECT_LOCK", false),
+			Mode:       evidence.Retention(l.OneOf("S3_OBJECT_LOCK_MODE", "COMPLIANCE", "COMPLIANCE", "GOVERNANCE")),
+		},
+		LifecycleEvery: l.Duration("LIFECYCLE_INTERVAL", time.Hour),
 
 		PublicURL: strings.TrimSuffix(l.URL("PUBLIC_URL", "http://127.0.0.1:8080", "http", "https"), "/"),
 		DevSignIn: l.Bool("DEV_SIGN_IN", false),
@@ -93,6 +108,9 @@ func LoadConfig(l *config.Loader) Config {
 	c.OIDC = auth.LoadOIDC(l, c.PublicURL+"/auth/callback")
 	if c.DevToken == "" && c.OIDC == nil && !c.DevSignIn {
 		l.Fail("OIDC_ISSUER", "no sign-in is configured: set OIDC_ISSUER (staff sign-in), or for the local stack TAKEDOWN_DEV_TOKEN / DEV_SIGN_IN")
+	}
+	if c.Retention.Retention < lifecycle.LegalFloor {
+		l.Fail("RETENTION", "%s is below the legal preservation period of %s (18 U.S.C. 2258A(h)(1)); it may only be longer", c.Retention.Retention, lifecycle.LegalFloor)
 	}
 	if c.Limits.MaxFileSize > c.Limits.MaxTotalSize {
 		l.Fail("MAX_FILE_SIZE", "%d is larger than MAX_TOTAL_SIZE (%d)", c.Limits.MaxFileSize, c.Limits.MaxTotalSize)
@@ -108,6 +126,9 @@ type App struct {
 	evidence *evidence.Store
 	sessions *auth.Sessions
 	handler  chi.Router
+	// Lifecycle keeps, holds, expires and destroys evidence, and rewraps
+	// data keys; the intake commands use it too.
+	Lifecycle *lifecycle.Manager
 }
 
 // New connects intake's dependencies and builds its handlers.
@@ -130,7 +151,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	if cfg.CreateBucket {
-		if err := a.evidence.EnsureBucket(ctx, evidence.BucketOptions{}); err != nil {
+		if err := a.evidence.EnsureBucket(ctx, evidence.BucketOptions{ObjectLock: cfg.Retention.ObjectLock}); err != nil {
 			base.Close()
 			return nil, err
 		}
@@ -138,7 +159,23 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	base.Ready("s3", a.evidence.Check)
 	base.Metrics.Registry.MustRegister(newReportGauges(base.Metrics.Service(), a.store))
 
+	if cfg.LifecycleEvery <= 0 {
+		cfg.LifecycleEvery = time.Hour
+		a.cfg.LifecycleEvery = cfg.LifecycleEvery
+	}
+	a.Lifecycle, err = lifecycle.New(base.Pool, a.evidence, keys, cfg.Retention, log)
+	if err != nil {
+		base.Close()
+		return nil, err
+	}
 	api := httpapi.New(a.store, a.evidence, keys, cfg.Limits, cfg.Similar, base.Metrics, log)
+	// Lock the objects of a report as soon as it is stored, so nothing can
+	// delete them before it is finished; the lifecycle job retries failures.
+	api.Stored = func(ctx context.Context) {
+		if _, err := a.Lifecycle.Lock(ctx); err != nil {
+			log.Warn("object lock after submission; the lifecycle job will retry", "err", err)
+		}
+	}
 	bearer, oidc, err := auth.Bearers(ctx, cfg.OIDC, cfg.DevToken)
 	if err != nil {
 		base.Close()
@@ -158,6 +195,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	r.Group(func(r chi.Router) {
 		r.Use(site.Handler)
 		api.Routes(r, site.Guard)
+		a.Lifecycle.Routes(r, site.Guard)
 		site.Routes(r)
 	})
 	a.handler = r
@@ -169,7 +207,8 @@ func (a *App) Listen() (net.Listener, error) { return a.base.Listen() }
 
 // Run serves until ctx ends.
 func (a *App) Run(ctx context.Context, ln net.Listener) error {
-	return a.base.Run(ctx, ln, a.handler, a.consume, a.sweep)
+	return a.base.Run(ctx, ln, a.handler, a.consume, a.sweep,
+		func(ctx context.Context) error { return a.Lifecycle.Run(ctx, a.cfg.LifecycleEvery) })
 }
 
 // Close releases the connections.
@@ -182,7 +221,7 @@ func (a *App) Close() {
 
 // consume runs the service's consumer; it begins once NATS is there.
 func (a *App) consume(ctx context.Context) error {
-	return stream.Consume(ctx, a.base.JS, a.base.Pool, a.base.Metrics, a.base.Log, progress.Consumer, progress.Apply)
+	return stream.Consume(ctx, a.base.JS, a.base.Pool, a.base.Metrics, a.base.Log, progress.Consumer, progress.Applier(a.cfg.Retention))
 }
 
 // sweep deletes objects left behind by submissions that failed while S3 was

@@ -61,6 +61,10 @@ type API struct {
 	log      *slog.Logger
 	now      func() time.Time
 
+	// Stored, when set, runs after a submission is stored (intake locks
+	// the new objects with it).
+	Stored func(ctx context.Context)
+
 	submissions *prometheus.CounterVec
 	bytes       prometheus.Counter
 }

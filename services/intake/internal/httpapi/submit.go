@@ -206,6 +206,9 @@ func (a *API) receive(w http.ResponseWriter, r *http.Request, describe Describe)
 			"the report could not be saved; nothing was kept. Try again in a minute")
 	}
 	ok = true
+	if a.Stored != nil {
+		a.Stored(ctx)
+	}
 	log.Info("report submitted", "files", len(rep.Files), "event_id", ev.EventId)
 	return rep, nil
 }

@@ -10,16 +10,44 @@ import (
 
 	pb "takedown/pkg/proto/takedown/v1"
 	"takedown/pkg/stream"
+	"takedown/services/intake/internal/lifecycle"
 	"takedown/services/intake/internal/report"
 )
 
 // Consumer is the durable consumer intake reads every event with.
 var Consumer = stream.ConsumerConfig{Durable: "intake-progress", Concurrency: 4}
 
-// Apply records ev in the report's history and moves its status. Events may
-// arrive in any order; a status never moves backwards (report.Status.Advance).
-// Events about a report intake does not know are recorded and otherwise ignored.
-func Apply(ctx context.Context, tx pgx.Tx, m stream.Message) error {
+// Apply is Applier under the legal preservation period.
+var Apply = Applier(lifecycle.Policy{Retention: lifecycle.LegalFloor, Retracted: lifecycle.LegalFloor})
+
+// Applier returns the function that records ev in the report's history and
+// moves its status. Events may arrive in any order; a status never moves
+// backwards (report.Status.Advance). Events about a report intake does not
+// know are recorded and otherwise ignored. A finished or retracted filing
+// sets the evidence's retention under p (package lifecycle).
+func Applier(p lifecycle.Policy) func(context.Context, pgx.Tx, stream.Message) error {
+	return func(ctx context.Context, tx pgx.Tx, m stream.Message) error {
+		if err := apply(ctx, tx, m); err != nil || m.ReportId == "" {
+			return err
+		}
+		if stale, err := earlierFiling(ctx, tx, m.Envelope); err != nil || stale {
+			return err
+		}
+		switch pl := m.Payload.(type) {
+		case *pb.Envelope_NcmecFinished:
+			at := m.OccurredAt.AsTime()
+			if t := pl.NcmecFinished.FinishedAt; t != nil {
+				at = t.AsTime()
+			}
+			return lifecycle.Finished(ctx, tx, p, m.ReportId, at)
+		case *pb.Envelope_NcmecRetracted:
+			return lifecycle.Retracted(ctx, tx, p, m.ReportId, m.OccurredAt.AsTime())
+		}
+		return nil
+	}
+}
+
+func apply(ctx context.Context, tx pgx.Tx, m stream.Message) error {
 	if m.ReportId == "" {
 		return nil
 	}
@@ -95,6 +123,10 @@ func actor(a *pb.Actor) string {
 
 type updateFunc func(context.Context, pgx.Tx) error
 
+// caseStates ranks the NCMEC states a Salesforce case shows, as case-writer
+// does: later ones win.
+const caseStates = `ARRAY['pending', 'opened', 'failed', 'finished', 'retracted']`
+
 // describe says in plain words what an event means for the report, which
 // status it leads to, and what else it changes.
 func describe(ev *pb.Envelope) (string, report.Status, updateFunc) {
@@ -141,13 +173,30 @@ func describe(ev *pb.Envelope) (string, report.Status, updateFunc) {
 	case *pb.Envelope_CaseUpserted:
 		c := p.CaseUpserted
 		return fmt.Sprintf("Salesforce case %s written (%s).", c.CaseId, c.State), "",
-			exec(`UPDATE reports SET case_id = $2, case_state = $3, case_error = NULL WHERE id = $1`, c.CaseId, c.State)
+			// The consumer handles events concurrently, so an older write
+			// of the case may come last: the state shown never moves back.
+			exec(`UPDATE reports SET case_id = $2, case_error = NULL,
+				case_state = CASE WHEN coalesce(array_position(`+caseStates+`, case_state), 0) > coalesce(array_position(`+caseStates+`, $3::text), 0)
+					THEN case_state ELSE $3 END
+				WHERE id = $1`, c.CaseId, c.State)
 	case *pb.Envelope_CaseFailed:
 		c := p.CaseFailed
 		msg := fmt.Sprintf("Salesforce case could not be written: %s", c.Message)
 		return msg, "", exec(`UPDATE reports SET case_error = $2 WHERE id = $1`, msg)
 	case *pb.Envelope_RetractionRequested:
 		return "Retraction requested: " + p.RetractionRequested.Reason, "", nil
+	case *pb.Envelope_EvidenceAccessed:
+		return fmt.Sprintf("Evidence file %s read: %s.", p.EvidenceAccessed.FileId, p.EvidenceAccessed.Purpose), "", nil
+	case *pb.Envelope_EvidenceHoldPlaced:
+		return "Legal hold placed: " + p.EvidenceHoldPlaced.Reason, "", nil
+	case *pb.Envelope_EvidenceHoldLifted:
+		return "Legal hold lifted: " + p.EvidenceHoldLifted.Reason, "", nil
+	case *pb.Envelope_EvidenceDestructionRequested:
+		d := p.EvidenceDestructionRequested
+		return fmt.Sprintf("Destruction requested by %s (reference %s); awaiting a second approval.", d.Agency, d.Reference), "", nil
+	case *pb.Envelope_EvidenceDestroyed:
+		d := p.EvidenceDestroyed
+		return fmt.Sprintf("Evidence destroyed (%s): %d file(s); hashes and NCMEC receipt kept.", d.Reason, len(d.Files)), "", nil
 	case *pb.Envelope_StaffAction:
 		return fmt.Sprintf("Staff action: %s", p.StaffAction.Action), "", nil
 	}

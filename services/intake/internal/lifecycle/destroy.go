@@ -1,0 +1,170 @@
+package lifecycle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"takedown/pkg/auth"
+	"takedown/pkg/database"
+	"takedown/pkg/events"
+	"takedown/pkg/evidence"
+	"takedown/pkg/outbox"
+	pb "takedown/pkg/proto/takedown/v1"
+	"takedown/pkg/server"
+)
+
+// DestructionRequest is a law-enforcement request to destroy a report's
+// evidence (18 U.S.C. 2258B(c)).
+type DestructionRequest struct {
+	ID          string     `json:"id"`
+	ReportID    string     `json:"report_id"`
+	Agency      string     `json:"agency"`
+	Reference   string     `json:"reference"`
+	RequestedOn string     `json:"requested_on"` // YYYY-MM-DD, the date of the agency's request
+	RequestedBy string     `json:"requested_by"`
+	RecordedAt  time.Time  `json:"recorded_at"`
+	ApprovedBy  string     `json:"approved_by,omitempty"`
+	ApprovedAt  *time.Time `json:"approved_at,omitempty"`
+	// Files says how each file was destroyed, once approved.
+	Files []*pb.DestroyedFile `json:"files,omitempty"`
+}
+
+// ErrSamePerson refuses an approval by the staff member who recorded the
+// request: destruction needs two people.
+var ErrSamePerson = server.Errorf(http.StatusForbidden, "second_person_required", "",
+	"a destruction request must be approved by a different evidence-admin than the one who recorded it")
+
+// RequestDestruction records a law-enforcement request; nothing is destroyed
+// until a second evidence-admin approves it.
+func (m *Manager) RequestDestruction(ctx context.Context, s auth.Staff, reportID, agency, reference, requestedOn string) (*DestructionRequest, error) {
+	day, err := time.Parse(time.DateOnly, requestedOn)
+	switch {
+	case agency == "":
+		return nil, server.Errorf(http.StatusBadRequest, "invalid", "agency", "name the law-enforcement agency")
+	case reference == "":
+		return nil, server.Errorf(http.StatusBadRequest, "invalid", "reference", "give the agency's reference")
+	case err != nil:
+		return nil, server.Errorf(http.StatusBadRequest, "invalid", "requested_on", "requested_on must be a date, YYYY-MM-DD")
+	}
+	d := &DestructionRequest{ID: events.NewID(), ReportID: reportID, Agency: agency, Reference: reference,
+		RequestedOn: requestedOn, RequestedBy: s.Subject, RecordedAt: m.Now()}
+	err = database.InTx(ctx, m.pool, func(tx pgx.Tx) error {
+		if err := lockReport(ctx, tx, reportID); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO destruction_requests (id, report_id, agency, reference, requested_on, requested_by, recorded_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, d.ID, reportID, agency, reference, day, s.Subject, d.RecordedAt); err != nil {
+			return err
+		}
+		ev, err := events.New(reportID, events.Staff(s.Subject, s.Name), &pb.EvidenceDestructionRequested{
+			RequestId: d.ID, Agency: agency, Reference: reference, RequestedOn: timestamppb.New(day)})
+		if err != nil {
+			return err
+		}
+		return outbox.Add(ctx, tx, ev)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// ApproveDestruction approves a recorded request as a second evidence-admin
+// and destroys the report's evidence: every S3 version of every file is
+// removed (bypassing governance retention), and the report's wrapped data
+// key is destroyed, so that any copy of the ciphertext left anywhere (a
+// version under compliance retention, a backup) cannot be decrypted. The
+// evidence.destroyed event is the certificate in the audit log. A report
+// under legal hold is not destroyed: lift the hold first, deliberately.
+func (m *Manager) ApproveDestruction(ctx context.Context, s auth.Staff, requestID string) (*DestructionRequest, error) {
+	var d DestructionRequest
+	err := database.InTx(ctx, m.pool, func(tx pgx.Tx) error {
+		var day time.Time
+		err := tx.QueryRow(ctx, `SELECT report_id::text, agency, reference, requested_on, requested_by, recorded_at, coalesce(approved_by, '')
+			FROM destruction_requests WHERE id = $1 FOR UPDATE`, requestID).
+			Scan(&d.ReportID, &d.Agency, &d.Reference, &day, &d.RequestedBy, &d.RecordedAt, &d.ApprovedBy)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		d.ID, d.RequestedOn = requestID, day.Format(time.DateOnly)
+		if d.ApprovedBy != "" {
+			return server.Errorf(http.StatusConflict, "conflict", "", "the request was already approved by %s", d.ApprovedBy)
+		}
+		if s.Subject == d.RequestedBy {
+			return ErrSamePerson
+		}
+		if err := lockReport(ctx, tx, d.ReportID); err != nil {
+			return err
+		}
+		var held bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM holds WHERE report_id = $1 AND lifted_at IS NULL)`, d.ReportID).Scan(&held); err != nil {
+			return err
+		}
+		if held {
+			return server.Errorf(http.StatusConflict, "held", "", "the report is under legal hold; lift the hold before destroying its evidence")
+		}
+		type file struct{ id, key, sha string }
+		rows, err := tx.Query(ctx, `SELECT id::text, object_key, sha256 FROM files WHERE report_id = $1 AND destroyed_at IS NULL ORDER BY idx`, d.ReportID)
+		if err != nil {
+			return err
+		}
+		files, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (file, error) {
+			var f file
+			return f, r.Scan(&f.id, &f.key, &f.sha)
+		})
+		if err != nil {
+			return err
+		}
+		now := m.Now()
+		d.ApprovedBy, d.ApprovedAt, d.Files = s.Subject, &now, nil
+		for _, f := range files {
+			method := "deleted"
+			if err := m.evidence.Destroy(ctx, f.key); err != nil {
+				if evidence.IsUnavailable(err) {
+					return fmt.Errorf("destroy file %s: %w", f.id, err)
+				}
+				// Refused: compliance retention, which nobody can lift.
+				// The bytes stay but are unreadable once the key is gone.
+				m.log.Warn("destruction: object not removable; its data key is destroyed instead", "report_id", d.ReportID, "file_id", f.id, "err", err)
+				method = "key_destroyed"
+			}
+			d.Files = append(d.Files, &pb.DestroyedFile{FileId: f.id, Sha256: f.sha, Method: method})
+			if _, err := tx.Exec(ctx, `UPDATE files SET destroyed_at = $2, destroyed_reason = 'law_enforcement_request' WHERE id = $1`, f.id, now); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.Exec(ctx, `UPDATE reports SET data_key = NULL, data_key_destroyed_at = coalesce(data_key_destroyed_at, $2) WHERE id = $1`, d.ReportID, now); err != nil {
+			return err
+		}
+		// intake's outbox keeps published events for a while; the
+		// submitted events carry the wrapped key.
+		if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE published_at IS NOT NULL AND event_id IN
+			(SELECT event_id FROM report_events WHERE report_id = $1 AND type = $2)`, d.ReportID, events.ReportSubmitted); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE destruction_requests SET approved_by = $2, approved_at = $3 WHERE id = $1`, requestID, s.Subject, now); err != nil {
+			return err
+		}
+		ev, err := events.New(d.ReportID, events.Staff(s.Subject, s.Name), &pb.EvidenceDestroyed{
+			Reason: "law_enforcement_request", RequestId: requestID, Agency: d.Agency, Reference: d.Reference,
+			RequestedBy: d.RequestedBy, ApprovedBy: s.Subject, Files: d.Files, DataKeyDestroyed: true})
+		if err != nil {
+			return err
+		}
+		return outbox.Add(ctx, tx, ev)
+	})
+	if err != nil {
+		return nil, err
+	}
+	m.log.Info("evidence destroyed on a law-enforcement request", "report_id", d.ReportID, "request_id", requestID, "files", len(d.Files))
+	return &d, nil
+}

@@ -1,0 +1,383 @@
+// Package lifecycle keeps intake's evidence for as long as the law asks and
+// no longer (18 U.S.C. 2258A(h), 2258B(c); issue 10): retention recorded in
+// PostgreSQL and enforced with S3 object lock, legal holds, expiry,
+// destruction on a law-enforcement request approved by a second person, and
+// master key rotation.
+//
+// The database record governs; S3 object lock is a second line that holds
+// even against someone with the bucket's credentials. A report's retention is
+// provisional (never expires) until its NCMEC filing finishes; it then runs
+// to the finish plus Policy.Retention, or, for a report retracted and never
+// filed again, to the retraction plus Policy.Retracted. Retention is only
+// ever extended.
+package lifecycle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"takedown/pkg/auth"
+	"takedown/pkg/database"
+	"takedown/pkg/events"
+	"takedown/pkg/evidence"
+	"takedown/pkg/keyring"
+	"takedown/pkg/outbox"
+	pb "takedown/pkg/proto/takedown/v1"
+	"takedown/pkg/server"
+)
+
+// LegalFloor is the preservation period of 18 U.S.C. 2258A(h)(1) as amended
+// by the REPORT Act (2024): 1 year after the report is finished. A leap
+// year's day more, so that "1 year" is never a day short.
+const LegalFloor = 366 * 24 * time.Hour
+
+// Policy is how long evidence is kept and how S3 protects it.
+type Policy struct {
+	// Retention runs from the finish of the report's NCMEC filing.
+	Retention time.Duration
+	// Retracted runs from the retraction of a report never filed again.
+	Retracted time.Duration
+	// Floor is the least Retention accepted: LegalFloor in production;
+	// tests lower it to use short periods.
+	Floor time.Duration
+	// ObjectLock sets S3 object lock retention on every object, in Mode
+	// (compliance in production, governance in tests).
+	ObjectLock bool
+	Mode       evidence.Retention
+}
+
+// Validate refuses a retention below the floor.
+func (p Policy) Validate() error {
+	var errs []error
+	if p.Floor < 0 || p.Retention < p.Floor {
+		errs = append(errs, fmt.Errorf("retention %s is below the legal preservation period of %s", p.Retention, p.Floor))
+	}
+	if p.Retracted < 0 {
+		errs = append(errs, fmt.Errorf("retention of retracted reports %s is negative", p.Retracted))
+	}
+	if p.ObjectLock && p.Mode != evidence.Governance && p.Mode != evidence.Compliance {
+		errs = append(errs, fmt.Errorf("object lock mode %q is neither GOVERNANCE nor COMPLIANCE", p.Mode))
+	}
+	return errors.Join(errs...)
+}
+
+// Evidence is what the lifecycle needs of the evidence store.
+type Evidence interface {
+	Retain(ctx context.Context, key, versionID string, mode evidence.Retention, until time.Time) error
+	Delete(ctx context.Context, key string) error
+	Destroy(ctx context.Context, key string) error
+}
+
+var _ Evidence = (*evidence.Store)(nil)
+
+// Manager runs the lifecycle over intake's schema and the evidence bucket.
+type Manager struct {
+	pool     *pgxpool.Pool
+	evidence Evidence
+	keys     *keyring.Keyring
+	policy   Policy
+	log      *slog.Logger
+	// Now is the clock; tests replace it.
+	Now func() time.Time
+}
+
+// New returns a Manager; it fails on an invalid policy.
+func New(pool *pgxpool.Pool, ev Evidence, keys *keyring.Keyring, p Policy, log *slog.Logger) (*Manager, error) {
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("lifecycle: %w", err)
+	}
+	return &Manager{pool: pool, evidence: ev, keys: keys, policy: p, log: log, Now: time.Now}, nil
+}
+
+// Policy returns the retention policy.
+func (m *Manager) Policy() Policy { return m.policy }
+
+// Finished records that the report's filing finished at t: its evidence is
+// kept until t + Retention at least. Called by the progress consumer inside
+// its transaction.
+func Finished(ctx context.Context, tx pgx.Tx, p Policy, reportID string, t time.Time) error {
+	return extend(ctx, tx, reportID, t.Add(p.Retention))
+}
+
+// Retracted records that the report's filing was retracted at t.
+func Retracted(ctx context.Context, tx pgx.Tx, p Policy, reportID string, t time.Time) error {
+	return extend(ctx, tx, reportID, t.Add(p.Retracted))
+}
+
+func extend(ctx context.Context, tx pgx.Tx, reportID string, until time.Time) error {
+	_, err := tx.Exec(ctx, `UPDATE reports SET retain_until = greatest(retain_until, $2) WHERE id = $1`, reportID, until)
+	if err != nil {
+		return fmt.Errorf("retention of %s: %w", reportID, err)
+	}
+	return nil
+}
+
+// Lock sets S3 object lock retention on every live object whose lock falls
+// short of its report's retention: a provisional submitted_at + Retention
+// while the report is not filed, the recorded retention after. It returns
+// how many objects it locked; failures are logged and retried next time.
+func (m *Manager) Lock(ctx context.Context) (int, error) {
+	if !m.policy.ObjectLock {
+		return 0, nil
+	}
+	rows, err := m.pool.Query(ctx, `SELECT f.id::text, f.object_key, f.object_version,
+			greatest(coalesce(r.retain_until, '-infinity'), r.submitted_at + make_interval(secs => $1))
+		FROM files f JOIN reports r ON r.id = f.report_id
+		WHERE f.destroyed_at IS NULL
+		  AND (f.locked_until IS NULL OR f.locked_until < greatest(coalesce(r.retain_until, '-infinity'), r.submitted_at + make_interval(secs => $1)))
+		LIMIT 1000`, m.policy.Retention.Seconds())
+	if err != nil {
+		return 0, fmt.Errorf("objects to lock: %w", err)
+	}
+	type target struct {
+		id, key, version string
+		until            time.Time
+	}
+	targets, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (target, error) {
+		var t target
+		return t, r.Scan(&t.id, &t.key, &t.version, &t.until)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("objects to lock: %w", err)
+	}
+	n := 0
+	for _, t := range targets {
+		if err := m.evidence.Retain(ctx, t.key, t.version, m.policy.Mode, t.until); err != nil {
+			m.log.Warn("object lock: retain failed; will retry", "file_id", t.id, "err", err)
+			continue
+		}
+		if _, err := m.pool.Exec(ctx, `UPDATE files SET locked_until = greatest(locked_until, $2) WHERE id = $1`, t.id, t.until); err != nil {
+			return n, fmt.Errorf("record lock of %s: %w", t.id, err)
+		}
+		n++
+	}
+	return n, nil
+}
+
+// Candidate is a file whose retention has ended and that no hold keeps.
+type Candidate struct {
+	ReportID    string    `json:"report_id"`
+	FileID      string    `json:"file_id"`
+	SHA256      string    `json:"sha256"`
+	Size        int64     `json:"size"`
+	RetainUntil time.Time `json:"retain_until"`
+}
+
+// eligible selects live files of reports that are finished or retracted,
+// whose retention has ended and that no hold keeps. A report being filed
+// (or failed, awaiting staff) never expires.
+const eligible = `f.destroyed_at IS NULL AND r.status IN ('finished', 'retracted')
+	AND r.retain_until IS NOT NULL AND r.retain_until <= $1
+	AND NOT EXISTS (SELECT 1 FROM holds h WHERE h.report_id = r.id AND h.lifted_at IS NULL)`
+
+// Expire deletes the evidence whose retention has ended and that no hold
+// keeps, and returns what it deleted; with dryRun it deletes nothing and
+// returns what it would delete. The files' rows (hashes, NCMEC file ids),
+// the report with its NCMEC receipt and its history stay; an
+// evidence.destroyed event records each report's deletion in the audit log.
+func (m *Manager) Expire(ctx context.Context, dryRun bool) ([]Candidate, error) {
+	rows, err := m.pool.Query(ctx, `SELECT r.id::text, f.id::text, f.sha256, f.size, r.retain_until
+		FROM files f JOIN reports r ON r.id = f.report_id WHERE `+eligible+` ORDER BY r.id, f.idx LIMIT 10000`, m.Now())
+	if err != nil {
+		return nil, fmt.Errorf("expired evidence: %w", err)
+	}
+	cands, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Candidate])
+	if err != nil {
+		return nil, fmt.Errorf("expired evidence: %w", err)
+	}
+	if dryRun {
+		return cands, nil
+	}
+	var done []Candidate
+	seen := map[string]bool{}
+	for _, c := range cands {
+		if seen[c.ReportID] {
+			continue
+		}
+		seen[c.ReportID] = true
+		got, err := m.expireReport(ctx, c.ReportID)
+		if err != nil {
+			m.log.Warn("expiry: report not expired; will retry", "report_id", c.ReportID, "err", err)
+			continue
+		}
+		done = append(done, got...)
+	}
+	return done, nil
+}
+
+// expireReport deletes one report's expired files with the report locked,
+// so that a hold placed meanwhile (PlaceHold locks the report too) wins.
+func (m *Manager) expireReport(ctx context.Context, reportID string) ([]Candidate, error) {
+	var done []Candidate
+	err := database.InTx(ctx, m.pool, func(tx pgx.Tx) error {
+		done = nil
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM reports WHERE id = $1 FOR UPDATE`, reportID); err != nil {
+			return err
+		}
+		var keys []string
+		rows, err := tx.Query(ctx, `SELECT r.id::text, f.id::text, f.sha256, f.size, r.retain_until, f.object_key
+			FROM files f JOIN reports r ON r.id = f.report_id WHERE `+eligible+` AND r.id = $2 ORDER BY f.idx`, m.Now(), reportID)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var c Candidate
+			var key string
+			if err := rows.Scan(&c.ReportID, &c.FileID, &c.SHA256, &c.Size, &c.RetainUntil, &key); err != nil {
+				rows.Close()
+				return err
+			}
+			done, keys = append(done, c), append(keys, key)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(done) == 0 {
+			return nil
+		}
+		cert := &pb.EvidenceDestroyed{Reason: "expired"}
+		for i, c := range done {
+			// No bypass: the object lock must have ended too. If it has
+			// not (a longer lock, a skewed clock) the delete fails and
+			// expiry tries again next time.
+			if err := m.evidence.Delete(ctx, keys[i]); err != nil {
+				return fmt.Errorf("delete file %s: %w", c.FileID, err)
+			}
+			cert.Files = append(cert.Files, &pb.DestroyedFile{FileId: c.FileID, Sha256: c.SHA256, Method: "deleted"})
+		}
+		for _, c := range done {
+			if _, err := tx.Exec(ctx, `UPDATE files SET destroyed_at = $2, destroyed_reason = 'expired' WHERE id = $1`, c.FileID, m.Now()); err != nil {
+				return err
+			}
+		}
+		// With every file gone the data key protects nothing: drop it, so
+		// it need not be rewrapped at the next rotation.
+		tag, err := tx.Exec(ctx, `UPDATE reports SET data_key = NULL, data_key_destroyed_at = $2
+			WHERE id = $1 AND data_key IS NOT NULL AND NOT EXISTS (SELECT 1 FROM files WHERE report_id = $1 AND destroyed_at IS NULL)`, reportID, m.Now())
+		if err != nil {
+			return err
+		}
+		cert.DataKeyDestroyed = tag.RowsAffected() == 1
+		ev, err := events.New(reportID, events.Service("intake"), cert)
+		if err != nil {
+			return err
+		}
+		return outbox.Add(ctx, tx, ev)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(done) > 0 {
+		m.log.Info("evidence expired", "report_id", reportID, "files", len(done))
+	}
+	return done, nil
+}
+
+// Run locks and expires every interval until ctx ends.
+func (m *Manager) Run(ctx context.Context, every time.Duration) error {
+	for {
+		if _, err := m.Lock(ctx); err != nil && ctx.Err() == nil {
+			m.log.Warn("object lock", "err", err)
+		}
+		if _, err := m.Expire(ctx, false); err != nil && ctx.Err() == nil {
+			m.log.Warn("expiry", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(every):
+		}
+	}
+}
+
+// Hold is a legal hold on a report.
+type Hold struct {
+	ID         string     `json:"id"`
+	ReportID   string     `json:"report_id"`
+	Reason     string     `json:"reason"`
+	PlacedBy   string     `json:"placed_by"`
+	PlacedAt   time.Time  `json:"placed_at"`
+	LiftedBy   string     `json:"lifted_by,omitempty"`
+	LiftedAt   *time.Time `json:"lifted_at,omitempty"`
+	LiftReason string     `json:"lift_reason,omitempty"`
+}
+
+// Errors the API maps to statuses.
+var (
+	ErrNotFound = server.Errorf(http.StatusNotFound, "not_found", "", "no such report, hold or request")
+	errNoReason = server.Errorf(http.StatusBadRequest, "invalid", "reason", "give a reason")
+)
+
+func who(s auth.Staff) string {
+	if s.Name != "" {
+		return s.Subject + " (" + s.Name + ")"
+	}
+	return s.Subject
+}
+
+// lockReport locks the report row, or fails with ErrNotFound.
+func lockReport(ctx context.Context, tx pgx.Tx, reportID string) error {
+	var one int
+	err := tx.QueryRow(ctx, `SELECT 1 FROM reports WHERE id = $1 FOR UPDATE`, reportID).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ErrNotFound
+	}
+	return err
+}
+
+// PlaceHold puts a legal hold on a report: none of its evidence is deleted
+// while the hold stands, whatever its retention.
+func (m *Manager) PlaceHold(ctx context.Context, s auth.Staff, reportID, reason string) (*Hold, error) {
+	if reason == "" {
+		return nil, errNoReason
+	}
+	h := &Hold{ID: events.NewID(), ReportID: reportID, Reason: reason, PlacedBy: who(s), PlacedAt: m.Now()}
+	err := database.InTx(ctx, m.pool, func(tx pgx.Tx) error {
+		if err := lockReport(ctx, tx, reportID); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO holds (id, report_id, reason, placed_by, placed_at) VALUES ($1, $2, $3, $4, $5)`,
+			h.ID, reportID, reason, h.PlacedBy, h.PlacedAt); err != nil {
+			return err
+		}
+		ev, err := events.New(reportID, events.Staff(s.Subject, s.Name), &pb.EvidenceHoldPlaced{HoldId: h.ID, Reason: reason})
+		if err != nil {
+			return err
+		}
+		return outbox.Add(ctx, tx, ev)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// LiftHold lifts a hold; expiry then proceeds if nothing else keeps the
+// evidence.
+func (m *Manager) LiftHold(ctx context.Context, s auth.Staff, reportID, holdID, reason string) error {
+	if reason == "" {
+		return errNoReason
+	}
+	return database.InTx(ctx, m.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE holds SET lifted_by = $3, lifted_at = $4, lift_reason = $5
+			WHERE id = $1 AND report_id = $2 AND lifted_at IS NULL`, holdID, reportID, who(s), m.Now(), reason)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return ErrNotFound
+		}
+		ev, err := events.New(reportID, events.Staff(s.Subject, s.Name), &pb.EvidenceHoldLifted{HoldId: holdID, Reason: reason})
+		if err != nil {
+			return err
+		}
+		return outbox.Add(ctx, tx, ev)
+	})
+}
