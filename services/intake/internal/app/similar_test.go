@@ -192,3 +192,36 @@ func TestPDQAndPriorNCMECReportsTravelInTheEvent(t *testing.T) {
 		t.Fatalf("the event's PDQ %q differs from the API's %v", p, filesOf(second)[0]["pdq"])
 	}
 }
+
+// publish sends an event into the stream as its owning service would.
+func (h *harness) publish(t *testing.T, reportID string, p proto.Message) {
+	t.Helper()
+	ev, err := events.New(reportID, events.Service("test"), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := events.Marshal(ev)
+	m := nats.NewMsg(events.Subject(ev.Type))
+	m.Data = b
+	m.Header.Set(jetstream.MsgIDHeader, ev.EventId)
+	if _, err := h.js.PublishMsg(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCaseStateNeverMovesBack(t *testing.T) {
+	t.Parallel()
+	h := start(t, testenv.S3(t))
+	id := h.submit(t, goodReport, file{"a.bin", []byte("x")})["id"].(string)
+	// case-writer wrote the case twice; the later write's event comes first.
+	h.publish(t, id, &pb.CaseUpserted{CaseId: "500A", State: "finished"})
+	h.publish(t, id, &pb.CaseUpserted{CaseId: "500A", State: "opened"})
+	testenv.Eventually(t, 10*time.Second, "both case events handled", func() bool {
+		_, rep := h.get("/api/v1/reports/" + id)
+		evs, _ := rep["events"].([]any)
+		return len(evs) == 3
+	})
+	if _, rep := h.get("/api/v1/reports/" + id); rep["case"].(map[string]any)["state"] != "finished" {
+		t.Fatalf("case %v, want state finished", rep["case"])
+	}
+}
