@@ -251,25 +251,24 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, dataKey []byte
 		return Object{}, fmt.Errorf("evidence: put %s: data key is %d bytes, want %d", key, len(dataKey), dataKeySize)
 	}
 	limited := &limitReader{r: r, max: s.maxSize}
-	// Read the first byte before starting an upload, to refuse an empty file
-	// without leaving anything in S3.
-	var first [1]byte
-	n, err := io.ReadFull(limited, first[:])
+	// Read the start of the file first: an empty file is refused without
+	// leaving anything in S3, and a small one (most evidence: images) is
+	// sent with its size known, in one request, without the streaming
+	// upload's part buffer.
+	head := make([]byte, smallFile)
+	n, err := io.ReadFull(limited, head)
 	switch {
-	case err == io.EOF:
+	case limited.exceeded:
+		return Object{}, fmt.Errorf("evidence: put %s: %w: more than %d bytes", key, ErrTooLarge, s.maxSize)
+	case n == 0 && (err == io.EOF || err == io.ErrUnexpectedEOF):
 		return Object{}, fmt.Errorf("evidence: put %s: %w", key, ErrEmpty)
-	case err != nil:
+	case err != nil && err != io.EOF && err != io.ErrUnexpectedEOF:
 		return Object{}, fmt.Errorf("evidence: put %s: read: %w", key, err)
 	}
+	head = head[:n]
 	sums := newHashes()
 	defer sums.close()
-	ahead := newReadAhead(io.MultiReader(bytes.NewReader(first[:n]), limited), sums, readAheadChunk, readAheadDepth)
-	defer ahead.Close()
-	enc, err := sio.EncryptReader(ahead, dareConfig(dataKey))
-	if err != nil {
-		return Object{}, fmt.Errorf("evidence: put %s: encrypt: %w", key, err)
-	}
-	info, err := s.client.PutObject(ctx, s.bucket, key, enc, -1, minio.PutObjectOptions{
+	opts := minio.PutObjectOptions{
 		PartSize:    PartSize,
 		ContentType: "application/octet-stream",
 		// One part in flight: minio-go's size -1 path reads, uploads and
@@ -282,7 +281,27 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, dataKey []byte
 		// would only cost a core's time. (Over TLS minio-go sends unsigned
 		// payloads anyway.)
 		DisableContentSha256: true,
-	})
+	}
+	if err != nil { // the whole file is in head
+		sums.Write(head)
+		size, serr := sio.EncryptedSize(uint64(n))
+		enc, eerr := sio.EncryptReader(bytes.NewReader(head), dareConfig(dataKey))
+		if serr != nil || eerr != nil {
+			return Object{}, fmt.Errorf("evidence: put %s: encrypt: %w", key, errors.Join(serr, eerr))
+		}
+		info, err := s.client.PutObject(ctx, s.bucket, key, enc, int64(size), opts)
+		if err != nil {
+			return Object{}, fmt.Errorf("evidence: put %s: %w", key, classify(err))
+		}
+		return s.object(key, info, int64(n), sums), nil
+	}
+	ahead := newReadAhead(io.MultiReader(bytes.NewReader(head), limited), sums, readAheadChunk, readAheadDepth)
+	defer ahead.Close()
+	enc, err := sio.EncryptReader(ahead, dareConfig(dataKey))
+	if err != nil {
+		return Object{}, fmt.Errorf("evidence: put %s: encrypt: %w", key, err)
+	}
+	info, err := s.client.PutObject(ctx, s.bucket, key, enc, -1, opts)
 	ahead.Close()
 	if limited.exceeded {
 		return Object{}, fmt.Errorf("evidence: put %s: %w: more than %d bytes", key, ErrTooLarge, s.maxSize)
@@ -290,20 +309,26 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, dataKey []byte
 	if err != nil {
 		return Object{}, fmt.Errorf("evidence: put %s: %w", key, classify(err))
 	}
+	return s.object(key, info, limited.n, sums), nil
+}
+
+// object describes what Put stored.
+func (s *Store) object(key string, info minio.UploadInfo, size int64, sums *hashes) Object {
 	return Object{
 		Key:       key,
 		VersionID: info.VersionID,
-		Size:      limited.n,
+		Size:      size,
 		MD5:       hexSum(sums.md5),
 		SHA1:      hexSum(sums.sha1),
 		SHA256:    hexSum(sums.sha256),
 		ETag:      info.ETag,
-	}, nil
+	}
 }
 
 // Read-ahead of 16 MiB: with minio-go's one 16 MiB part, a Put holds about
 // 33 MiB, and receiving the next part overlaps sending the last.
 const (
+	smallFile      = 1 << 20 // files up to this size are sent in one request
 	readAheadChunk = 1 << 20
 	readAheadDepth = 16
 )

@@ -28,19 +28,23 @@ func newReadAhead(r io.Reader, sink io.Writer, chunk, depth int) *readAhead {
 		free:   make(chan []byte, depth+1),
 		stop:   make(chan struct{}),
 	}
-	for range depth + 1 {
-		ra.free <- make([]byte, chunk)
-	}
+	// Chunks are made as the reading gets ahead, so a file that needs
+	// few costs few.
+	made := 0
 	ra.wg.Add(1)
 	go func() {
 		defer ra.wg.Done()
 		defer close(ra.chunks)
 		for {
 			var buf []byte
-			select {
-			case buf = <-ra.free:
-			case <-ra.stop:
-				return
+			if made <= depth && len(ra.free) == 0 {
+				buf, made = make([]byte, chunk), made+1
+			} else {
+				select {
+				case buf = <-ra.free:
+				case <-ra.stop:
+					return
+				}
 			}
 			n, err := io.ReadFull(r, buf[:cap(buf)])
 			if n > 0 {
