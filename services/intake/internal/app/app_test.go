@@ -49,6 +49,7 @@ type harness struct {
 	stop  func()
 	js    jetstream.JetStream
 	limit httpapi.Limits
+	app   *app.App
 }
 
 func masterKeys(t testing.TB) (string, *keyring.Keyring) {
@@ -83,6 +84,7 @@ func start(t testing.TB, s3 testenv.S3Env, opts ...func(*app.Config)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.app = a
 	ln, err := a.Listen()
 	if err != nil {
 		t.Fatal(err)
@@ -199,7 +201,10 @@ func (h *harness) objects() []minio.ObjectInfo {
 }
 
 // submitted returns the report.submitted events in the stream.
-func (h *harness) submitted() []*pb.Envelope {
+func (h *harness) submitted() []*pb.Envelope { return h.events(events.ReportSubmitted) }
+
+// events returns the events of one type in the stream.
+func (h *harness) events(eventType string) []*pb.Envelope {
 	h.t.Helper()
 	ctx := context.Background()
 	s, err := h.js.Stream(ctx, events.Stream)
@@ -216,7 +221,7 @@ func (h *harness) submitted() []*pb.Envelope {
 		if err != nil {
 			continue
 		}
-		if m.Subject != events.Subject(events.ReportSubmitted) {
+		if m.Subject != events.Subject(eventType) {
 			continue
 		}
 		env, err := events.Unmarshal(m.Data)
