@@ -327,10 +327,14 @@ func (s *Store) Opened(ctx context.Context, f *Filing, resp *ncmec.Response, ev 
 
 // UploadAttempt counts an upload about to start; a file with attempts but no
 // NCMEC id may exist at NCMEC unrecorded (see README, "duplicates").
-func (s *Store) UploadAttempt(ctx context.Context, f *Filing, idx int) error {
+// accessed (an evidence.accessed event) records the read of the evidence
+// bytes in the audit log, in the same transaction.
+func (s *Store) UploadAttempt(ctx context.Context, f *Filing, idx int, accessed *pb.Envelope) error {
 	return s.update(ctx, f, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `UPDATE filing_files SET upload_attempts = upload_attempts + 1 WHERE filing_id = $1 AND idx = $2`, f.ID, idx)
-		return err
+		if _, err := tx.Exec(ctx, `UPDATE filing_files SET upload_attempts = upload_attempts + 1 WHERE filing_id = $1 AND idx = $2`, f.ID, idx); err != nil {
+			return err
+		}
+		return outbox.Add(ctx, tx, accessed)
 	})
 }
 

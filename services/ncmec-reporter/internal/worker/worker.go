@@ -524,7 +524,12 @@ func (j *job) upload(file *store.File) error {
 		return &transient{step: StepUpload, err: err}
 	}
 	defer rc.Close()
-	if err := j.p.d.Store.UploadAttempt(j.ctx, f, file.Idx); err != nil {
+	// Every read of evidence bytes is audited: who (this service) and why.
+	accessed, err := events.New(f.ReportID, events.Service(j.p.cfg.Service), &pb.EvidenceAccessed{FileId: file.FileID, Purpose: "upload to NCMEC"})
+	if err != nil {
+		return err
+	}
+	if err := j.p.d.Store.UploadAttempt(j.ctx, f, file.Idx, accessed); err != nil {
 		return err
 	}
 	res, err := j.client.Upload(ctx, f.NCMECID, filing.UploadName(j.pbFile(file.Idx)), file.Size, rc)
