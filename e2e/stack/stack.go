@@ -139,9 +139,17 @@ func Start(tb testing.TB, opts Options) *Stack {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		addr := fmt.Sprintf("127.0.0.1:%d", port)
-		s.addrs[name] = addr
-		env := append(append(append([]string{}, common...), "LISTEN_ADDR="+addr), opts.ServiceEnv[name]...)
+		s.addrs[name] = fmt.Sprintf("127.0.0.1:%d", port)
+	}
+	for _, name := range Services {
+		addr := s.addrs[name]
+		env := append(append([]string{}, common...), "LISTEN_ADDR="+addr)
+		if name == "intake" {
+			// Where its pages send a browser: itself (the OIDC callback)
+			// and the retraction service.
+			env = append(env, "PUBLIC_URL="+s.URL("intake"), "RETRACTION_URL="+s.URL("retraction"))
+		}
+		env = append(env, opts.ServiceEnv[name]...)
 		p := &proc{name: name, bin: filepath.Join(bin, name), env: env, logPath: filepath.Join(logDir, name+".log")}
 		s.services[name] = p
 		tb.Cleanup(p.stop)
