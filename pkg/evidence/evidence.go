@@ -38,6 +38,8 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/minio/minio-go/v7/pkg/s3utils"
 	"github.com/minio/sio"
+
+	"takedown/pkg/config"
 )
 
 const (
@@ -629,4 +631,18 @@ func classify(err error) error {
 func isCode(err error, code string) bool {
 	var resp minio.ErrorResponse
 	return errors.As(err, &resp) && resp.Code == code
+}
+
+// LoadConfig reads the evidence store's location and credentials:
+// S3_ENDPOINT, S3_ACCESS_KEY, S3_SECRET_KEY (secrets), S3_BUCKET, S3_TLS and
+// S3_REGION.
+func LoadConfig(l *config.Loader) Config {
+	return Config{
+		Endpoint:  l.MustString("S3_ENDPOINT"),
+		AccessKey: l.Secret("S3_ACCESS_KEY", config.Required).Reveal(),
+		SecretKey: l.Secret("S3_SECRET_KEY", config.Required).Reveal(),
+		Bucket:    l.String("S3_BUCKET", "evidence"),
+		UseTLS:    l.Bool("S3_TLS", true),
+		Region:    l.String("S3_REGION", ""),
+	}
 }

@@ -63,15 +63,8 @@ type Config struct {
 // LoadConfig reads intake's configuration from l.
 func LoadConfig(l *config.Loader) Config {
 	c := Config{
-		Service: service.LoadConfig(l, ":8080"),
-		S3: evidence.Config{
-			Endpoint:  l.MustString("S3_ENDPOINT"),
-			AccessKey: l.Secret("S3_ACCESS_KEY", config.Required).Reveal(),
-			SecretKey: l.Secret("S3_SECRET_KEY", config.Required).Reveal(),
-			Bucket:    l.String("S3_BUCKET", "evidence"),
-			UseTLS:    l.Bool("S3_TLS", true),
-			Region:    l.String("S3_REGION", ""),
-		},
+		Service:      service.LoadConfig(l, ":8080"),
+		S3:           evidence.LoadConfig(l),
 		CreateBucket: l.Bool("S3_CREATE_BUCKET", false),
 		MasterKeys:   l.Secret("MASTER_KEYS", config.Required),
 		MasterKeyID:  l.MustString("MASTER_KEY_ID"),

@@ -59,13 +59,24 @@ func ncmecOpen(rep *report.Report) bool {
 	return rep.NCMEC.ReportID != 0 && rep.NCMEC.State != "finished" && rep.NCMEC.State != "retracted"
 }
 
+// settled reports whether nothing more will happen to the report by itself:
+// NCMEC finished or retracted it, and the Salesforce case shows that (its
+// last write may come after NCMEC's answer) or could not be written.
+func settled(rep *report.Report) bool {
+	switch rep.Status {
+	case report.StatusFinished, report.StatusRetracted:
+		return rep.Case.State == string(rep.Status) || rep.Case.Error != ""
+	}
+	return false
+}
+
 func (w *Web) status(r *http.Request, rep *report.Report) statusData {
 	s, _ := auth.FromContext(r.Context())
 	d := statusData{
 		Title: "Report " + rep.ID, Report: rep,
 		CanRetract: s.Has(auth.RoleRetractor) && ncmecOpen(rep),
 		CanRefile:  s.Has(auth.RoleReporter) && rep.Status == report.StatusRetracted,
-		Terminal:   rep.Status == report.StatusFinished || rep.Status == report.StatusRetracted,
+		Terminal:   settled(rep),
 	}
 	for _, f := range rep.Files {
 		if f.NCMECFileID != "" {

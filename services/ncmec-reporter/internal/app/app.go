@@ -36,52 +36,24 @@ const (
 	Schema = "ncmec"
 )
 
-// Environment is one NCMEC environment's address and credentials.
-type Environment struct {
-	URL      string
-	Username string
-	Password config.Secret
-}
-
-func (e Environment) configured() bool { return e.Username != "" && e.Password != "" }
-
 // Config is ncmec-reporter's configuration (README: "Configuration").
 type Config struct {
 	Service     service.Config
 	S3          evidence.Config
 	MasterKeys  config.Secret
 	MasterKeyID string
-	Production  Environment
-	Test        Environment
-	CallTimeout time.Duration
+	NCMEC       ncmec.Environments
 	Worker      worker.Config
 }
 
 // LoadConfig reads the configuration from l.
 func LoadConfig(l *config.Loader) Config {
 	c := Config{
-		Service: service.LoadConfig(l, ":8083"),
-		S3: evidence.Config{
-			Endpoint:  l.MustString("S3_ENDPOINT"),
-			AccessKey: l.Secret("S3_ACCESS_KEY", config.Required).Reveal(),
-			SecretKey: l.Secret("S3_SECRET_KEY", config.Required).Reveal(),
-			Bucket:    l.String("S3_BUCKET", "evidence"),
-			UseTLS:    l.Bool("S3_TLS", true),
-			Region:    l.String("S3_REGION", ""),
-		},
+		Service:     service.LoadConfig(l, ":8083"),
+		S3:          evidence.LoadConfig(l),
 		MasterKeys:  l.Secret("MASTER_KEYS", config.Required),
 		MasterKeyID: l.MustString("MASTER_KEY_ID"),
-		Production: Environment{
-			URL:      l.URL("NCMEC_URL", ncmec.ProductionURL, "https", "http"),
-			Username: l.MustString("NCMEC_USERNAME"),
-			Password: l.Secret("NCMEC_PASSWORD", config.Required),
-		},
-		Test: Environment{
-			URL:      l.URL("NCMEC_TEST_URL", ncmec.TestURL, "https", "http"),
-			Username: l.String("NCMEC_TEST_USERNAME", ""),
-			Password: l.Secret("NCMEC_TEST_PASSWORD", config.Optional),
-		},
-		CallTimeout: l.Duration("NCMEC_CALL_TIMEOUT", time.Minute),
+		NCMEC:       ncmec.LoadEnvironments(l),
 		Worker: worker.Config{
 			Concurrency:    l.Int("FILING_CONCURRENCY", 16, 1, 1000),
 			UploadParallel: l.Int("UPLOAD_PARALLELISM", 3, 1, 32),
@@ -115,9 +87,6 @@ func LoadConfig(l *config.Loader) Config {
 				LegalURL:        l.String("NCMEC_LEGAL_URL", ""),
 			},
 		},
-	}
-	if (c.Test.Username == "") != (c.Test.Password == "") {
-		l.Fail("NCMEC_TEST_USERNAME", "set both NCMEC_TEST_USERNAME and NCMEC_TEST_PASSWORD, or neither")
 	}
 	if c.Worker.Window >= time.Hour {
 		l.Fail("RETRY_WINDOW", "%v is not below NCMEC's 1 hour expiry after the last change", c.Worker.Window)
@@ -179,17 +148,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Options) (*A
 	base.Ready("s3", ev.Check)
 
 	latency := base.Metrics.Histogram("ncmec_request_duration_seconds", "Latency of NCMEC calls, by endpoint and result (ok, retryable, permanent, state).", "endpoint", "result")
-	clients := map[string]*ncmec.Client{}
-	for env, e := range map[string]Environment{store.EnvProduction: cfg.Production, store.EnvTest: cfg.Test} {
-		if !e.configured() {
-			continue
-		}
-		c, err := ncmec.New(ncmec.Options{BaseURL: e.URL, Username: e.Username, Password: e.Password.Reveal(),
-			CallTimeout: cfg.CallTimeout, Observe: metrics.Observer(latency)})
-		if err != nil {
-			return fail(fmt.Errorf("NCMEC %s environment: %w", env, err))
-		}
-		clients[env] = c
+	clients, err := cfg.NCMEC.Clients(metrics.Observer(latency))
+	if err != nil {
+		return fail(err)
 	}
 	if clients[store.EnvTest] == nil {
 		log.Warn("no NCMEC test credentials: reports marked test will fail (set NCMEC_TEST_USERNAME and NCMEC_TEST_PASSWORD)")

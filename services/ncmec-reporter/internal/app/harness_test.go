@@ -24,6 +24,7 @@ import (
 	"takedown/pkg/events"
 	"takedown/pkg/evidence"
 	"takedown/pkg/keyring"
+	"takedown/pkg/ncmec"
 	"takedown/pkg/ncmec/ncmecsim"
 	pb "takedown/pkg/proto/takedown/v1"
 	"takedown/pkg/service"
@@ -101,9 +102,11 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 		S3: evidence.Config{Endpoint: h.s3.Endpoint, AccessKey: h.s3.AccessKey, SecretKey: h.s3.SecretKey,
 			Bucket: h.s3.Bucket, Region: h.s3.Region},
 		MasterKeys: config.Secret(keysText), MasterKeyID: "k1",
-		Production:  app.Environment{URL: prodURL, Username: ncmecsim.TestUsername, Password: ncmecsim.TestPassword},
-		Test:        app.Environment{URL: testURL, Username: "exttest-user", Password: "exttest-password"},
-		CallTimeout: 5 * time.Second,
+		NCMEC: ncmec.Environments{
+			Production:  ncmec.Environment{Name: "production", URL: prodURL, Username: ncmecsim.TestUsername, Password: ncmecsim.TestPassword},
+			Test:        ncmec.Environment{Name: "test", URL: testURL, Username: "exttest-user", Password: "exttest-password"},
+			CallTimeout: 5 * time.Second,
+		},
 		Worker: worker.Config{
 			Concurrency: 4, UploadParallel: 1, Lease: 2 * time.Second, Poll: 50 * time.Millisecond,
 			Window: 20 * time.Second, BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond,

@@ -145,7 +145,7 @@ func TestFaults(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			h := newHarness(t, harnessOpts{tune: func(cfg *app.Config) {
-				cfg.CallTimeout = time.Second
+				cfg.NCMEC.CallTimeout = time.Second
 				if strings.HasSuffix(name, "_window") {
 					cfg.Worker.Window = time.Second
 				}
