@@ -11,7 +11,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// Migrations is one named set of *.sql files, applied in file name order.
+// Migrations is one named set of SQL files, applied in file name order:
+// migrations/*.sql of FS, which is a package's
+//
+//	//go:embed migrations/*.sql
+//
 // The name keeps sets apart in the bookkeeping table, so a service can apply
 // the shared outbox and inbox sets and its own.
 type Migrations struct {
@@ -46,13 +50,13 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, sets ...Mig
 		return fmt.Errorf("migrate %s: bookkeeping table: %w", schema, err)
 	}
 	for _, set := range sets {
-		files, err := fs.Glob(set.FS, "*.sql")
+		files, err := fs.Glob(set.FS, "migrations/*.sql")
 		if err != nil {
 			return fmt.Errorf("migrate %s: %w", schema, err)
 		}
 		sort.Strings(files)
 		for _, f := range files {
-			name := path.Join(set.Name, f)
+			name := path.Join(set.Name, path.Base(f))
 			sql, err := fs.ReadFile(set.FS, f)
 			if err != nil {
 				return fmt.Errorf("migrate %s: %w", name, err)

@@ -24,7 +24,7 @@ import (
 var migrationFiles embed.FS
 
 // Migrations creates the outbox table in a service's schema.
-var Migrations = database.Migrations{Name: "outbox", FS: must(migrationFiles)}
+var Migrations = database.Migrations{Name: "outbox", FS: migrationFiles}
 
 // Add stores env in the outbox within tx, and wakes the relay when tx commits.
 // The table is the one in the connection's search_path: the service's schema.

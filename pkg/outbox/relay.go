@@ -3,7 +3,6 @@ package outbox
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"time"
 
@@ -226,12 +225,4 @@ func (r *Relay) publishBatch(ctx context.Context) (int, error) {
 		return nil
 	})
 	return n, err
-}
-
-func must(f fs.FS) fs.FS {
-	sub, err := fs.Sub(f, "migrations")
-	if err != nil {
-		panic(err) // the embedded directory is fixed at build time
-	}
-	return sub
 }

@@ -5,7 +5,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"sync"
 	"time"
@@ -26,7 +25,7 @@ import (
 var migrationFiles embed.FS
 
 // Migrations creates the inbox table in a service's schema.
-var Migrations = database.Migrations{Name: "inbox", FS: sub(migrationFiles)}
+var Migrations = database.Migrations{Name: "inbox", FS: migrationFiles}
 
 // ConsumerConfig describes a durable pull consumer.
 type ConsumerConfig struct {
@@ -227,14 +226,6 @@ func (c *Consumer) backoff(delivered uint64) time.Duration {
 		i = len(c.cfg.BackOff) - 1
 	}
 	return c.cfg.BackOff[i]
-}
-
-func sub(f fs.FS) fs.FS {
-	s, err := fs.Sub(f, "migrations")
-	if err != nil {
-		panic(err) // the embedded directory is fixed at build time
-	}
-	return s
 }
 
 // Consume creates the durable consumer cfg, waiting for NATS when it is not

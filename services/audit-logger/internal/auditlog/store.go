@@ -4,7 +4,6 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	"io/fs"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -18,7 +17,7 @@ var migrationFiles embed.FS
 
 // Migrations create the log, its chain head and the triggers that keep it
 // append-only, in the service's schema.
-var Migrations = database.Migrations{Name: "auditlog", FS: sub(migrationFiles)}
+var Migrations = database.Migrations{Name: "auditlog", FS: migrationFiles}
 
 // Querier is what reads need: a pool, a connection or a transaction.
 type Querier interface {
@@ -153,12 +152,4 @@ func Verify(ctx context.Context, db database.Beginner, batch int) (Result, error
 			return w.Finish(), nil
 		}
 	}
-}
-
-func sub(f fs.FS) fs.FS {
-	s, err := fs.Sub(f, "migrations")
-	if err != nil {
-		panic(err) // the embedded directory is fixed at build time
-	}
-	return s
 }

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"time"
 
 	"github.com/google/uuid"
@@ -28,10 +27,7 @@ import (
 var migrationFiles embed.FS
 
 // Migrations creates case-writer's tables.
-var Migrations = database.Migrations{Name: "casewriter", FS: func() fs.FS {
-	f, _ := fs.Sub(migrationFiles, "migrations")
-	return f
-}()}
+var Migrations = database.Migrations{Name: "casewriter", FS: migrationFiles}
 
 // Channel is notified when a transaction that made a case due commits, so
 // that the sync workers of every replica wake at once.

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -24,10 +23,7 @@ import (
 var migrationFiles embed.FS
 
 // Migrations creates intake's tables.
-var Migrations = database.Migrations{Name: "intake", FS: func() fs.FS {
-	f, _ := fs.Sub(migrationFiles, "migrations")
-	return f
-}()}
+var Migrations = database.Migrations{Name: "intake", FS: migrationFiles}
 
 // ErrNotFound is returned for a report that does not exist.
 var ErrNotFound = errors.New("report not found")

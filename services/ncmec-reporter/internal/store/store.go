@@ -10,7 +10,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -28,7 +27,7 @@ import (
 var migrationFiles embed.FS
 
 // Migrations creates the ncmec schema's tables.
-var Migrations = database.Migrations{Name: "ncmec", FS: mustSub(migrationFiles)}
+var Migrations = database.Migrations{Name: "ncmec", FS: migrationFiles}
 
 // Channel is notified when a filing is recorded, to wake idle workers.
 const Channel = "takedown_ncmec_filings"
@@ -451,12 +450,4 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 			coalesce(extract(epoch FROM now() - min(opened_at) FILTER (WHERE state = 'open')), 0)::float8
 		FROM filings`).Scan(&st.Unfinished, &st.OldestOpenSecs)
 	return st, err
-}
-
-func mustSub(f fs.FS) fs.FS {
-	s, err := fs.Sub(f, "migrations")
-	if err != nil {
-		panic(err) // fixed at build time
-	}
-	return s
 }

@@ -7,7 +7,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -20,10 +19,7 @@ import (
 var migrationFiles embed.FS
 
 // Migrations creates the service's tables.
-var Migrations = database.Migrations{Name: "retraction", FS: func() fs.FS {
-	f, _ := fs.Sub(migrationFiles, "migrations")
-	return f
-}()}
+var Migrations = database.Migrations{Name: "retraction", FS: migrationFiles}
 
 // Retraction states.
 const (
