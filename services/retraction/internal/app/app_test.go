@@ -414,6 +414,24 @@ func TestRetractionWhileFinishingIs409AndTheReportEndsFinished(t *testing.T) {
 	}
 }
 
+// The reporter claims "finishing" before /finish; when NCMEC refuses the
+// finish the filing fails with that claim still in place, and the report
+// must be retracted all the same (the chaos suite found it left open).
+func TestFinishRefusedAfterClaimIsRetracted(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	id := h.submitted()
+	nid := h.open(id)
+	if ok, _, _ := h.ho.Claim(context.Background(), handover.Key(id, 1), []handover.State{handover.Filing}, handover.Finishing); !ok {
+		t.Fatal("the reporter could not claim the finish")
+	}
+	h.emit(id, &pb.NcmecFailed{Step: "finish", Code: 4000, Description: "injected", ReportOpened: true, NcmecReportId: nid})
+	h.waitRetracted(id, nid)
+	if st, _ := h.ho.Get(context.Background(), handover.Key(id, 1)); st != handover.Retracted {
+		t.Errorf("handover state %q, want retracted", st)
+	}
+}
+
 func TestRetractionBeforeNCMECOpenedSendsNothing(t *testing.T) {
 	t.Parallel()
 	h := start(t)

@@ -228,7 +228,17 @@ func (r *Retractor) attempt(ctx context.Context, id string) {
 		_ = r.store.Retry(ctx, id, r.cfg.Poll*5, "waiting for NCMEC to open the report")
 		return
 	}
-	ok, cur, err := r.handover.Claim(ctx, handover.Key(id, rep.Filing), []handover.State{handover.None, handover.Filing, handover.Retracting}, handover.Retracting)
+	from := []handover.State{handover.None, handover.Filing, handover.Retracting}
+	if rep.NCMECState == "failed" {
+		// The reporter claims "finishing" before /finish and leaves it there
+		// when NCMEC refuses the finish (or it gives up retrying): its
+		// failure event comes after its last call, and a failed filing is
+		// never resumed, so no finish will follow and the claim is ours to
+		// take. Should the finish have gone through after all (an answer
+		// lost, then given up on), NCMEC answers the retraction with 5102.
+		from = append(from, handover.Finishing)
+	}
+	ok, cur, err := r.handover.Claim(ctx, handover.Key(id, rep.Filing), from, handover.Retracting)
 	switch {
 	case err != nil:
 		_ = r.store.Wait(ctx, id, r.cfg.Poll, "handover unavailable: "+err.Error())
