@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -88,6 +89,25 @@ func TestChaos(t *testing.T) {
 		}
 	}()
 
+	// A progress line every 20 s, so that a stall shows where it is.
+	var phase atomic.Value
+	phase.Store("load")
+	progressDone := make(chan struct{})
+	defer close(progressDone)
+	go func() {
+		for {
+			select {
+			case <-progressDone:
+				return
+			case <-time.After(20 * time.Second):
+			}
+			mu.Lock()
+			n := len(submitted)
+			mu.Unlock()
+			t.Logf("progress %v: %s, %d/%d submitted", time.Since(start).Round(time.Second), phase.Load(), n, len(plan))
+		}
+	}()
+
 	// The chaos schedule runs here, on the test goroutine, one action at a
 	// time, until the load is submitted.
 	rng := rand.New(rand.NewPCG(seed, 1))
@@ -99,8 +119,12 @@ func TestChaos(t *testing.T) {
 			continue
 		case <-time.After(time.Duration(300+rng.IntN(1500)) * time.Millisecond):
 		}
-		counts[chaosAction(t, s, rng)]++
+		actionStart := time.Now()
+		action := chaosAction(t, s, rng)
+		counts[action]++
+		t.Logf("chaos %v: %s (%v)", actionStart.Sub(start).Round(100*time.Millisecond), action, time.Since(actionStart).Round(100*time.Millisecond))
 	}
+	phase.Store("waiting for the last submissions")
 	wg.Wait()
 	if loadErr != nil {
 		t.Fatal(loadErr)
@@ -111,14 +135,16 @@ func TestChaos(t *testing.T) {
 	s.NCMEC.ClearFaults()
 	s.SF.ClearFaults()
 	s.EnsureRunning()
+	phase.Store("settling")
+	t.Logf("load submitted in %v; settling", loadTime.Round(time.Second))
 	settleStart := time.Now()
-	pending := map[string]bool{}
+	pending := map[string]stack.Submitted{}
 	for _, sub := range submitted {
-		pending[sub.ID] = true
+		pending[sub.ID] = sub
 	}
 	// Polled with a deadline; on timeout every report still moving is shown
-	// with all intake knows of it.
-	for deadline := time.Now().Add(4 * time.Minute); len(pending) > 0; {
+	// with all intake, both simulators and the services' logs know of it.
+	for deadline, lastLog := time.Now().Add(4*time.Minute), time.Now(); len(pending) > 0; {
 		for id := range pending {
 			if r, err := s.Report(ctx, id); err == nil && stack.Settled(r) {
 				delete(pending, id)
@@ -127,11 +153,15 @@ func TestChaos(t *testing.T) {
 		if len(pending) == 0 {
 			break
 		}
+		if time.Since(lastLog) > 15*time.Second {
+			lastLog = time.Now()
+			t.Logf("settling %v: %d reports still moving", time.Since(settleStart).Round(time.Second), len(pending))
+		}
 		if time.Now().After(deadline) {
-			for id := range pending {
-				r, err := s.Report(ctx, id)
-				t.Errorf("report %s did not settle: %v status %s NCMEC %+v case %+v events %+v", id, err, r.Status, r.NCMEC, r.Case, r.Events)
+			for _, sub := range pending {
+				t.Errorf("did not settle: %s", s.Describe(ctx, sub))
 			}
+			s.LogTails(15)
 			t.FailNow()
 		}
 		time.Sleep(time.Second)
@@ -148,6 +178,17 @@ func TestChaos(t *testing.T) {
 	}
 	for _, p := range res.Problems {
 		t.Error(p)
+	}
+	if len(res.Problems) > 0 {
+		// Each report named in a problem, everywhere it lives.
+		for _, sub := range submitted {
+			for _, p := range res.Problems {
+				if strings.Contains(p, "("+sub.ID+")") {
+					t.Log(s.Describe(ctx, sub))
+					break
+				}
+			}
+		}
 	}
 	for name, c := range s.Crashes() {
 		if c != 0 {

@@ -198,3 +198,30 @@ func sfState(outcome string) string {
 	}
 	return "Failed"
 }
+
+// Describe is one report everywhere it lives: intake's view, the NCMEC
+// simulator's reports carrying its marker, its Salesforce case and the
+// lines of every service's log that name it.
+func (s *Stack) Describe(ctx context.Context, sub Submitted) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "report %s (%s), %d files, %d submission attempts\n", sub.Key, sub.ID, sub.Files, sub.Attempts)
+	r, err := s.Report(ctx, sub.ID)
+	fmt.Fprintf(&b, "  intake: err %v status %s NCMEC %+v case %+v\n", err, r.Status, r.NCMEC, r.Case)
+	for _, e := range r.Events {
+		fmt.Fprintf(&b, "    event %s %s %s\n", e.ID, e.Type, e.Summary)
+	}
+	for _, nr := range s.NCMEC.State().Reports {
+		if strings.Contains(nr.XML, Marker(sub.Key)) {
+			fmt.Fprintf(&b, "  NCMEC report %d: %s, %d files\n", nr.ID, nr.Status, len(nr.Files))
+		}
+	}
+	for _, c := range s.SF.Records(sfsim.CaseObject) {
+		if id, _ := c[sfsim.CaseReportID].(string); id == sub.ID {
+			fmt.Fprintf(&b, "  Salesforce case %v: NCMEC status %v, report id %v\n", c["Id"], c["NCMEC_Status__c"], c["NCMEC_Report_Id__c"])
+		}
+	}
+	for _, l := range s.LogLines(sub.ID, 25) {
+		fmt.Fprintf(&b, "  %s\n", l)
+	}
+	return b.String()
+}

@@ -290,3 +290,30 @@ func randomBytes(n int) []byte {
 }
 
 func randomHex(n int) string { return hex.EncodeToString(randomBytes(n)) }
+
+// LogLines returns the last n lines of every process's log that mention
+// substr (a report id), prefixed by the process name: what each service did
+// with one report, for a report that did not settle.
+func (s *Stack) LogLines(substr string, n int) []string {
+	var out []string
+	for _, name := range Services {
+		b, err := os.ReadFile(filepath.Join(s.logDir, name+".log"))
+		if err != nil {
+			continue
+		}
+		var lines []string
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, substr) {
+				lines = append(lines, name+": "+l)
+			}
+		}
+		if len(lines) > n {
+			lines = lines[len(lines)-n:]
+		}
+		out = append(out, lines...)
+	}
+	return out
+}
+
+// LogTails logs the last n lines of every process's log.
+func (s *Stack) LogTails(n int) { s.logTails(n) }
