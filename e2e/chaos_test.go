@@ -315,6 +315,7 @@ func summary(seed uint64, subs []stack.Submitted, retries int, counts map[string
 	}
 	fmt.Fprintf(&b, "  %-44s %d\n", "duplicate NCMEC reports absorbed (retracted)", res.Duplicates)
 	fmt.Fprintf(&b, "  %-44s %d\n", "open for staff after a lost /submit answer", res.LeftForStaff)
+	fmt.Fprintf(&b, "  %-44s %d\n", "NCMEC file copies (lost /upload answers)", res.DuplicateFiles)
 	fmt.Fprintf(&b, "  %-44s %d\n", "Salesforce tokens issued", s.SF.TokenCount())
 	fmt.Fprintf(&b, "  %-44s %d\n", "invariant violations", len(res.Problems))
 	return b.String()

@@ -36,7 +36,10 @@ type Result struct {
 	// LeftForStaff counts NCMEC reports opened by a /submit whose answer
 	// was lost: open, unknown to us, their filing failed as ambiguous.
 	LeftForStaff int
-	Problems     []string // broken invariants; empty when all hold
+	// DuplicateFiles counts identical copies of a file NCMEC holds because
+	// an upload's answer was lost and the upload repeated.
+	DuplicateFiles int
+	Problems       []string // broken invariants; empty when all hold
 }
 
 // finalStatuses are the statuses after which nothing more happens to a
@@ -164,8 +167,19 @@ func (s *Stack) Check(ctx context.Context, reports []Submitted) Result {
 			if rep.Status != "finished" || rep.NCMEC.ReportID != finished[0].ID {
 				fail("%s: NCMEC finished report %d, intake says %s with NCMEC report %d", where, finished[0].ID, rep.Status, rep.NCMEC.ReportID)
 			}
-			if n := len(finished[0].Files); n != sub.Files {
+			// NCMEC holds our files and nothing else. An /upload whose
+			// answer was lost is repeated (services/ncmec-reporter README,
+			// "Duplicates"): an extra file is allowed only as an identical
+			// copy (same MD5) of one of ours.
+			if n := len(finished[0].Files); n < sub.Files {
 				fail("%s: NCMEC report %d has %d files, want %d", where, finished[0].ID, n, sub.Files)
+			} else {
+				res.DuplicateFiles += n - sub.Files
+			}
+			for _, nf := range finished[0].Files {
+				if !slices.ContainsFunc(rep.Files, func(f ReportFile) bool { return strings.EqualFold(f.MD5, nf.MD5) }) {
+					fail("%s: NCMEC report %d holds file %s (MD5 %s), which is none of ours", where, finished[0].ID, nf.ID, nf.MD5)
+				}
 			}
 			for _, f := range rep.Files {
 				if !slices.ContainsFunc(finished[0].Files, func(nf ncmecsim.FileState) bool { return nf.ID == f.NCMECFileID && nf.MD5 == f.MD5 }) {

@@ -24,18 +24,10 @@ type File struct {
 // Report is intake's view of a report (GET /api/v1/reports/{id}), the
 // fields the tests check.
 type Report struct {
-	ID     string `json:"id"`
-	Status string `json:"status"`
-	Files  []struct {
-		ID          string `json:"id"`
-		Name        string `json:"name"`
-		Size        int64  `json:"size"`
-		MD5         string `json:"md5"`
-		SHA256      string `json:"sha256"`
-		NCMECFileID string `json:"ncmec_file_id"`
-		NCMECMD5    string `json:"ncmec_md5"`
-	} `json:"files"`
-	NCMEC struct {
+	ID     string       `json:"id"`
+	Status string       `json:"status"`
+	Files  []ReportFile `json:"files"`
+	NCMEC  struct {
 		ReportID  int64  `json:"report_id"`
 		State     string `json:"state"`
 		LastError string `json:"last_error"`
@@ -50,6 +42,17 @@ type Report struct {
 		Type    string `json:"type"`
 		Summary string `json:"summary"`
 	} `json:"events"`
+}
+
+// ReportFile is one file of a Report.
+type ReportFile struct {
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	Size        int64  `json:"size"`
+	MD5         string `json:"md5"`
+	SHA256      string `json:"sha256"`
+	NCMECFileID string `json:"ncmec_file_id"`
+	NCMECMD5    string `json:"ncmec_md5"`
 }
 
 // APIError is a refusal of a service's API.
