@@ -130,7 +130,10 @@ func Start(tb testing.TB, opts Options) *Stack {
 		"RETRY_MIN_DELAY=100ms", "RETRY_MAX_DELAY=2s", "FILING_POLL_INTERVAL=200ms", "FILING_LEASE=20s",
 		"NCMEC_CALL_TIMEOUT=15s",
 		"RETRACTION_POLL_INTERVAL=200ms", "RETRACTION_LEASE=20s",
-		"CASE_SYNC_POLL_INTERVAL=500ms", "CASE_RETRY_BACKOFF=200ms", "CASE_RETRY_MAX_BACKOFF=3s",
+		// Leases as short as the calls they cover allow: a service killed
+		// holding one leaves its work idle until the lease ends (the case
+		// writer's default, 10 min, outlasts the chaos suite's settle wait).
+		"CASE_SYNC_LEASE=20s", "CASE_SYNC_POLL_INTERVAL=500ms", "CASE_RETRY_BACKOFF=200ms", "CASE_RETRY_MAX_BACKOFF=3s",
 		"SALESFORCE_RETRY_BACKOFF=50ms", "SALESFORCE_RETRY_MAX_BACKOFF=1s", "SALESFORCE_TIMEOUT=15s",
 	}
 	common = append(common, opts.Env...)
