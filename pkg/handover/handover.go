@@ -17,6 +17,10 @@
 // The reporter claims filing→finishing before /finish and stops filing when
 // it finds retracting or retracted; the retraction service claims
 // filing→retracting and answers 409 when it finds finishing or finished.
+// One exception: a filing that failed after claiming finishing (NCMEC
+// refused /finish) is never resumed, so the retraction service, told of the
+// failure, takes finishing→retracting; NCMEC answers 5102 should the
+// finish have gone through after all.
 // When the bucket is unreachable, Claim fails and the caller waits: nobody
 // finishes or retracts without holding the claim.
 package handover
