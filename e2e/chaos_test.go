@@ -155,7 +155,16 @@ func TestChaos(t *testing.T) {
 		}
 		if time.Since(lastLog) > 15*time.Second {
 			lastLog = time.Now()
-			t.Logf("settling %v: %d reports still moving", time.Since(settleStart).Round(time.Second), len(pending))
+			var few []string
+			for id, sub := range pending {
+				if len(few) == 5 {
+					few = append(few, "…")
+					break
+				}
+				r, _ := s.Report(ctx, id)
+				few = append(few, fmt.Sprintf("%s (%s): %s, NCMEC %s, case %s", sub.Key, id, r.Status, r.NCMEC.State, r.Case.State))
+			}
+			t.Logf("settling %v: %d reports still moving: %s", time.Since(settleStart).Round(time.Second), len(pending), strings.Join(few, "; "))
 		}
 		if time.Now().After(deadline) {
 			for _, sub := range pending {
