@@ -16,12 +16,25 @@ import (
 // connection's search_path is schema, so a service's SQL names its own
 // tables without qualifying them and cannot touch another schema by accident.
 func Open(ctx context.Context, url, schema string) (*pgxpool.Pool, error) {
+	return OpenAs(ctx, url, schema, "")
+}
+
+// OpenAs is Open with every connection working as role from its start (the
+// "role" startup parameter is SET ROLE before the first statement), for a
+// service that must run with fewer privileges than the login that migrates
+// its schema. An empty role keeps the login's.
+func OpenAs(ctx context.Context, url, schema, role string) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("database url: %w", err)
 	}
 	if schema != "" {
 		cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	}
+	who := cfg.ConnConfig.User
+	if role != "" {
+		cfg.ConnConfig.RuntimeParams["role"] = role
+		who = role
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -31,7 +44,7 @@ func Open(ctx context.Context, url, schema string) (*pgxpool.Pool, error) {
 	defer cancel()
 	if err := pool.Ping(pingCtx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("connect to database %s@%s/%s: %w", cfg.ConnConfig.User, cfg.ConnConfig.Host, cfg.ConnConfig.Database, err)
+		return nil, fmt.Errorf("connect to database %s@%s/%s: %w", who, cfg.ConnConfig.Host, cfg.ConnConfig.Database, err)
 	}
 	return pool, nil
 }

@@ -13,11 +13,11 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"takedown/pkg/auth"
 	"takedown/pkg/config"
+	"takedown/pkg/database"
 	"takedown/pkg/service"
 	"takedown/pkg/stream"
 	"takedown/services/audit-logger/internal/auditlog"
@@ -97,7 +97,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		return nil, fmt.Errorf("AUDIT_DB_ROLE: the database user may not act as %s; GRANT %s TO <the user of DATABASE_URL>",
 			cfg.DBRole, cfg.DBRole)
 	}
-	writer, err := OpenPool(ctx, cfg.Service.DatabaseURL.Reveal(), cfg.DBRole)
+	writer, err := database.OpenAs(ctx, cfg.Service.DatabaseURL.Reveal(), Schema, cfg.DBRole)
 	if err != nil {
 		base.Close()
 		return nil, err
@@ -128,31 +128,6 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	httpapi.New(writer, base.Metrics, log).Routes(r, authn...)
 	a.handler = r
 	return a, nil
-}
-
-// OpenPool connects to url with search_path = the audit schema, every
-// connection working as role from its start (the "role" startup parameter
-// is SET ROLE before the first statement; RESET ROLE returns to it).
-func OpenPool(ctx context.Context, url, role string) (*pgxpool.Pool, error) {
-	pc, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		return nil, fmt.Errorf("database url: %w", err)
-	}
-	pc.ConnConfig.RuntimeParams["search_path"] = Schema
-	if role != "" {
-		pc.ConnConfig.RuntimeParams["role"] = role
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, pc)
-	if err != nil {
-		return nil, fmt.Errorf("open database: %w", err)
-	}
-	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := pool.Ping(pingCtx); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("connect to database as role %s: %w", role, err)
-	}
-	return pool, nil
 }
 
 // Listen binds the configured address.

@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"takedown/pkg/config"
+	"takedown/pkg/database"
 	"takedown/services/audit-logger/internal/auditlog"
 )
 
@@ -32,7 +33,7 @@ func Verify(ctx context.Context, lookup config.LookupFunc, stdout, stderr io.Wri
 		fmt.Fprintln(stderr, err)
 		return VerifyError
 	}
-	pool, err := OpenPool(ctx, url.Reveal(), "")
+	pool, err := database.Open(ctx, url.Reveal(), Schema)
 	if err != nil {
 		fmt.Fprintln(stderr, "verify:", err)
 		return VerifyError
