@@ -68,7 +68,7 @@ func (s *Server) composite(env *execEnv, body []byte) result {
 		}
 	}
 
-	var snap map[*object]map[string]Record
+	var snap snapshot
 	if req.AllOrNone {
 		snap = s.store.snapshot()
 	}

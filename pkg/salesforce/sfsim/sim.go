@@ -463,6 +463,16 @@ func (s *Server) Record(object, id string) (Record, bool) {
 	return maps.Clone(r), ok
 }
 
+// Writes is how many committed creates and updates the record with this
+// 15- or 18-character id has had, as its field history would show: every
+// upsert counts, whether or not it changed a value; writes a composite
+// rolled back do not.
+func (s *Server) Writes(id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.store.writes[canonicalID(id)]
+}
+
 // Create stores a record through the same validation as the REST API, e.g.
 // to seed duplicates for a 300 test. fields are JSON-like values.
 func (s *Server) Create(object string, fields map[string]any) (string, error) {

@@ -414,3 +414,38 @@ func TestDropAndLostResponse(t *testing.T) {
 		t.Fatalf("lost_response: err %v, %d cases; want an error and the case written", err, len(sim.Records("Case")))
 	}
 }
+
+func TestWrites(t *testing.T) {
+	t.Parallel()
+	sim := sfsim.Start(t, sfsim.Config{ClientID: clientID, ClientSecret: clientSecret})
+	tok := accessToken(t, sim)
+	upsert := func(subject, status string) {
+		t.Helper()
+		req := map[string]any{"allOrNone": true, "compositeRequest": []map[string]any{
+			{"method": "PATCH", "url": "/services/data/v64.0/sobjects/Case/Takedown_Report_Id__c/r-1", "referenceId": "refCase", "body": map[string]any{"Subject": subject}},
+			{"method": "PATCH", "url": "/services/data/v64.0/sobjects/Case/Takedown_Report_Id__c/r-2", "referenceId": "refOther", "body": map[string]any{"Status": status}},
+		}}
+		if a := jsonCall(t, sim, tok, http.MethodPost, "/composite", req); a.status != http.StatusOK {
+			t.Fatalf("composite: %d %s", a.status, a.raw)
+		}
+	}
+	upsert("first", "New")
+	upsert("first", "New") // the same values again: still a write
+	upsert("rolled back", "Bogus")
+	cases := sim.Records("Case")
+	if len(cases) != 2 {
+		t.Fatalf("%d cases, want 2", len(cases))
+	}
+	for _, c := range cases {
+		id := c["Id"].(string)
+		if n := sim.Writes(id); n != 2 {
+			t.Errorf("case %s (%v): %d writes, want 2 (the rolled-back one does not count)", id, c["Takedown_Report_Id__c"], n)
+		}
+		if n := sim.Writes(id[:15]); n != 2 {
+			t.Errorf("case %s by its 15-character id: %d writes, want 2", id, n)
+		}
+	}
+	if n := sim.Writes("500000000000000AAA"); n != 0 {
+		t.Errorf("unknown id: %d writes", n)
+	}
+}

@@ -53,10 +53,13 @@ type store struct {
 	nextID  uint64
 	autoNum map[string]int
 	now     func() time.Time
+	// writes counts each record's committed creates and updates (what its
+	// field history would show): a test tells a repeated write from one.
+	writes map[string]int // 18-char id → writes
 }
 
 func newStore(schema []ObjectSchema, now func() time.Time) *store {
-	s := &store{objects: map[string]*object{}, autoNum: map[string]int{}, now: now}
+	s := &store{objects: map[string]*object{}, autoNum: map[string]int{}, writes: map[string]int{}, now: now}
 	for _, os := range schema {
 		o := newObject(os)
 		s.objects[strings.ToLower(os.Name)] = o
@@ -68,19 +71,26 @@ func newStore(schema []ObjectSchema, now func() time.Time) *store {
 func (s *store) object(name string) *object { return s.objects[strings.ToLower(name)] }
 
 // snapshot and restore give composite allOrNone its rollback. Id and
-// autonumber counters are not rolled back, as in Salesforce.
-func (s *store) snapshot() map[*object]map[string]Record {
-	snap := map[*object]map[string]Record{}
+// autonumber counters are not rolled back, as in Salesforce; write counts
+// are, since the writes never happened.
+type snapshot struct {
+	records map[*object]map[string]Record
+	writes  map[string]int
+}
+
+func (s *store) snapshot() snapshot {
+	snap := snapshot{records: map[*object]map[string]Record{}, writes: maps.Clone(s.writes)}
 	for _, o := range s.order {
-		snap[o] = maps.Clone(o.records)
+		snap.records[o] = maps.Clone(o.records)
 	}
 	return snap
 }
 
-func (s *store) restore(snap map[*object]map[string]Record) {
-	for o, recs := range snap {
+func (s *store) restore(snap snapshot) {
+	for o, recs := range snap.records {
 		o.records = recs
 	}
+	s.writes = snap.writes
 }
 
 // sorted returns the object's records oldest first (ids grow with time).
@@ -414,6 +424,7 @@ func (s *store) create(o *object, w write) (string, []apiError) {
 	}
 	maps.Copy(r, w.values)
 	o.records[id] = r
+	s.writes[id]++
 	return id, nil
 }
 
@@ -427,5 +438,6 @@ func (s *store) update(o *object, id string, w write) []apiError {
 	now := formatTime(s.now())
 	r["LastModifiedDate"], r["SystemModstamp"] = now, now
 	o.records[id] = r
+	s.writes[id]++
 	return nil
 }
