@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"sync"
@@ -195,6 +196,11 @@ func Main(name string, run func(ctx context.Context) error) {
 		return
 	}
 	log := logging.New(os.Stderr, name, os.Getenv("LOG_LEVEL"))
+	if addr := os.Getenv("PPROF_ADDR"); addr != "" {
+		if _, err := servePprof(addr, log); err != nil {
+			log.Error("profiling stays off", "err", err)
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	ctx = logging.WithLogger(ctx, log)
 	err := run(ctx)
@@ -204,6 +210,28 @@ func Main(name string, run func(ctx context.Context) error) {
 		os.Exit(1)
 	}
 	log.Info("stopped cleanly")
+}
+
+// servePprof serves Go's profiles on their own listener, never on the
+// service's port: they show the process's memory, which holds keys and file
+// bytes, so PPROF_ADDR must be a loopback address. Profiling is off unless
+// it is set.
+func servePprof(addr string, log *slog.Logger) (net.Addr, error) {
+	if host, _, err := net.SplitHostPort(addr); err != nil || !(host == "localhost" || net.ParseIP(host).IsLoopback()) {
+		return nil, fmt.Errorf("PPROF_ADDR %q: must be a loopback address such as 127.0.0.1:6060", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("PPROF_ADDR: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	log.Warn("profiling endpoint on", "addr", ln.Addr().String())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { log.Error("profiling endpoint", "err", srv.Serve(ln)) }()
+	return ln.Addr(), nil
 }
 
 // Healthcheck GETs /healthz of the service listening on addr (LISTEN_ADDR;
