@@ -31,6 +31,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -257,7 +258,8 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, dataKey []byte
 	// leaving anything in S3, and a small one (most evidence: images) is
 	// sent with its size known, in one request, without the streaming
 	// upload's part buffer.
-	head := make([]byte, smallFile)
+	buf := heads.Get().(*[]byte)
+	head := *buf
 	n, err := io.ReadFull(limited, head)
 	switch {
 	case limited.exceeded:
@@ -292,6 +294,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, dataKey []byte
 			return Object{}, fmt.Errorf("evidence: put %s: encrypt: %w", key, errors.Join(serr, eerr))
 		}
 		info, err := s.client.PutObject(ctx, s.bucket, key, enc, int64(size), opts)
+		heads.Put(buf) // nothing refers to it once the request is over
 		if err != nil {
 			return Object{}, fmt.Errorf("evidence: put %s: %w", key, classify(err))
 		}
@@ -326,6 +329,10 @@ func (s *Store) object(key string, info minio.UploadInfo, size int64, sums *hash
 		ETag:      info.ETag,
 	}
 }
+
+// heads recycles the buffers that hold the start of each file: a submission
+// of small files would otherwise allocate (and clear) a MiB per file.
+var heads = sync.Pool{New: func() any { b := make([]byte, smallFile); return &b }}
 
 // Read-ahead of 16 MiB: with minio-go's one 16 MiB part, a Put holds about
 // 33 MiB, and receiving the next part overlaps sending the last.

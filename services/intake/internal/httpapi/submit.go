@@ -11,6 +11,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -102,6 +103,14 @@ type InvalidError struct {
 
 func (e *InvalidError) Unwrap() error { return e.APIError }
 
+// bodyReaders and partReaders recycle the read buffers of submissions and
+// of their files: allocating (and clearing) a MiB per submission was a
+// tenth of intake's CPU time under load.
+var (
+	bodyReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 1<<20) }}
+	partReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 64<<10) }}
+)
+
 func (a *API) receive(w http.ResponseWriter, r *http.Request, describe Describe) (*report.Report, error) {
 	ctx := r.Context()
 	staff, _ := auth.FromContext(ctx)
@@ -116,7 +125,10 @@ func (a *API) receive(w http.ResponseWriter, r *http.Request, describe Describe)
 	r.Body = http.MaxBytesReader(w, r.Body, a.limits.MaxTotalSize+maxReportJSON+(1<<20))
 	// multipart reads through a 4 KiB buffer; a large one below it turns a
 	// read system call per 4 KiB into one per MiB.
-	mr := multipart.NewReader(bufio.NewReaderSize(r.Body, 1<<20), params["boundary"])
+	br := bodyReaders.Get().(*bufio.Reader)
+	br.Reset(r.Body)
+	defer func() { br.Reset(nil); bodyReaders.Put(br) }()
+	mr := multipart.NewReader(br, params["boundary"])
 
 	in, part, err := describe(mr)
 	if err != nil {
@@ -272,7 +284,9 @@ func (a *API) storeFile(ctx context.Context, reportID string, i int, part *multi
 	f.ObjectKey = "reports/" + reportID + "/" + f.ID
 
 	body := &trap{r: part}
-	br := bufio.NewReaderSize(body, 64<<10)
+	br := partReaders.Get().(*bufio.Reader)
+	br.Reset(body)
+	defer func() { br.Reset(nil); partReaders.Put(br) }()
 	head, _ := br.Peek(512)
 	f.ContentType = http.DetectContentType(head)
 
