@@ -21,6 +21,9 @@ import (
 // the reporter's FILING_CONCURRENCY at 4, 8 and 16, so that its throughput
 // can be compared with the concurrency it was given (a serial step would
 // show as throughput that does not grow with it).
+// A last case submits at a steady 10 reports/s, about half of what this
+// 2-core machine finishes, to show the latency of a pipeline that keeps up
+// rather than of a queue that grows.
 // TAKEDOWN_BENCH_REPORTS sets how many reports each case files (default
 // 1000, as the issue asks).
 func BenchmarkPipeline(b *testing.B) {
@@ -31,26 +34,36 @@ func BenchmarkPipeline(b *testing.B) {
 	cases := []struct {
 		latency     time.Duration
 		concurrency int
-	}{{0, 16}, {100 * time.Millisecond, 4}, {100 * time.Millisecond, 8}, {100 * time.Millisecond, 16}}
+		rate        int // reports submitted per second; 0: as fast as intake takes them
+	}{
+		{0, 16, 0},
+		{100 * time.Millisecond, 4, 0}, {100 * time.Millisecond, 8, 0}, {100 * time.Millisecond, 16, 0},
+		{0, 16, 10},
+	}
 	for _, c := range cases {
-		b.Run(fmt.Sprintf("ncmec=%v/concurrency=%d", c.latency, c.concurrency), func(b *testing.B) {
+		name := fmt.Sprintf("ncmec=%v/concurrency=%d", c.latency, c.concurrency)
+		if c.rate > 0 {
+			name += fmt.Sprintf("/rate=%d", c.rate)
+		}
+		b.Run(name, func(b *testing.B) {
 			s := stack.Start(b, stack.Options{
 				NCMECLatency: c.latency,
 				ServiceEnv:   map[string][]string{"ncmec-reporter": {"FILING_CONCURRENCY=" + strconv.Itoa(c.concurrency)}},
 			})
 			for b.Loop() {
-				benchLoad(b, s, n)
+				benchLoad(b, s, n, c.rate)
 			}
 		})
 	}
 }
 
-// benchLoad submits n reports from four concurrent clients and waits until
+// benchLoad submits n reports from four concurrent clients (at rate per
+// second when rate > 0) and waits until
 // NCMEC holds every one finished. Finish times are the simulator's own
 // record of each /finish, so watching costs the services nothing and the
 // latency is exact; at the end every report must read "finished" in intake
 // too.
-func benchLoad(b *testing.B, s *stack.Stack, n int) {
+func benchLoad(b *testing.B, s *stack.Stack, n, rate int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	var (
@@ -79,7 +92,16 @@ func benchLoad(b *testing.B, s *stack.Stack, n int) {
 			}
 		})
 	}
+	var tick <-chan time.Time
+	if rate > 0 {
+		t := time.NewTicker(time.Second / time.Duration(rate))
+		defer t.Stop()
+		tick = t.C
+	}
 	for i := range n {
+		if tick != nil {
+			<-tick
+		}
 		jobs <- i
 	}
 	close(jobs)
