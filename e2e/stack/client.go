@@ -126,6 +126,8 @@ type AuditEntry struct {
 	EventID  string `json:"event_id"`
 	Type     string `json:"type"`
 	ReportID string `json:"report_id"`
+	// StreamSeq is the event's sequence in the TAKEDOWN stream.
+	StreamSeq uint64 `json:"stream_seq"`
 }
 
 // Audit reads every audit entry, of one report or (reportID "") all of them.
