@@ -79,6 +79,7 @@ func TestBrowserReportFinished(t *testing.T) {
 		chromedp.WaitVisible("#signin"),
 		chromedp.Click("#signin"),
 		chromedp.WaitVisible("#report-form"),
+		chromedp.WaitVisible("#drop-zone"), // shown by the page script: it has run
 	)
 	step(t, ctx, "fill the form", 20*time.Second,
 		chromedp.SetValue("#f-incident_time", time.Now().Add(-2*time.Hour).Format("2006-01-02T15:04")),

@@ -380,6 +380,7 @@ func TestBrowserReportToFinished(t *testing.T) {
 		chromedp.WaitVisible("#signin"),
 		chromedp.Click("#signin"),
 		chromedp.WaitVisible("#report-form"),
+		chromedp.WaitVisible("#drop-zone"), // shown by the page script: it has run
 	)
 
 	// The error summary for a date in the future links to the field.
@@ -399,6 +400,7 @@ func TestBrowserReportToFinished(t *testing.T) {
 	run(t, ctx, "fill the form",
 		chromedp.Navigate(s.url+"/"),
 		chromedp.WaitVisible("#report-form"),
+		chromedp.WaitVisible("#drop-zone"), // shown by the page script: it has run
 		chromedp.SetValue("#f-incident_time", "2026-01-02T15:04"),
 		chromedp.SendKeys("#f-platform", "Example"),
 		chromedp.SendKeys("#f-urls", "https://example.com/p/1"),
@@ -460,6 +462,7 @@ func TestBrowserReportToFinished(t *testing.T) {
 	run(t, ctx, "keyboard",
 		chromedp.Navigate(s.url+"/"),
 		chromedp.WaitVisible("#report-form"),
+		chromedp.WaitVisible("#drop-zone"), // shown by the page script: it has run
 		chromedp.SetUploadFiles("#f-file", paths[1:2]),
 	)
 	value(t, ctx, "blur", chromedp.Evaluate[any](`document.activeElement.blur(); window.scrollTo(0,0)`))
