@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,7 +36,10 @@ type ConsumerConfig struct {
 	AckWait     time.Duration
 	MaxDeliver  int
 	BackOff     []time.Duration // delays between redeliveries, by delivery count
-	Concurrency int             // events handled at once (default 1)
+	Concurrency int             // batches handled at once (default 1)
+	// Batch is the most events handled in one transaction (default 16):
+	// events already waiting when a handler is free share its commit.
+	Batch int
 }
 
 // Message is one delivered event.
@@ -76,13 +81,17 @@ func NewConsumer(ctx context.Context, js jetstream.JetStream, pool *pgxpool.Pool
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 1
 	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = 16
+	}
+
 	jc := jetstream.ConsumerConfig{
 		Durable:       cfg.Durable,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckWait:       cfg.AckWait,
 		MaxDeliver:    cfg.MaxDeliver,
-		MaxAckPending: 4 * cfg.Concurrency,
+		MaxAckPending: 2 * cfg.Concurrency * cfg.Batch,
 	}
 	for _, s := range cfg.Subjects {
 		jc.FilterSubjects = append(jc.FilterSubjects, events.Subject(s))
@@ -108,7 +117,7 @@ func NewConsumer(ctx context.Context, js jetstream.JetStream, pool *pgxpool.Pool
 // Run consumes until ctx ends, then stops fetching, finishes the events in
 // hand and returns.
 func (c *Consumer) Run(ctx context.Context, h Handler) error {
-	it, err := c.cons.Messages(jetstream.PullMaxMessages(2 * c.cfg.Concurrency))
+	it, err := c.cons.Messages(jetstream.PullMaxMessages(c.cfg.Concurrency * c.cfg.Batch))
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w", c.cfg.Durable, err)
 	}
@@ -117,9 +126,33 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 
 	// In-flight handlers finish even after ctx ends (graceful shutdown).
 	work := context.WithoutCancel(ctx)
-	sem := make(chan struct{}, c.cfg.Concurrency)
+	queue := make(chan jetstream.Msg, c.cfg.Concurrency*c.cfg.Batch)
 	var wg sync.WaitGroup
+	for range c.cfg.Concurrency {
+		wg.Go(func() {
+			for msg := range queue {
+				// Whatever else is already waiting joins this event's
+				// transaction: one commit for many events under load,
+				// no waiting for more when the stream is quiet.
+				batch := []jetstream.Msg{msg}
+			fill:
+				for len(batch) < c.cfg.Batch {
+					select {
+					case m, ok := <-queue:
+						if !ok {
+							break fill
+						}
+						batch = append(batch, m)
+					default:
+						break fill
+					}
+				}
+				c.handle(work, batch, h)
+			}
+		})
+	}
 	defer wg.Wait()
+	defer close(queue)
 	for {
 		msg, err := it.Next()
 		if err != nil {
@@ -132,33 +165,39 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 			c.log.Debug("consumer: fetch", "err", err)
 			continue
 		}
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			c.handle(work, msg, h)
-		}()
+		queue <- msg
 	}
 }
 
-func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, h Handler) {
-	meta, err := msg.Metadata()
-	if err != nil {
-		c.log.Error("consumer: message without metadata; terminated", "err", err)
-		_ = msg.Term()
-		return
-	}
-	env, err := events.Unmarshal(msg.Data())
-	if err != nil {
-		c.log.Error("consumer: undecodable event; terminated", "err", err, logging.KeyStreamSeq, meta.Sequence.Stream)
-		c.results.WithLabelValues(c.cfg.Durable, "unknown", "permanent").Inc()
-		_ = msg.TermWithReason("undecodable")
-		return
-	}
-	ctx, log := logging.With(ctx, logging.KeyEventID, env.EventId, logging.KeyReportID, env.ReportId,
-		logging.KeyStreamSeq, meta.Sequence.Stream, "type", env.Type)
+// delivery is a decoded message.
+type delivery struct {
+	msg jetstream.Msg
+	m   Message
+	ctx context.Context // carries the event's logger
+	log *slog.Logger
+}
 
-	// Long handlers keep the message from being redelivered meanwhile.
+// handle applies a batch of messages in one transaction. When one of them
+// fails (or the commit does), the transaction is rolled back and each is
+// applied in a transaction of its own, so that only the failing event is
+// retried or terminated.
+func (c *Consumer) handle(ctx context.Context, msgs []jetstream.Msg, h Handler) {
+	ds := make([]*delivery, 0, len(msgs))
+	for _, msg := range msgs {
+		if d := c.decode(ctx, msg); d != nil {
+			ds = append(ds, d)
+		}
+	}
+	if len(ds) == 0 {
+		return
+	}
+	if c.cfg.Concurrency > 1 {
+		// Batches handled side by side lock their reports' rows in one
+		// order, so that they wait for each other instead of deadlocking.
+		slices.SortStableFunc(ds, func(a, b *delivery) int { return strings.Compare(a.m.ReportId, b.m.ReportId) })
+	}
+
+	// Long handlers keep the messages from being redelivered meanwhile.
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
@@ -169,52 +208,108 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, h Handler) {
 			case <-done:
 				return
 			case <-t.C:
-				_ = msg.InProgress()
+				for _, d := range ds {
+					_ = d.msg.InProgress()
+				}
 			}
 		}
 	}()
 
-	m := Message{Envelope: env, StreamSeq: meta.Sequence.Stream, Delivered: meta.NumDelivered}
-	duplicate := false
-	err = database.InTx(ctx, c.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `INSERT INTO inbox (consumer, event_id, stream_seq) VALUES ($1, $2, $3)
-			ON CONFLICT DO NOTHING`, c.cfg.Durable, env.EventId, meta.Sequence.Stream)
-		if err != nil {
-			return fmt.Errorf("inbox: %w", err)
-		}
-		if tag.RowsAffected() == 0 {
-			duplicate = true
+	if len(ds) > 1 {
+		dup := make([]bool, len(ds))
+		err := database.InTx(ctx, c.pool, func(tx pgx.Tx) error {
+			for i, d := range ds {
+				var err error
+				if dup[i], err = c.apply(tx, d, h); err != nil {
+					return err
+				}
+			}
 			return nil
+		})
+		if err == nil {
+			for i, d := range ds {
+				c.settle(d, dup[i], nil)
+			}
+			return
 		}
-		return h(ctx, tx, m)
-	})
+		c.log.Debug("consumer: batch failed; handling its events one by one", "events", len(ds), "err", err)
+	}
+	for _, d := range ds {
+		var dup bool
+		err := database.InTx(ctx, c.pool, func(tx pgx.Tx) (err error) {
+			dup, err = c.apply(tx, d, h)
+			return err
+		})
+		c.settle(d, dup, err)
+	}
+}
+
+// decode reads a message's metadata and event; a message without them is
+// terminated (nil).
+func (c *Consumer) decode(ctx context.Context, msg jetstream.Msg) *delivery {
+	meta, err := msg.Metadata()
+	if err != nil {
+		c.log.Error("consumer: message without metadata; terminated", "err", err)
+		_ = msg.Term()
+		return nil
+	}
+	env, err := events.Unmarshal(msg.Data())
+	if err != nil {
+		c.log.Error("consumer: undecodable event; terminated", "err", err, logging.KeyStreamSeq, meta.Sequence.Stream)
+		c.results.WithLabelValues(c.cfg.Durable, "unknown", "permanent").Inc()
+		_ = msg.TermWithReason("undecodable")
+		return nil
+	}
+	ctx, log := logging.With(ctx, logging.KeyEventID, env.EventId, logging.KeyReportID, env.ReportId,
+		logging.KeyStreamSeq, meta.Sequence.Stream, "type", env.Type)
+	return &delivery{msg: msg, ctx: ctx, log: log,
+		m: Message{Envelope: env, StreamSeq: meta.Sequence.Stream, Delivered: meta.NumDelivered}}
+}
+
+// apply records the event in the inbox and, unless it was there already,
+// runs the handler, both in tx.
+func (c *Consumer) apply(tx pgx.Tx, d *delivery, h Handler) (duplicate bool, err error) {
+	tag, err := tx.Exec(d.ctx, `INSERT INTO inbox (consumer, event_id, stream_seq) VALUES ($1, $2, $3)
+		ON CONFLICT DO NOTHING`, c.cfg.Durable, d.m.EventId, d.m.StreamSeq)
+	if err != nil {
+		return false, fmt.Errorf("inbox: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return true, nil
+	}
+	return false, h(d.ctx, tx, d.m)
+}
+
+// settle acknowledges, terminates or schedules the redelivery of a message
+// after its transaction.
+func (c *Consumer) settle(d *delivery, duplicate bool, err error) {
 	result := "ok"
 	switch {
 	case err == nil && duplicate:
 		result = "duplicate"
-		log.Debug("event already handled")
-		_ = msg.Ack()
+		d.log.Debug("event already handled")
+		_ = d.msg.Ack()
 	case err == nil:
 		// DoubleAck so that a lost ack is noticed; a late ack racing a
 		// redelivery is harmless thanks to the inbox row.
-		if aerr := msg.DoubleAck(ctx); aerr != nil {
-			log.Warn("ack failed; the event will be redelivered and skipped", "err", aerr)
+		if aerr := d.msg.DoubleAck(d.ctx); aerr != nil {
+			d.log.Warn("ack failed; the event will be redelivered and skipped", "err", aerr)
 		}
 	case IsPermanent(err):
 		result = "permanent"
-		log.Error("event cannot be handled; terminated", "err", err)
-		_ = msg.TermWithReason(err.Error())
+		d.log.Error("event cannot be handled; terminated", "err", err)
+		_ = d.msg.TermWithReason(err.Error())
 	default:
 		result = "retry"
-		delay := c.backoff(meta.NumDelivered)
+		delay := c.backoff(d.m.Delivered)
 		var r *retryError
 		if errors.As(err, &r) {
 			delay = r.delay
 		}
-		log.Warn("event handling failed; will retry", "err", err, "delivered", meta.NumDelivered, "retry_in", delay)
-		_ = msg.NakWithDelay(delay)
+		d.log.Warn("event handling failed; will retry", "err", err, "delivered", d.m.Delivered, "retry_in", delay)
+		_ = d.msg.NakWithDelay(delay)
 	}
-	c.results.WithLabelValues(c.cfg.Durable, env.Type, result).Inc()
+	c.results.WithLabelValues(c.cfg.Durable, d.m.Type, result).Inc()
 }
 
 func (c *Consumer) backoff(delivered uint64) time.Duration {

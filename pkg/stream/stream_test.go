@@ -198,3 +198,48 @@ func consumerIdle(t *testing.T, js jetstream.JetStream, name string) bool {
 	info, err := c.Info(t.Context())
 	return err == nil && info.NumPending == 0 && info.NumAckPending == 0
 }
+
+func TestWaitingEventsShareATransactionAndAFailureStaysAlone(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	const n = 40
+	release := make(chan struct{})
+	poison := newEvent(t)
+	var first, poisonCalls atomic.Int32
+	e.run(t, stream.ConsumerConfig{Durable: "c5", Batch: 16, BackOff: []time.Duration{10 * time.Millisecond}},
+		func(ctx context.Context, tx pgx.Tx, m stream.Message) error {
+			if first.Add(1) == 1 {
+				<-release // the others queue up meanwhile
+			}
+			if m.EventId == poison.EventId && poisonCalls.Add(1) <= 2 {
+				return errors.New("transient")
+			}
+			_, err := tx.Exec(ctx, `INSERT INTO effects VALUES ($1, txid_current())`, m.EventId)
+			return err
+		})
+	for i := range n {
+		if i == n/2 {
+			e.publish(t, poison)
+			continue
+		}
+		e.publish(t, newEvent(t))
+	}
+	testenv.Eventually(t, 10*time.Second, "the first event in hand", func() bool { return first.Load() >= 1 })
+	close(release)
+	testenv.Eventually(t, 20*time.Second, "every event handled", func() bool { return e.effects(t) >= n && consumerIdle(t, e.js, "c5") })
+
+	var rows, events, txs int
+	if err := e.pool.QueryRow(t.Context(), `SELECT count(*), count(DISTINCT event_id), count(DISTINCT n) FROM effects`).Scan(&rows, &events, &txs); err != nil {
+		t.Fatal(err)
+	}
+	if rows != n || events != n {
+		t.Fatalf("%d effects of %d events, want %d of %d: each event takes effect once", rows, events, n, n)
+	}
+	if txs >= n/2 {
+		t.Errorf("%d events took %d transactions: waiting events should share them", n, txs)
+	}
+	if got := poisonCalls.Load(); got != 3 {
+		t.Errorf("the failing event was handled %d times, want 3 (two failures, then done)", got)
+	}
+	t.Logf("%d events in %d transactions", n, txs)
+}
