@@ -290,9 +290,10 @@ func (c *Consumer) settle(d *delivery, duplicate bool, err error) {
 		d.log.Debug("event already handled")
 		_ = d.msg.Ack()
 	case err == nil:
-		// DoubleAck so that a lost ack is noticed; a late ack racing a
-		// redelivery is harmless thanks to the inbox row.
-		if aerr := d.msg.DoubleAck(d.ctx); aerr != nil {
+		// A plain ack, not waiting for the server's answer: a lost one
+		// only brings a redelivery, which the inbox row skips, and
+		// waiting would hold the handler a round trip per event.
+		if aerr := d.msg.Ack(); aerr != nil {
 			d.log.Warn("ack failed; the event will be redelivered and skipped", "err", aerr)
 		}
 	case IsPermanent(err):
