@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,7 +16,6 @@ import (
 	"takedown/pkg/events"
 	"takedown/pkg/handover"
 	"takedown/pkg/salesforce/sfsim"
-	"takedown/pkg/testenv"
 )
 
 // Issue 9, scale-out: replicas of ncmec-reporter and case-writer share
@@ -95,27 +95,33 @@ func TestReplicasShareConsumers(t *testing.T) {
 	// left to staff; the check accounts for it. The dead replica stays down.
 	victim, survivor := reporters[0], reporters[1]
 	before := s.LogCount(survivor, msgFiled)
-	var inHand []string // reports the victim had opened at NCMEC and not finished
+	// From the 8th report on, the victim is killed as soon as its log shows
+	// a filing half done: a report opened at NCMEC, not finished (its log is
+	// read just before the kill, and a dead process logs nothing more). The
+	// load goes on meanwhile.
+	var submitted atomic.Int32
+	killed := make(chan []string, 1) // the reports the victim had in hand
 	more := submitLoad(t, s, ctx, "k", 20, 2, 50*time.Millisecond, func(n int) {
+		submitted.Store(int32(n))
 		if n != 8 {
 			return
 		}
-		// Killed as soon as its log shows a filing half done: a report
-		// opened, not finished (its log is read just before the kill, and
-		// a dead process logs nothing more).
-		testenv.Eventually(t, 30*time.Second, victim+" has a filing half done", func() bool {
-			inHand = halfDone(s, victim)
-			if len(inHand) == 0 {
-				return false
+		go func() {
+			for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+				if inHand := halfDone(s, victim); len(inHand) > 0 {
+					s.KillService(victim)
+					t.Logf("kill -9 %s at %v, %d of 20 reports submitted, %d opened at NCMEC and not finished",
+						victim, time.Since(start).Round(100*time.Millisecond), submitted.Load(), len(inHand))
+					killed <- inHand
+					return
+				}
 			}
-			s.KillService(victim)
-			return true
-		})
-		t.Logf("kill -9 %s at %v, %d of 20 reports submitted, %d opened at NCMEC and not finished",
-			victim, time.Since(start).Round(100*time.Millisecond), n, len(inHand))
+			killed <- nil
+		}()
 	})
+	inHand := <-killed
 	if len(inHand) == 0 {
-		t.Fatal("the replica was not killed")
+		t.Fatalf("%s never had a filing half done to be killed with", victim)
 	}
 	waitSettled(t, s, ctx, more, 2*time.Minute)
 	res := checkOnce(t, s, ctx, more)
