@@ -212,7 +212,7 @@ func (s *Server) byID(env *execEnv, o *object, method, rawID string, query url.V
 		if env.takeLock(method) {
 			return errResult(http.StatusBadRequest, lockError)
 		}
-		delete(o.records, id)
+		o.remove(id)
 		return result{status: http.StatusNoContent}
 	}
 	return methodNotAllowed(method, "GET, PATCH, DELETE")
@@ -292,7 +292,7 @@ func (s *Server) byExternalID(env *execEnv, o *object, method, fieldName, value 
 		if env.takeLock(method) {
 			return errResult(http.StatusBadRequest, lockError)
 		}
-		delete(o.records, ids[0])
+		o.remove(ids[0])
 		return result{status: http.StatusNoContent}
 	case http.MethodPatch:
 		if len(ids) == 1 {

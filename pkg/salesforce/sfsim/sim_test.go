@@ -449,3 +449,60 @@ func TestWrites(t *testing.T) {
 		t.Errorf("unknown id: %d writes", n)
 	}
 }
+
+// The simulator finds records by external id through an index; these are
+// the writes that must keep it true: a changed external id, a delete and a
+// rolled-back composite.
+func TestExternalIDLookupFollowsWrites(t *testing.T) {
+	t.Parallel()
+	sim := sfsim.Start(t, sfsim.Config{ClientID: clientID, ClientSecret: clientSecret})
+	tok := accessToken(t, sim)
+	upsert := func(ext string) answer {
+		return jsonCall(t, sim, tok, http.MethodPatch, "/sobjects/Case/Takedown_Report_Id__c/"+ext, map[string]any{"Subject": "s"})
+	}
+	get := func(ext string) int {
+		return jsonCall(t, sim, tok, http.MethodGet, "/sobjects/Case/Takedown_Report_Id__c/"+ext, nil).status
+	}
+	a := upsert("r-1")
+	if a.status != http.StatusCreated {
+		t.Fatalf("create: %d %s", a.status, a.raw)
+	}
+	id := a.json(t).(map[string]any)["id"].(string)
+
+	if a := jsonCall(t, sim, tok, http.MethodPatch, "/sobjects/Case/"+id, map[string]any{"Takedown_Report_Id__c": "r-2"}); a.status != http.StatusNoContent {
+		t.Fatalf("change the external id: %d %s", a.status, a.raw)
+	}
+	if got := get("r-1"); got != http.StatusNotFound {
+		t.Errorf("old external id after the change: %d, want 404", got)
+	}
+	if a := upsert("R-2"); a.status != http.StatusOK || !bytes.Contains(a.raw, []byte(id)) {
+		t.Errorf("upsert by the new external id: %d %s, want the record updated", a.status, a.raw)
+	}
+	if a := upsert("r-3"); a.status != http.StatusCreated {
+		t.Fatalf("second record: %d %s", a.status, a.raw)
+	}
+	if a := jsonCall(t, sim, tok, http.MethodPatch, "/sobjects/Case/"+id, map[string]any{"Takedown_Report_Id__c": "R-3"}); errorCode(t, a) != "DUPLICATE_VALUE" {
+		t.Errorf("taking another record's external id: %d %s, want DUPLICATE_VALUE", a.status, a.raw)
+	}
+
+	if a := jsonCall(t, sim, tok, http.MethodDelete, "/sobjects/Case/Takedown_Report_Id__c/r-2", nil); a.status != http.StatusNoContent {
+		t.Fatalf("delete: %d %s", a.status, a.raw)
+	}
+	if got := get("r-2"); got != http.StatusNotFound {
+		t.Errorf("deleted record by external id: %d, want 404", got)
+	}
+
+	req := map[string]any{"allOrNone": true, "compositeRequest": []map[string]any{
+		{"method": "PATCH", "url": "/services/data/v64.0/sobjects/Case/Takedown_Report_Id__c/r-9", "referenceId": "ok", "body": map[string]any{"Subject": "rolled back"}},
+		{"method": "PATCH", "url": "/services/data/v64.0/sobjects/Case/Takedown_Report_Id__c/r-10", "referenceId": "bad", "body": map[string]any{"Status": "Bogus"}},
+	}}
+	if a := jsonCall(t, sim, tok, http.MethodPost, "/composite", req); a.status != http.StatusOK {
+		t.Fatalf("composite: %d %s", a.status, a.raw)
+	}
+	if got := get("r-9"); got != http.StatusNotFound {
+		t.Errorf("a create rolled back by allOrNone: %d, want 404", got)
+	}
+	if got := get("r-3"); got != http.StatusOK {
+		t.Errorf("a record untouched by the rollback: %d, want 200", got)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -29,10 +30,14 @@ type object struct {
 	fields  []*Field          // system fields first, then declared ones
 	byName  map[string]*Field // lower-case name → field
 	records map[string]Record // 18-char id → record
+	// index finds records by the value of an external-id or unique field
+	// (field name → valueKey → ids): every upsert looks one up, and a
+	// scan of every record made the simulator the load test's hot spot.
+	index map[string]map[string]map[string]struct{}
 }
 
 func newObject(s ObjectSchema) *object {
-	o := &object{schema: s, byName: map[string]*Field{}, records: map[string]Record{}}
+	o := &object{schema: s, byName: map[string]*Field{}, records: map[string]Record{}, index: map[string]map[string]map[string]struct{}{}}
 	if o.schema.Label == "" {
 		o.schema.Label = s.Name
 	}
@@ -45,6 +50,72 @@ func newObject(s ObjectSchema) *object {
 }
 
 func (o *object) field(name string) *Field { return o.byName[strings.ToLower(name)] }
+
+func (f *Field) indexed() bool { return f.ExternalID || f.Unique }
+
+// put stores a record under id, keeping the index.
+func (o *object) put(id string, r Record) {
+	o.remove(id)
+	o.records[id] = r
+	for _, f := range o.fields {
+		if k, ok := valueKey(r[f.Name]); ok && f.indexed() {
+			if o.index[f.Name] == nil {
+				o.index[f.Name] = map[string]map[string]struct{}{}
+			}
+			if o.index[f.Name][k] == nil {
+				o.index[f.Name][k] = map[string]struct{}{}
+			}
+			o.index[f.Name][k][id] = struct{}{}
+		}
+	}
+}
+
+// remove deletes the record id, keeping the index.
+func (o *object) remove(id string) {
+	old, ok := o.records[id]
+	if !ok {
+		return
+	}
+	for _, f := range o.fields {
+		if k, ok := valueKey(old[f.Name]); ok && f.indexed() {
+			delete(o.index[f.Name][k], id)
+		}
+	}
+	delete(o.records, id)
+}
+
+// reindex rebuilds the index after the records were replaced.
+func (o *object) reindex() {
+	recs := o.records
+	o.records, o.index = map[string]Record{}, map[string]map[string]map[string]struct{}{}
+	for id, r := range recs {
+		o.put(id, r)
+	}
+}
+
+// valueKey is the index key of a stored value: equal under equalValue
+// means equal keys (strings compare without case, numbers as numbers).
+func valueKey(v any) (string, bool) {
+	switch v := v.(type) {
+	case string:
+		return "s:" + strings.ToLower(v), true
+	case json.Number:
+		f, err := v.Float64()
+		return "n:" + strconv.FormatFloat(f, 'g', -1, 64), err == nil
+	case bool:
+		return "b:" + strconv.FormatBool(v), true
+	}
+	return "", false
+}
+
+// lookupKeys are the keys a value given in a URL or a write may match.
+func lookupKeys(value string) []string {
+	keys := []string{"s:" + strings.ToLower(value), "b:" + strings.ToLower(value)}
+	if f, err := strconv.ParseFloat(value, 64); err == nil {
+		keys = append(keys, "n:"+strconv.FormatFloat(f, 'g', -1, 64))
+	}
+	return keys
+}
 
 // store is every object. The Server's mutex guards it.
 type store struct {
@@ -89,6 +160,7 @@ func (s *store) snapshot() snapshot {
 func (s *store) restore(snap snapshot) {
 	for o, recs := range snap.records {
 		o.records = recs
+		o.reindex()
 	}
 	s.writes = snap.writes
 }
@@ -355,9 +427,19 @@ func jsonKind(v any) string {
 // case-insensitively, as Salesforce does for external ids and SOQL.
 func (o *object) findBy(f *Field, value string) []string {
 	var ids []string
-	for id, r := range o.records {
-		if equalValue(r[f.Name], value) {
-			ids = append(ids, id)
+	if f.indexed() {
+		for _, k := range lookupKeys(value) {
+			for id := range o.index[f.Name][k] {
+				if equalValue(o.records[id][f.Name], value) {
+					ids = append(ids, id)
+				}
+			}
+		}
+	} else {
+		for id, r := range o.records {
+			if equalValue(r[f.Name], value) {
+				ids = append(ids, id)
+			}
 		}
 	}
 	sort.Strings(ids)
@@ -423,7 +505,7 @@ func (s *store) create(o *object, w write) (string, []apiError) {
 		}
 	}
 	maps.Copy(r, w.values)
-	o.records[id] = r
+	o.put(id, r)
 	s.writes[id]++
 	return id, nil
 }
@@ -437,7 +519,7 @@ func (s *store) update(o *object, id string, w write) []apiError {
 	maps.Copy(r, w.values)
 	now := formatTime(s.now())
 	r["LastModifiedDate"], r["SystemModstamp"] = now, now
-	o.records[id] = r
+	o.put(id, r)
 	s.writes[id]++
 	return nil
 }
