@@ -62,6 +62,22 @@ func TestThreeFilesFinished(t *testing.T) {
 	if len(uploaded) != 3 {
 		t.Errorf("file_uploaded for %d distinct files", len(uploaded))
 	}
+	// Every read of evidence bytes is on the record: one evidence.accessed
+	// per file sent to NCMEC.
+	accessed := map[string]string{}
+	for _, e := range h.eventsUnder(id, "takedown.evidence.") {
+		if a := e.GetEvidenceAccessed(); e.Type == events.EvidenceAccessed && a != nil {
+			accessed[a.FileId] = a.Purpose
+		}
+	}
+	for _, f := range files {
+		if accessed[f.Id] == "" {
+			t.Errorf("no evidence.accessed (with its purpose) for file %s: %v", f.Id, accessed)
+		}
+	}
+	if len(accessed) != len(files) {
+		t.Errorf("evidence.accessed for %d files, want %d", len(accessed), len(files))
+	}
 
 	fin := evs[4].GetNcmecFinished()
 	if fin.NcmecReportId != rep.ID || len(fin.NcmecFileIds) != 3 {

@@ -273,6 +273,12 @@ func (h *harness) publishSubmitted(id string, test bool, pfs []*pb.File, key *pb
 // events returns the ncmec.* events about reportID in stream order.
 func (h *harness) events(reportID string) []*pb.Envelope {
 	h.t.Helper()
+	return h.eventsUnder(reportID, "takedown.ncmec.")
+}
+
+// eventsUnder returns the report's events whose subject starts with prefix.
+func (h *harness) eventsUnder(reportID, prefix string) []*pb.Envelope {
+	h.t.Helper()
 	ctx := context.Background()
 	s, err := h.js.Stream(ctx, events.Stream)
 	if err != nil {
@@ -285,7 +291,7 @@ func (h *harness) events(reportID string) []*pb.Envelope {
 	var out []*pb.Envelope
 	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
 		m, err := s.GetMsg(ctx, seq)
-		if err != nil || !strings.HasPrefix(m.Subject, "takedown.ncmec.") {
+		if err != nil || !strings.HasPrefix(m.Subject, prefix) {
 			continue
 		}
 		env, err := events.Unmarshal(m.Data)
