@@ -30,14 +30,17 @@ type object struct {
 	fields  []*Field          // system fields first, then declared ones
 	byName  map[string]*Field // lower-case name → field
 	records map[string]Record // 18-char id → record
-	// index finds records by the value of an external-id or unique field
-	// (field name → valueKey → ids): every upsert looks one up, and a
-	// scan of every record made the simulator the load test's hot spot.
-	index map[string]map[string]map[string]struct{}
+	// index finds records by the value of an external-id or unique field:
+	// every upsert looks one up, and a scan of every record made the
+	// simulator the load test's hot spot.
+	index map[indexKey]map[string]struct{} // → ids
 }
 
+// indexKey is a field's name and a valueKey of its value.
+type indexKey struct{ field, value string }
+
 func newObject(s ObjectSchema) *object {
-	o := &object{schema: s, byName: map[string]*Field{}, records: map[string]Record{}, index: map[string]map[string]map[string]struct{}{}}
+	o := &object{schema: s, byName: map[string]*Field{}, records: map[string]Record{}, index: map[indexKey]map[string]struct{}{}}
 	if o.schema.Label == "" {
 		o.schema.Label = s.Name
 	}
@@ -58,14 +61,12 @@ func (o *object) put(id string, r Record) {
 	o.remove(id)
 	o.records[id] = r
 	for _, f := range o.fields {
-		if k, ok := valueKey(r[f.Name]); ok && f.indexed() {
-			if o.index[f.Name] == nil {
-				o.index[f.Name] = map[string]map[string]struct{}{}
+		if v, ok := valueKey(r[f.Name]); ok && f.indexed() {
+			k := indexKey{f.Name, v}
+			if o.index[k] == nil {
+				o.index[k] = map[string]struct{}{}
 			}
-			if o.index[f.Name][k] == nil {
-				o.index[f.Name][k] = map[string]struct{}{}
-			}
-			o.index[f.Name][k][id] = struct{}{}
+			o.index[k][id] = struct{}{}
 		}
 	}
 }
@@ -77,8 +78,8 @@ func (o *object) remove(id string) {
 		return
 	}
 	for _, f := range o.fields {
-		if k, ok := valueKey(old[f.Name]); ok && f.indexed() {
-			delete(o.index[f.Name][k], id)
+		if v, ok := valueKey(old[f.Name]); ok && f.indexed() {
+			delete(o.index[indexKey{f.Name, v}], id)
 		}
 	}
 	delete(o.records, id)
@@ -87,7 +88,7 @@ func (o *object) remove(id string) {
 // reindex rebuilds the index after the records were replaced.
 func (o *object) reindex() {
 	recs := o.records
-	o.records, o.index = map[string]Record{}, map[string]map[string]map[string]struct{}{}
+	o.records, o.index = map[string]Record{}, map[indexKey]map[string]struct{}{}
 	for id, r := range recs {
 		o.put(id, r)
 	}
@@ -428,8 +429,8 @@ func jsonKind(v any) string {
 func (o *object) findBy(f *Field, value string) []string {
 	var ids []string
 	if f.indexed() {
-		for _, k := range lookupKeys(value) {
-			for id := range o.index[f.Name][k] {
+		for _, v := range lookupKeys(value) {
+			for id := range o.index[indexKey{f.Name, v}] {
 				if equalValue(o.records[id][f.Name], value) {
 					ids = append(ids, id)
 				}
