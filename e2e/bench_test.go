@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -57,37 +58,83 @@ func BenchmarkPipeline(b *testing.B) {
 	}
 }
 
-// benchLoad submits n reports from four concurrent clients (at rate per
-// second when rate > 0) and waits until
-// NCMEC holds every one finished. Finish times are the simulator's own
-// record of each /finish, so watching costs the services nothing and the
-// latency is exact; at the end every report must read "finished" in intake
-// too.
+// benchLoad submits n reports (at rate per second when rate > 0) and waits
+// until NCMEC holds every one finished, then reports throughput and
+// submit→finished latency. At the end every report must read "finished" in
+// intake too.
 func benchLoad(b *testing.B, s *stack.Stack, n, rate int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	var (
-		mu        sync.Mutex
-		submitted = map[string]time.Time{} // marker key → when its submission began
-		ids       []string
-		wg        sync.WaitGroup
-		jobs      = make(chan int)
-	)
 	start := time.Now()
-	// Four submitters: enough to keep intake busy on two cores.
+	subs := submitReports(b, s, ctx, "b", n, rate)
+	submitDone := time.Since(start)
+
+	var finished map[string]time.Time
+	for {
+		if finished = finishedAtNCMEC(s, "b"); len(finished) >= n {
+			break
+		}
+		if ctx.Err() != nil {
+			b.Fatalf("%d of %d reports finished at NCMEC", len(finished), n)
+		}
+		time.Sleep(time.Second) // the simulator's clock times each finish, not this loop
+	}
+	var last time.Time
+	lat := make([]time.Duration, 0, n)
+	for key, t := range finished {
+		lat = append(lat, t.Sub(subs[key].began))
+		if t.After(last) {
+			last = t
+		}
+	}
+	slices.Sort(lat)
+	for _, sub := range subs {
+		for {
+			r, err := s.Report(ctx, sub.id)
+			if err == nil && r.Status == "finished" {
+				break
+			}
+			if ctx.Err() != nil {
+				b.Fatalf("report %s finished at NCMEC but intake says %q (%v)", sub.id, r.Status, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	b.ReportMetric(float64(n)/last.Sub(start).Seconds(), "reports/s")
+	b.ReportMetric(float64(n)/submitDone.Seconds(), "submitted/s")
+	b.ReportMetric(lat[len(lat)/2].Seconds(), "p50-s")
+	b.ReportMetric(lat[len(lat)*99/100].Seconds(), "p99-s")
+}
+
+// submission is one report a benchmark submitted.
+type submission struct {
+	id    string    // intake's
+	began time.Time // when its submission started
+}
+
+// submitReports submits n reports of 3 small files, keyed prefix0 to
+// prefix<n-1>, from four concurrent clients (enough to keep intake busy on
+// two cores), at rate per second when rate > 0. A refused submission fails
+// the benchmark.
+func submitReports(b *testing.B, s *stack.Stack, ctx context.Context, prefix string, n, rate int) map[string]submission {
+	var (
+		mu   sync.Mutex
+		subs = map[string]submission{}
+		wg   sync.WaitGroup
+		jobs = make(chan int)
+	)
 	for range 4 {
 		wg.Go(func() {
 			for i := range jobs {
-				key := fmt.Sprintf("b%d", i)
-				t0 := time.Now()
+				key := fmt.Sprintf("%s%d", prefix, i)
+				began := time.Now()
 				rep, err := s.Submit(ctx, stack.NewReport(key), stack.SmallFiles(3, uint64(i)))
 				if err != nil {
 					b.Error(err)
-					return
+					continue
 				}
 				mu.Lock()
-				submitted[key] = t0
-				ids = append(ids, rep.ID)
+				subs[key] = submission{id: rep.ID, began: began}
 				mu.Unlock()
 			}
 		})
@@ -109,49 +156,22 @@ func benchLoad(b *testing.B, s *stack.Stack, n, rate int) {
 	if b.Failed() {
 		b.FailNow()
 	}
-	submitDone := time.Since(start)
-
-	finished := map[string]time.Time{}
-	var last time.Time
-	for len(finished) < n {
-		if ctx.Err() != nil {
-			b.Fatalf("%d of %d reports finished at NCMEC", len(finished), n)
-		}
-		for _, r := range s.NCMEC.State().Reports {
-			m := markerKey.FindStringSubmatch(r.XML)
-			if m == nil || r.Status != ncmecsim.StatusFinished {
-				continue
-			}
-			if _, ours := submitted[m[1]]; ours {
-				finished[m[1]] = r.LastModified
-				if r.LastModified.After(last) {
-					last = r.LastModified
-				}
-			}
-		}
-		time.Sleep(time.Second) // the simulator's clock times each finish, not this loop
-	}
-	lat := make([]time.Duration, 0, n)
-	for key, t := range finished {
-		lat = append(lat, t.Sub(submitted[key]))
-	}
-	slices.Sort(lat)
-	for _, id := range ids {
-		for {
-			r, err := s.Report(ctx, id)
-			if err == nil && r.Status == "finished" {
-				break
-			}
-			if ctx.Err() != nil {
-				b.Fatalf("report %s finished at NCMEC but intake says %q (%v)", id, r.Status, err)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	b.ReportMetric(float64(n)/last.Sub(start).Seconds(), "reports/s")
-	b.ReportMetric(float64(n)/submitDone.Seconds(), "submitted/s")
-	b.ReportMetric(lat[len(lat)/2].Seconds(), "p50-s")
-	b.ReportMetric(lat[len(lat)*99/100].Seconds(), "p99-s")
+	return subs
 }
 
-var markerKey = regexp.MustCompile(`e2e-key:(b\d+);`)
+// finishedAtNCMEC returns when NCMEC received the /finish of each report it
+// holds finished whose marker key starts with prefix: the simulator's own
+// record, so watching costs the services nothing and times are exact.
+func finishedAtNCMEC(s *stack.Stack, prefix string) map[string]time.Time {
+	out := map[string]time.Time{}
+	for _, r := range s.NCMEC.State().Reports {
+		m := markerKey.FindStringSubmatch(r.XML)
+		if m != nil && r.Status == ncmecsim.StatusFinished && strings.HasPrefix(m[1], prefix) {
+			out[m[1]] = r.LastModified
+		}
+	}
+	return out
+}
+
+// markerKey finds the key of stack.Marker in a report's XML.
+var markerKey = regexp.MustCompile(`e2e-key:([^;]*);`)

@@ -5,13 +5,10 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"takedown/e2e/stack"
-	"takedown/pkg/ncmec/ncmecsim"
 	"takedown/pkg/testenv"
 )
 
@@ -86,48 +83,15 @@ func scaleOutRound(b *testing.B, s *stack.Stack, prefix string, n, replicas int)
 			s.StopService(inst)
 		}
 	}
-	var (
-		wg   sync.WaitGroup
-		jobs = make(chan int)
-		mu   sync.Mutex
-		ids  []string
-	)
-	for range 4 {
-		wg.Go(func() {
-			for i := range jobs {
-				rep, err := s.Submit(ctx, stack.NewReport(fmt.Sprintf("%s%d", prefix, i)), stack.SmallFiles(3, uint64(i)))
-				if err != nil {
-					b.Error(err)
-					continue
-				}
-				mu.Lock()
-				ids = append(ids, rep.ID)
-				mu.Unlock()
-			}
-		})
-	}
-	for i := range n {
-		jobs <- i
-	}
-	close(jobs)
-	wg.Wait()
-	if b.Failed() {
-		b.FailNow()
-	}
+	subs := submitReports(b, s, ctx, prefix, n, 0)
 
 	for _, inst := range reporters[:replicas] {
 		s.StartService(inst)
 	}
 	ready := time.Now()
-	var finished []time.Time
+	var finished map[string]time.Time
 	for deadline := time.Now().Add(10 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
-		finished = finished[:0]
-		for _, r := range s.NCMEC.State().Reports {
-			if r.Status == ncmecsim.StatusFinished && strings.Contains(r.XML, "e2e-key:"+prefix) {
-				finished = append(finished, r.LastModified)
-			}
-		}
-		if len(finished) >= n {
+		if finished = finishedAtNCMEC(s, prefix); len(finished) >= n {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -145,9 +109,9 @@ func scaleOutRound(b *testing.B, s *stack.Stack, prefix string, n, replicas int)
 		}
 	}
 	// Every case written too, before the next round measures.
-	for _, id := range ids {
-		testenv.Eventually(b, 2*time.Minute, "report "+id+" settled", func() bool {
-			r, err := s.Report(ctx, id)
+	for _, sub := range subs {
+		testenv.Eventually(b, 2*time.Minute, "report "+sub.id+" settled", func() bool {
+			r, err := s.Report(ctx, sub.id)
 			return err == nil && stack.Settled(r)
 		})
 	}
