@@ -432,6 +432,33 @@ func TestFinishRefusedAfterClaimIsRetracted(t *testing.T) {
 	}
 }
 
+// A staff member who asks to retract a report whose finish NCMEC refused is
+// told the retraction is owed (202), not that the report is being finished:
+// the reporter's "finishing" claim outlives its failure.
+func TestStaffRetractionAfterARefusedFinishIsAccepted(t *testing.T) {
+	t.Parallel()
+	// The worker sleeps through the test, so that the request, not the
+	// worker, is the first to meet the reporter's claim.
+	h := start(t, func(c *app.Config) { c.Retract.Poll = time.Hour })
+	id := h.submitted()
+	nid := h.open(id)
+	ctx := context.Background()
+	key := handover.Key(id, 1)
+	if ok, _, _ := h.ho.Claim(ctx, key, []handover.State{handover.Filing}, handover.Finishing); !ok {
+		t.Fatal("the reporter could not claim the finish")
+	}
+	h.emit(id, &pb.NcmecFailed{Step: "finish", Code: 4000, Description: "injected", ReportOpened: true, NcmecReportId: nid})
+	testenv.Eventually(t, 5*time.Second, "the service learnt of the failure", func() bool { return h.state(id)["ncmec_state"] == "failed" })
+	status, out := h.retract(id, token, "NCMEC refused the finish")
+	if status != http.StatusAccepted {
+		t.Fatalf("got %d %v, want 202", status, out)
+	}
+	if st, _ := h.ho.Get(ctx, key); st != handover.Retracting {
+		t.Errorf("handover state %q, want retracting", st)
+	}
+	testenv.Eventually(t, 5*time.Second, "the staff request is on record", func() bool { return h.count(events.RetractionRequested, id) == 1 })
+}
+
 func TestRetractionBeforeNCMECOpenedSendsNothing(t *testing.T) {
 	t.Parallel()
 	h := start(t)

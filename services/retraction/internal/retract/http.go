@@ -33,9 +33,9 @@ const maxReason = 2000
 
 // request handles POST /api/v1/reports/{id}/retraction {"reason": "..."}.
 // It takes the report's handover claim at once, so the answer is certain:
-// 202 when the NCMEC submission is still open (or not yet opened) and the
-// retraction is now owed; 409 when the report is finished, finishing, or
-// already retracted or being retracted.
+// 202 when the NCMEC submission is still open (or not yet opened, or its
+// filing failed) and the retraction is now owed; 409 when the report is
+// finished, finishing, or already retracted or being retracted.
 func (r *Retractor) request(w http.ResponseWriter, req *http.Request) {
 	ctx := req.Context()
 	id := chi.URLParam(req, "id")
@@ -72,7 +72,7 @@ func (r *Retractor) request(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	key := handover.Key(id, rep.Filing)
-	ok, cur, err := r.handover.Claim(ctx, key, []handover.State{handover.None, handover.Filing}, handover.Retracting)
+	ok, cur, err := r.handover.Claim(ctx, key, claimable(rep), handover.Retracting)
 	if err != nil {
 		r.log.Error("handover unavailable", "report_id", id, "err", err)
 		server.WriteError(w, server.Errorf(http.StatusServiceUnavailable, "unavailable", "", "the retraction cannot be started right now; nothing was changed. Try again in a minute"))

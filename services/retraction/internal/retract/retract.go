@@ -183,6 +183,22 @@ func (r *Retractor) Run(ctx context.Context) error {
 	}
 }
 
+// claimable returns the handover states from which a retraction may take
+// rep's filing: one not yet opened or still filing, and the given others.
+// The reporter claims "finishing" before /finish and leaves it there when
+// NCMEC refuses the finish (or it gives up retrying): its failure event
+// comes after its last call, and a failed filing is never resumed, so once
+// that failure is recorded no finish will follow and the claim is ours to
+// take. Should the finish have gone through after all (an answer lost, then
+// given up on), NCMEC answers the retraction with 5102.
+func claimable(rep store.Report, others ...handover.State) []handover.State {
+	from := append([]handover.State{handover.None, handover.Filing}, others...)
+	if rep.NCMECState == "failed" {
+		from = append(from, handover.Finishing)
+	}
+	return from
+}
+
 // sweep makes a retraction due for every report opened at NCMEC and unchanged
 // for StaleAfter: NCMEC deletes such reports an hour after their last change,
 // but until then a half-filed report is on record.
@@ -228,17 +244,7 @@ func (r *Retractor) attempt(ctx context.Context, id string) {
 		_ = r.store.Retry(ctx, id, r.cfg.Poll*5, "waiting for NCMEC to open the report")
 		return
 	}
-	from := []handover.State{handover.None, handover.Filing, handover.Retracting}
-	if rep.NCMECState == "failed" {
-		// The reporter claims "finishing" before /finish and leaves it there
-		// when NCMEC refuses the finish (or it gives up retrying): its
-		// failure event comes after its last call, and a failed filing is
-		// never resumed, so no finish will follow and the claim is ours to
-		// take. Should the finish have gone through after all (an answer
-		// lost, then given up on), NCMEC answers the retraction with 5102.
-		from = append(from, handover.Finishing)
-	}
-	ok, cur, err := r.handover.Claim(ctx, handover.Key(id, rep.Filing), from, handover.Retracting)
+	ok, cur, err := r.handover.Claim(ctx, handover.Key(id, rep.Filing), claimable(rep, handover.Retracting), handover.Retracting)
 	switch {
 	case err != nil:
 		_ = r.store.Wait(ctx, id, r.cfg.Poll, "handover unavailable: "+err.Error())
