@@ -162,6 +162,24 @@ func TestNATSPermissionsAllowWhatEachServiceDoes(t *testing.T) {
 				t.Errorf("%s: handover get: %v", svc, err)
 			}
 		}
+		if svc == "intake" {
+			// The lifecycle job erases the submitted events of a report
+			// whose data key was destroyed.
+			ack, err := c.js.Publish(ctx(t), events.Subject(events.ReportSubmitted), []byte("key"), jetstream.WithMsgID("to-erase"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := c.js.Stream(ctx(t), events.Stream)
+			if err != nil {
+				t.Fatalf("intake: stream info: %v", err)
+			}
+			if _, err := s.GetMsg(ctx(t), ack.Sequence); err != nil {
+				t.Errorf("intake: get message: %v", err)
+			}
+			if err := s.SecureDeleteMsg(ctx(t), ack.Sequence); err != nil {
+				t.Errorf("intake: erase message: %v", err)
+			}
+		}
 		if len(c.denied) > 0 {
 			t.Errorf("%s: refused: %v", svc, c.denied)
 		}
@@ -170,7 +188,8 @@ func TestNATSPermissionsAllowWhatEachServiceDoes(t *testing.T) {
 
 // Every user may publish its own events and no other: intake cannot
 // pretend NCMEC answered, the audit-logger publishes nothing but
-// staff.action, and none can delete the stream, read events outside
+// staff.action, none but intake (erasing destroyed keys) can delete an
+// event, and none can delete the stream, read events outside
 // JetStream, or use another service's consumer or the handover bucket
 // unless it is the reporter or retraction.
 func TestNATSPermissionsRefuseEverythingElse(t *testing.T) {
@@ -214,6 +233,18 @@ func TestNATSPermissionsRefuseEverythingElse(t *testing.T) {
 			cancel()
 			if err == nil {
 				t.Error("deleted the TAKEDOWN stream")
+			}
+			if svc != "intake" {
+				s, err := c.js.Stream(ctx(t), events.Stream)
+				if err != nil {
+					t.Fatal(err)
+				}
+				short, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+				err = s.DeleteMsg(short, 1)
+				cancel()
+				if err == nil {
+					t.Error("deleted an event from the stream")
+				}
 			}
 			for other, d := range durable {
 				if other == svc {

@@ -156,7 +156,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		cfg.LifecycleEvery = time.Hour
 		a.cfg.LifecycleEvery = cfg.LifecycleEvery
 	}
-	a.Lifecycle, err = lifecycle.New(base.Pool, a.evidence, keys, cfg.Retention, log)
+	a.Lifecycle, err = lifecycle.New(base.Pool, a.evidence, keys, base.JS, cfg.Retention, log)
 	if err != nil {
 		base.Close()
 		return nil, err

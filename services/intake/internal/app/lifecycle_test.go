@@ -235,6 +235,44 @@ func evidenceStore(t *testing.T, h *harness) *evidence.Store {
 	return s
 }
 
+// wrappedKey returns the wrapped data key the stream's submitted event of
+// the report carries, failing when there is none.
+func (h *harness) wrappedKey(reportID string) *pb.WrappedKey {
+	h.t.Helper()
+	for _, ev := range h.submitted() {
+		if ev.ReportId == reportID {
+			return ev.GetReportSubmitted().DataKey
+		}
+	}
+	h.t.Fatalf("no submitted event of report %s in the stream", reportID)
+	return nil
+}
+
+// waitKeyPurged drives the lifecycle job's stream purge until no copy of
+// the report's wrapped key is left: not in intake's reports, its outbox or
+// the stream.
+func (h *harness) waitKeyPurged(reportID string) {
+	h.t.Helper()
+	testenv.Eventually(h.t, 10*time.Second, "the submitted event erased from the stream", func() bool {
+		if _, err := h.app.Lifecycle.PurgeStream(h.t.Context()); err != nil {
+			h.t.Log(err)
+		}
+		for _, ev := range h.submitted() {
+			if ev.ReportId == reportID {
+				return false
+			}
+		}
+		return true
+	})
+	var keyGone, purged bool
+	var outboxed int
+	h.query(`SELECT data_key IS NULL, stream_purged_at IS NOT NULL, (SELECT count(*) FROM intake.outbox o JOIN intake.report_events e USING (event_id)
+		WHERE e.report_id = $1 AND e.type = $2) FROM intake.reports WHERE id = $1`, []any{reportID, events.ReportSubmitted}, &keyGone, &purged, &outboxed)
+	if !keyGone || !purged || outboxed != 0 {
+		h.t.Errorf("key destroyed %v, purge recorded %v, submitted events in the outbox %d", keyGone, purged, outboxed)
+	}
+}
+
 func TestDestructionNeedsTwoPeople(t *testing.T) {
 	t.Parallel()
 	h := startLocked(t)
@@ -256,6 +294,8 @@ func TestDestructionNeedsTwoPeople(t *testing.T) {
 	if len(h.versions(f.key)) == 0 {
 		t.Fatal("destroyed without a second approval")
 	}
+	// A copy of the wrapped key read from the stream before the destruction.
+	w := h.wrappedKey(id)
 	second := auth.Staff{Subject: "second-admin", Name: "Second Admin", Roles: []string{auth.RoleEvidenceAdmin}}
 	d, err := h.app.Lifecycle.ApproveDestruction(ctx, second, reqID)
 	if err != nil {
@@ -277,12 +317,7 @@ func TestDestructionNeedsTwoPeople(t *testing.T) {
 	if !keyGone {
 		t.Error("the wrapped data key is still in intake's schema")
 	}
-	var w *pb.WrappedKey
-	for _, ev := range h.submitted() {
-		if ev.ReportId == id {
-			w = ev.GetReportSubmitted().DataKey
-		}
-	}
+	h.waitKeyPurged(id)
 	dk, err := h.keys.Unwrap(id, keyring.WrappedKey{MasterKeyID: w.MasterKeyId, Ciphertext: w.Ciphertext})
 	if err != nil {
 		t.Fatal(err)
@@ -304,6 +339,94 @@ func TestDestructionNeedsTwoPeople(t *testing.T) {
 		cert.Reference != "LE-2026-0042" || !cert.DataKeyDestroyed || len(cert.Files) != 1 || cert.Files[0].Sha256 != f.sha256 {
 		t.Errorf("certificate = %v", cert)
 	}
+}
+
+// Under compliance retention nobody can remove the objects before their
+// lock ends, so a destruction destroys every copy of the report's key
+// instead, and the ciphertext left in the bucket decrypts with none of
+// them.
+func TestDestructionUnderComplianceDestroysEveryCopyOfTheKey(t *testing.T) {
+	t.Parallel()
+	h := startLocked(t, func(c *app.Config) {
+		c.Retention.Mode = evidence.Compliance
+		c.Retention.Retention = time.Hour // locked for the whole test
+	})
+	ctx := t.Context()
+	data := random(7001)
+	id := h.submitOne(data)
+	f := h.fileOf(id)
+	h.finish(id)
+	code, req := h.do(http.MethodPost, "/api/v1/reports/"+id+"/destruction-requests",
+		map[string]string{"agency": "NCA", "reference": "UK-2026-7", "requested_on": "2026-04-02"})
+	if code != http.StatusCreated {
+		t.Fatalf("record request: %d %v", code, req)
+	}
+	second := auth.Staff{Subject: "second-admin", Name: "Second Admin", Roles: []string{auth.RoleEvidenceAdmin}}
+	d, err := h.app.Lifecycle.ApproveDestruction(ctx, second, req["id"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Files) != 1 || d.Files[0].Method != "key_destroyed" {
+		t.Errorf("files = %v, want one key_destroyed", d.Files)
+	}
+	v := h.versions(f.key)
+	if len(v) == 0 {
+		t.Fatal("an object under compliance retention was removed")
+	}
+	h.waitKeyPurged(id)
+	// What is left is ciphertext: not a byte run of the upload in it.
+	obj, err := h.s3.Client(t).GetObject(ctx, h.s3.Bucket, f.key, minio.GetObjectOptions{VersionID: v[0].VersionID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := io.ReadAll(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stored) < len(data) || bytes.Contains(stored, data[:64]) {
+		t.Errorf("the object left behind (%d bytes) is not the ciphertext of the %d uploaded", len(stored), len(data))
+	}
+}
+
+// A destroyed key's purge waits until intake's progress consumer has
+// recorded where every filing's submitted event is in the stream, rather
+// than calling the report done with a copy left behind.
+func TestStreamPurgeWaitsForEverySubmittedEvent(t *testing.T) {
+	t.Parallel()
+	h := startLocked(t)
+	ctx := t.Context()
+	id := h.submitOne(random(7002))
+	h.finish(id)
+	conn, err := pgxConnect(t, h.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	// As if the consumer had not handled the submitted event yet.
+	var eventID string
+	var seq int64
+	testenv.Eventually(t, 10*time.Second, "the submitted event handled, then forgotten", func() bool {
+		return conn.QueryRow(ctx, `DELETE FROM intake.inbox i USING intake.report_events e
+			WHERE e.event_id = i.event_id AND e.report_id = $1 AND e.type = $2 RETURNING i.event_id::text, i.stream_seq`,
+			id, events.ReportSubmitted).Scan(&eventID, &seq) == nil
+	})
+	code, req := h.do(http.MethodPost, "/api/v1/reports/"+id+"/destruction-requests",
+		map[string]string{"agency": "FBI Field Office", "reference": "LE-2026-0043", "requested_on": "2026-03-02"})
+	if code != http.StatusCreated {
+		t.Fatalf("record request: %d %v", code, req)
+	}
+	second := auth.Staff{Subject: "second-admin", Name: "Second Admin", Roles: []string{auth.RoleEvidenceAdmin}}
+	if _, err := h.app.Lifecycle.ApproveDestruction(ctx, second, req["id"].(string)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := h.app.Lifecycle.PurgeStream(ctx); err != nil || n != 0 {
+		t.Fatalf("PurgeStream = %d, %v; want 0 reports done while the event's place is unknown", n, err)
+	}
+	h.wrappedKey(id) // still in the stream
+	if _, err := conn.Exec(ctx, `INSERT INTO intake.inbox (consumer, event_id, stream_seq) VALUES ('intake-progress', $1, $2)`, eventID, seq); err != nil {
+		t.Fatal(err)
+	}
+	h.waitKeyPurged(id)
 }
 
 func TestKeyRotation(t *testing.T) {

@@ -145,12 +145,6 @@ func (m *Manager) ApproveDestruction(ctx context.Context, s auth.Staff, requestI
 		if _, err := tx.Exec(ctx, `UPDATE reports SET data_key = NULL, data_key_destroyed_at = coalesce(data_key_destroyed_at, $2) WHERE id = $1`, d.ReportID, now); err != nil {
 			return err
 		}
-		// intake's outbox keeps published events for a while; the
-		// submitted events carry the wrapped key.
-		if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE published_at IS NOT NULL AND event_id IN
-			(SELECT event_id FROM report_events WHERE report_id = $1 AND type = $2)`, d.ReportID, events.ReportSubmitted); err != nil {
-			return err
-		}
 		if _, err := tx.Exec(ctx, `UPDATE destruction_requests SET approved_by = $2, approved_at = $3 WHERE id = $1`, requestID, s.Subject, now); err != nil {
 			return err
 		}
@@ -166,5 +160,10 @@ func (m *Manager) ApproveDestruction(ctx context.Context, s auth.Staff, requestI
 		return nil, err
 	}
 	m.log.Info("evidence destroyed on a law-enforcement request", "report_id", d.ReportID, "request_id", requestID, "files", len(d.Files))
+	// The submitted events still carry the wrapped key; the lifecycle job
+	// retries what this cannot do now.
+	if _, err := m.PurgeStream(ctx); err != nil {
+		m.log.Warn("stream purge after destruction; the lifecycle job will retry", "report_id", d.ReportID, "err", err)
+	}
 	return &d, nil
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"takedown/pkg/auth"
 	"takedown/pkg/database"
@@ -82,18 +83,20 @@ type Manager struct {
 	pool     *pgxpool.Pool
 	evidence Evidence
 	keys     *keyring.Keyring
+	js       jetstream.JetStream
 	policy   Policy
 	log      *slog.Logger
 	// Now is the clock; tests replace it.
 	Now func() time.Time
 }
 
-// New returns a Manager; it fails on an invalid policy.
-func New(pool *pgxpool.Pool, ev Evidence, keys *keyring.Keyring, p Policy, log *slog.Logger) (*Manager, error) {
+// New returns a Manager; it fails on an invalid policy. js reaches the event
+// stream, from which destroyed keys' published copies are deleted.
+func New(pool *pgxpool.Pool, ev Evidence, keys *keyring.Keyring, js jetstream.JetStream, p Policy, log *slog.Logger) (*Manager, error) {
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("lifecycle: %w", err)
 	}
-	return &Manager{pool: pool, evidence: ev, keys: keys, policy: p, log: log, Now: time.Now}, nil
+	return &Manager{pool: pool, evidence: ev, keys: keys, js: js, policy: p, log: log, Now: time.Now}, nil
 }
 
 // Policy returns the retention policy.
@@ -280,7 +283,8 @@ func (m *Manager) expireReport(ctx context.Context, reportID string) ([]Candidat
 	return done, nil
 }
 
-// Run locks and expires every interval until ctx ends.
+// Run locks, expires and purges destroyed keys from the stream every
+// interval until ctx ends.
 func (m *Manager) Run(ctx context.Context, every time.Duration) error {
 	for {
 		if _, err := m.Lock(ctx); err != nil && ctx.Err() == nil {
@@ -288,6 +292,9 @@ func (m *Manager) Run(ctx context.Context, every time.Duration) error {
 		}
 		if _, err := m.Expire(ctx, false); err != nil && ctx.Err() == nil {
 			m.log.Warn("expiry", "err", err)
+		}
+		if _, err := m.PurgeStream(ctx); err != nil && ctx.Err() == nil {
+			m.log.Warn("stream purge; will retry", "err", err)
 		}
 		select {
 		case <-ctx.Done():

@@ -1,0 +1,112 @@
+package lifecycle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"takedown/pkg/database"
+	"takedown/pkg/events"
+)
+
+// PurgeStream deletes from the event stream the published copies of every
+// destroyed data key: the report.submitted event of each filing of a report
+// whose key was dropped (expiry of all its files, or a law-enforcement
+// request). Until then anyone who can read the stream holds the wrapped
+// key, and under compliance retention the ciphertext outlives any request
+// to destroy it. intake's outbox loses its published copies too. Messages
+// are found by the stream sequence intake's own
+// progress consumer recorded in its inbox, checked against the event id
+// before deletion, and erased with a secure delete. A report is done once
+// every filing's event is deleted or already gone (aged out); one whose
+// events the consumer has not recorded yet is tried again at the next run.
+// It returns how many reports it finished.
+func (m *Manager) PurgeStream(ctx context.Context) (int, error) {
+	rows, err := m.pool.Query(ctx, `SELECT id::text, filing FROM reports
+		WHERE data_key_destroyed_at IS NOT NULL AND stream_purged_at IS NULL ORDER BY data_key_destroyed_at LIMIT 1000`)
+	if err != nil {
+		return 0, fmt.Errorf("stream purge: %w", err)
+	}
+	type owed struct {
+		id     string
+		filing int
+	}
+	reports, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (owed, error) {
+		var o owed
+		return o, r.Scan(&o.id, &o.filing)
+	})
+	if err != nil || len(reports) == 0 {
+		return 0, err
+	}
+	st, err := m.js.Stream(ctx, events.Stream)
+	if err != nil {
+		return 0, fmt.Errorf("stream purge: %w", err)
+	}
+	done := 0
+	for _, r := range reports {
+		ok, err := m.purgeReport(ctx, st, r.id, r.filing)
+		if err != nil {
+			return done, fmt.Errorf("stream purge of report %s: %w", r.id, err)
+		}
+		if ok {
+			done++
+		}
+	}
+	return done, nil
+}
+
+// purgeReport deletes one report's submitted events from st; it reports
+// false when not all of them are known yet.
+func (m *Manager) purgeReport(ctx context.Context, st jetstream.Stream, reportID string, filings int) (bool, error) {
+	rows, err := m.pool.Query(ctx, `SELECT e.event_id::text, i.stream_seq FROM report_events e JOIN inbox i ON i.event_id = e.event_id
+		WHERE e.report_id = $1 AND e.type = $2`, reportID, events.ReportSubmitted)
+	if err != nil {
+		return false, err
+	}
+	type published struct {
+		eventID string
+		seq     uint64
+	}
+	copies, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (published, error) {
+		var p published
+		return p, r.Scan(&p.eventID, &p.seq)
+	})
+	if err != nil {
+		return false, err
+	}
+	if len(copies) < filings {
+		m.log.Info("stream purge: not every submitted event of the report is recorded yet; will retry",
+			"report_id", reportID, "filings", filings, "recorded", len(copies))
+		return false, nil
+	}
+	for _, c := range copies {
+		msg, err := st.GetMsg(ctx, c.seq)
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+			continue // aged out or deleted before
+		case err != nil:
+			return false, err
+		case msg.Header.Get(jetstream.MsgIDHeader) != c.eventID:
+			// The sequence now holds another event: the stream was
+			// recreated since, and this copy went with the old one.
+			continue
+		}
+		if err := st.SecureDeleteMsg(ctx, c.seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return false, err
+		}
+		m.log.Info("stream purge: submitted event erased", "report_id", reportID, "event_id", c.eventID, "stream_seq", c.seq)
+	}
+	// intake's outbox keeps published events for a while too.
+	err = database.InTx(ctx, m.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE published_at IS NOT NULL AND event_id IN
+			(SELECT event_id FROM report_events WHERE report_id = $1 AND type = $2)`, reportID, events.ReportSubmitted); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `UPDATE reports SET stream_purged_at = now() WHERE id = $1`, reportID)
+		return err
+	})
+	return err == nil, err
+}
