@@ -65,6 +65,7 @@ func BenchmarkPipeline(b *testing.B) {
 func benchLoad(b *testing.B, s *stack.Stack, n, rate int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
+	cpu0, measureCPU := readCPU()
 	start := time.Now()
 	subs := submitReports(b, s, ctx, "b", n, rate)
 	submitDone := time.Since(start)
@@ -78,6 +79,9 @@ func benchLoad(b *testing.B, s *stack.Stack, n, rate int) {
 			b.Fatalf("%d of %d reports finished at NCMEC", len(finished), n)
 		}
 		time.Sleep(time.Second) // the simulator's clock times each finish, not this loop
+	}
+	if cpu1, ok := readCPU(); measureCPU && ok {
+		reportCPU(b, cpu0, cpu1, n)
 	}
 	var last time.Time
 	lat := make([]time.Duration, 0, n)
