@@ -10,6 +10,7 @@
 package ncmec
 
 import (
+	"cmp"
 	"context"
 	"crypto/md5"
 	"crypto/tls"
@@ -54,6 +55,11 @@ type Options struct {
 	// response-header timeouts, no redirects). It must not set Timeout if
 	// large uploads are expected: the whole upload would have to fit in it.
 	HTTPClient *http.Client
+	// IdleConns is how many connections the default client keeps open
+	// between calls; default 8. Set it to how many calls run at once, so
+	// that the connections of a burst are reused rather than closed and
+	// dialled again (a TCP and a TLS handshake with NCMEC each time).
+	IdleConns int
 	// CallTimeout bounds every call except /upload (whose duration depends on
 	// the file); default 1 minute. Uploads are bounded by the caller's
 	// context and the transport's timeouts.
@@ -99,7 +105,7 @@ func New(opts Options) (*Client, error) {
 		observe:     opts.Observe,
 	}
 	if c.hc == nil {
-		c.hc = defaultHTTPClient()
+		c.hc = defaultHTTPClient(cmp.Or(opts.IdleConns, 8))
 	}
 	if c.callTimeout <= 0 {
 		c.callTimeout = time.Minute
@@ -113,7 +119,7 @@ func New(opts Options) (*Client, error) {
 	return c, nil
 }
 
-func defaultHTTPClient() *http.Client {
+func defaultHTTPClient(idleConns int) *http.Client {
 	return &http.Client{
 		Transport: &http.Transport{
 			Proxy:               http.ProxyFromEnvironment,
@@ -124,7 +130,7 @@ func defaultHTTPClient() *http.Client {
 			// stores an upload before it answers.
 			ResponseHeaderTimeout: 2 * time.Minute,
 			IdleConnTimeout:       90 * time.Second,
-			MaxIdleConnsPerHost:   8,
+			MaxIdleConnsPerHost:   idleConns,
 			ForceAttemptHTTP2:     true,
 		},
 		// A redirect would resend the credentials elsewhere and turn a POST

@@ -9,10 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -622,5 +626,53 @@ func TestUploadSourceFailure(t *testing.T) {
 	}
 	if rep, _ := sim.Report(sub.ReportID); len(rep.Files) != 0 {
 		t.Errorf("a failed upload added a file: %+v", rep.Files)
+	}
+}
+
+// Calls as many at once as IdleConns allows reuse their connections: a
+// second burst of 16 dials (next to) none, where the default keeps only 8
+// of 16 open. A connection is put back a moment after its call returns, so
+// a call of the second burst may, rarely, dial before it is.
+func TestIdleConnsKeepABurstsConnections(t *testing.T) {
+	for _, c := range []struct {
+		idle        int
+		least, most int32 // connections the second burst dials
+	}{{16, 0, 2}, {0, 7, 16}} {
+		sim, err := ncmecsim.New(ncmecsim.Options{Username: ncmecsim.TestUsername, Password: ncmecsim.TestPassword, Latency: 50 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var dialled atomic.Int32
+		ts := httptest.NewUnstartedServer(sim)
+		ts.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				dialled.Add(1)
+			}
+		}
+		ts.Start()
+		client, err := ncmec.New(ncmec.Options{BaseURL: ts.URL + ncmecsim.BasePath, Username: ncmecsim.TestUsername,
+			Password: ncmecsim.TestPassword, IdleConns: c.idle})
+		if err != nil {
+			t.Fatal(err)
+		}
+		burst := func() {
+			var wg sync.WaitGroup
+			for range 16 {
+				wg.Go(func() {
+					if _, err := client.Submit(ctx(t), minimalReport()); err != nil {
+						t.Error(err)
+					}
+				})
+			}
+			wg.Wait()
+		}
+		burst()
+		first := dialled.Load()
+		burst()
+		if again := dialled.Load() - first; again < c.least || again > c.most {
+			t.Errorf("IdleConns %d: the second burst dialled %d connections (the first %d)", c.idle, again, first)
+		}
+		ts.Close()
+		sim.Close()
 	}
 }

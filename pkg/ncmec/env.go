@@ -23,6 +23,7 @@ func (e Environment) Configured() bool { return e.Username != "" && e.Password !
 type Environments struct {
 	Production, Test Environment
 	CallTimeout      time.Duration
+	IdleConns        int // see Options.IdleConns
 }
 
 // LoadEnvironments reads NCMEC_URL, NCMEC_USERNAME, NCMEC_PASSWORD (required)
@@ -58,7 +59,7 @@ func (e Environments) Clients(observe func(endpoint, result string, d time.Durat
 			continue
 		}
 		c, err := New(Options{BaseURL: env.URL, Username: env.Username, Password: env.Password.Reveal(),
-			CallTimeout: e.CallTimeout, Observe: observe})
+			CallTimeout: e.CallTimeout, IdleConns: e.IdleConns, Observe: observe})
 		if err != nil {
 			return nil, fmt.Errorf("NCMEC %s environment: %w", env.Name, err)
 		}

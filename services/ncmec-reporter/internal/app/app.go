@@ -148,6 +148,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Options) (*A
 	base.Ready("s3", ev.Check)
 
 	latency := base.Metrics.Histogram("ncmec_request_duration_seconds", "Latency of NCMEC calls, by endpoint and result (ok, retryable, permanent, state).", "endpoint", "result")
+	// Every worker may have its uploads in flight at once (0, the client's
+	// default, where the configuration leaves them to the worker's).
+	cfg.NCMEC.IdleConns = cfg.Worker.Concurrency * cfg.Worker.UploadParallel
 	clients, err := cfg.NCMEC.Clients(metrics.Observer(latency))
 	if err != nil {
 		return fail(err)
