@@ -345,7 +345,7 @@ func TestDestructionNeedsTwoPeople(t *testing.T) {
 // lock ends, so a destruction destroys every copy of the report's key
 // instead, and the ciphertext left in the bucket decrypts with none of
 // them.
-func TestDestructionUnderComplianceDestroysEveryCopyOfTheKey(t *testing.T) {
+func TestComplianceDestructionDestroysTheKey(t *testing.T) {
 	t.Parallel()
 	h := startLocked(t, func(c *app.Config) {
 		c.Retention.Mode = evidence.Compliance

@@ -333,6 +333,7 @@ func TestRetractingAFinishedReportIs409AndSendsNothing(t *testing.T) {
 	}
 	h.ho.Claim(ctx, handover.Key(id, 1), []handover.State{handover.Finishing}, handover.Finished)
 	h.emit(id, &pb.NcmecFinished{NcmecReportId: nid})
+	testenv.Eventually(t, 5*time.Second, "the service learnt of the report", func() bool { return h.state(id)["ncmec_report_id"] == float64(nid) })
 	status, out := h.retract(id, token, "changed my mind")
 	if status != http.StatusConflict || out["error"].(map[string]any)["code"] != "finished" {
 		t.Fatalf("got %d %v, want 409 finished", status, out)
