@@ -45,7 +45,7 @@ run: tools build ## run the whole system locally (Ctrl-C stops it)
 test: tools ## run every module's tests against real PostgreSQL, NATS and S3
 	go test -count=1 -timeout 20m $(PKGS)
 
-chaos: tools ## the chaos suite: a seeded load while processes die and remote APIs fail (TAKEDOWN_CHAOS_SEED repeats a run)
+chaos: tools ## the chaos suite, with one instance and with two replicas: a seeded load while processes die and remote APIs fail (TAKEDOWN_CHAOS_SEED repeats a run)
 	cd e2e && TAKEDOWN_CHAOS=1 go test -count=1 -timeout 30m -run '^TestChaos$$' -v .
 
 bench: tools ## run the benchmarks (figures in the README)

@@ -20,8 +20,11 @@ import (
 
 // TestChaos is `make chaos`: a seeded load of reports while services are
 // killed, NATS and S3 restart and both remote APIs fail, then every report
-// is checked everywhere it lives. TAKEDOWN_CHAOS=1 runs it;
-// TAKEDOWN_CHAOS_SEED repeats a run, TAKEDOWN_CHAOS_REPORTS sizes it.
+// is checked everywhere it lives. It runs twice with the same seed: with
+// one instance of each service, and with two replicas each of
+// ncmec-reporter and case-writer sharing their consumers (a killed replica
+// is one of the two). TAKEDOWN_CHAOS=1 runs it; TAKEDOWN_CHAOS_SEED
+// repeats a run, TAKEDOWN_CHAOS_REPORTS sizes it.
 func TestChaos(t *testing.T) {
 	if os.Getenv("TAKEDOWN_CHAOS") == "" {
 		t.Skip("set TAKEDOWN_CHAOS=1 (make chaos) to run the chaos suite")
@@ -38,13 +41,21 @@ func TestChaos(t *testing.T) {
 		n, _ = strconv.Atoi(v)
 	}
 	t.Logf("chaos seed %d (repeat with TAKEDOWN_CHAOS_SEED=%d), %d reports", seed, seed, n)
+	for _, replicas := range []int{1, 2} {
+		t.Run(fmt.Sprintf("replicas=%d", replicas), func(t *testing.T) { chaos(t, seed, n, replicas) })
+	}
+}
+
+// chaos is one run of the suite, with replicas instances each of
+// ncmec-reporter and case-writer.
+func chaos(t *testing.T, seed uint64, n, replicas int) {
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("chaos FAILED with seed %d: repeat with TAKEDOWN_CHAOS=1 TAKEDOWN_CHAOS_SEED=%d make chaos", seed, seed)
+			t.Logf("chaos FAILED with seed %d: repeat with TAKEDOWN_CHAOS=1 TAKEDOWN_CHAOS_SEED=%d make chaos (go test -run %s alone)", seed, seed, t.Name())
 		}
 	})
 
-	s := stack.Start(t, stack.Options{})
+	s := stack.Start(t, stack.Options{Replicas: map[string]int{"ncmec-reporter": replicas, "case-writer": replicas}})
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	start := time.Now()
@@ -204,7 +215,7 @@ func TestChaos(t *testing.T) {
 			t.Errorf("%s exited on its own %d times", name, c)
 		}
 	}
-	t.Log("\n" + summary(seed, submitted, retries, counts, s, res, loadTime, settle))
+	t.Log("\n" + summary(seed, replicas, submitted, retries, counts, s, res, loadTime, settle))
 }
 
 type loadItem struct {
@@ -244,6 +255,9 @@ func chaosAction(t *testing.T, s *stack.Stack, rng *rand.Rand) string {
 	switch k := rng.IntN(10); {
 	case k < 3:
 		name := stack.Services[rng.IntN(len(stack.Services))]
+		if inst := s.Instances(name); len(inst) > 1 {
+			name = inst[rng.IntN(len(inst))]
+		}
 		s.RestartService(name)
 		return "kill -9 " + name
 	case k == 3:
@@ -293,13 +307,13 @@ func chaosAction(t *testing.T, s *stack.Stack, rng *rand.Rand) string {
 	}
 }
 
-func summary(seed uint64, subs []stack.Submitted, retries int, counts map[string]int, s *stack.Stack, res stack.Result, load, settle time.Duration) string {
+func summary(seed uint64, replicas int, subs []stack.Submitted, retries int, counts map[string]int, s *stack.Stack, res stack.Result, load, settle time.Duration) string {
 	var b strings.Builder
 	files := 0
 	for _, sub := range subs {
 		files += sub.Files
 	}
-	fmt.Fprintf(&b, "chaos summary (seed %d)\n", seed)
+	fmt.Fprintf(&b, "chaos summary (seed %d, %d instance(s) each of ncmec-reporter and case-writer)\n", seed, replicas)
 	fmt.Fprintf(&b, "  %-44s %d (%d files), load %v, settled in %v\n", "reports", len(subs), files, load.Round(time.Second), settle.Round(time.Second))
 	fmt.Fprintf(&b, "  %-44s %d\n", "submissions retried (intake or S3 away)", retries)
 	keys := make([]string, 0, len(counts))
