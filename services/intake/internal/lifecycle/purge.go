@@ -31,13 +31,10 @@ func (m *Manager) PurgeStream(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("stream purge: %w", err)
 	}
 	type owed struct {
-		id     string
-		filing int
+		ID     string
+		Filing int
 	}
-	reports, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (owed, error) {
-		var o owed
-		return o, r.Scan(&o.id, &o.filing)
-	})
+	reports, err := pgx.CollectRows(rows, pgx.RowToStructByPos[owed])
 	if err != nil || len(reports) == 0 {
 		return 0, err
 	}
@@ -47,9 +44,9 @@ func (m *Manager) PurgeStream(ctx context.Context) (int, error) {
 	}
 	done := 0
 	for _, r := range reports {
-		ok, err := m.purgeReport(ctx, st, r.id, r.filing)
+		ok, err := m.purgeReport(ctx, st, r.ID, r.Filing)
 		if err != nil {
-			return done, fmt.Errorf("stream purge of report %s: %w", r.id, err)
+			return done, fmt.Errorf("stream purge of report %s: %w", r.ID, err)
 		}
 		if ok {
 			done++
@@ -67,13 +64,10 @@ func (m *Manager) purgeReport(ctx context.Context, st jetstream.Stream, reportID
 		return false, err
 	}
 	type published struct {
-		eventID string
-		seq     uint64
+		EventID string
+		Seq     uint64
 	}
-	copies, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (published, error) {
-		var p published
-		return p, r.Scan(&p.eventID, &p.seq)
-	})
+	copies, err := pgx.CollectRows(rows, pgx.RowToStructByPos[published])
 	if err != nil {
 		return false, err
 	}
@@ -83,21 +77,21 @@ func (m *Manager) purgeReport(ctx context.Context, st jetstream.Stream, reportID
 		return false, nil
 	}
 	for _, c := range copies {
-		msg, err := st.GetMsg(ctx, c.seq)
+		msg, err := st.GetMsg(ctx, c.Seq)
 		switch {
 		case errors.Is(err, jetstream.ErrMsgNotFound):
 			continue // aged out or deleted before
 		case err != nil:
 			return false, err
-		case msg.Header.Get(jetstream.MsgIDHeader) != c.eventID:
+		case msg.Header.Get(jetstream.MsgIDHeader) != c.EventID:
 			// The sequence now holds another event: the stream was
 			// recreated since, and this copy went with the old one.
 			continue
 		}
-		if err := st.SecureDeleteMsg(ctx, c.seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		if err := st.SecureDeleteMsg(ctx, c.Seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 			return false, err
 		}
-		m.log.Info("stream purge: submitted event erased", "report_id", reportID, "event_id", c.eventID, "stream_seq", c.seq)
+		m.log.Info("stream purge: submitted event erased", "report_id", reportID, "event_id", c.EventID, "stream_seq", c.Seq)
 	}
 	// intake's outbox keeps published events for a while too.
 	err = database.InTx(ctx, m.pool, func(tx pgx.Tx) error {
