@@ -18,9 +18,9 @@ import (
 // request). Until then anyone who can read the stream holds the wrapped
 // key, and under compliance retention the ciphertext outlives any request
 // to destroy it. intake's outbox loses its published copies too. Messages
-// are found by the stream sequence intake's own
-// progress consumer recorded in its inbox, checked against the event id
-// before deletion, and erased with a secure delete. A report is done once
+// are found by the stream sequence intake's own progress consumer recorded
+// in its inbox, checked against the event id before deletion, and erased
+// with a secure delete. A report is done once
 // every filing's event is deleted or already gone (aged out); one whose
 // events the consumer has not recorded yet is tried again at the next run.
 // It returns how many reports it finished.
