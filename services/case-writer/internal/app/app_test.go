@@ -9,8 +9,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,6 +47,9 @@ type harness struct {
 	store *store.Store
 	pool  *pgxpool.Pool
 	url   string
+	// last is the stream sequence of the last event published for the
+	// consumer: idle waits until it is acknowledged.
+	last atomic.Uint64
 }
 
 // env starts the dependencies: PostgreSQL, NATS and the Salesforce simulator.
@@ -149,12 +154,24 @@ func (h *harness) publish(env *pb.Envelope) {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	if _, err := h.js.Publish(context.Background(), events.Subject(env.Type), b); err != nil {
+	ack, err := h.js.Publish(context.Background(), events.Subject(env.Type), b)
+	if err != nil {
 		h.t.Fatal(err)
+	}
+	if !slices.Contains(app.Consumer.Subjects, env.Type) {
+		return
+	}
+	// The largest sequence wins: tests may publish from several goroutines.
+	for cur := h.last.Load(); cur < ack.Sequence; cur = h.last.Load() {
+		if h.last.CompareAndSwap(cur, ack.Sequence) {
+			break
+		}
 	}
 }
 
-// idle waits until the consumer has handled everything published.
+// idle waits until the consumer has handled everything published. Its
+// pending count alone is not enough: the server updates it a moment after
+// a publish is acknowledged, so the last event's own ack is waited for.
 func (h *harness) idle() {
 	h.t.Helper()
 	testenv.Eventually(h.t, 10*time.Second, "the consumer handled every event", func() bool {
@@ -163,7 +180,7 @@ func (h *harness) idle() {
 			return false
 		}
 		info, err := c.Info(context.Background())
-		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+		return err == nil && info.AckFloor.Stream >= h.last.Load() && info.NumPending == 0 && info.NumAckPending == 0
 	})
 }
 
