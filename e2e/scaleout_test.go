@@ -58,28 +58,26 @@ func TestReplicasShareConsumers(t *testing.T) {
 
 	// Each replica filed some, wrote some cases, and took report.submitted
 	// events from the shared durable consumer.
+	// work returns how often inst logged done, failing unless it did so at
+	// least once and took events from its share of the durable consumer.
+	work := func(inst, done, metric, consumer string) int {
+		n := s.LogCount(inst, done)
+		took, err := s.Metric(ctx, inst, metric, `consumer="`+consumer+`"`, `result="ok"`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: %q %d times, handled %v events", inst, done, n, took)
+		if n == 0 || took == 0 {
+			t.Errorf("%s did no work: %q %d times, consumed %v events", inst, done, n, took)
+		}
+		return n
+	}
 	filed, written := map[string]int{}, map[string]int{}
 	for _, inst := range reporters {
-		filed[inst] = s.LogCount(inst, msgFiled)
-		took, err := s.Metric(ctx, inst, "takedown_ncmec_reporter_events_handled_total", `consumer="ncmec-reporter"`, `result="ok"`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("%s: filed %d reports, recorded %v report.submitted events", inst, filed[inst], took)
-		if filed[inst] == 0 || took == 0 {
-			t.Errorf("%s did no work: filed %d, consumed %v events", inst, filed[inst], took)
-		}
+		filed[inst] = work(inst, msgFiled, "takedown_ncmec_reporter_events_handled_total", "ncmec-reporter")
 	}
 	for _, inst := range writers {
-		written[inst] = s.LogCount(inst, msgCaseWritten)
-		took, err := s.Metric(ctx, inst, "takedown_case_writer_events_handled_total", `consumer="case-writer"`, `result="ok"`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("%s: wrote %d cases, handled %v events", inst, written[inst], took)
-		if written[inst] == 0 || took == 0 {
-			t.Errorf("%s did no work: wrote %d cases, consumed %v events", inst, written[inst], took)
-		}
+		written[inst] = work(inst, msgCaseWritten, "takedown_case_writer_events_handled_total", "case-writer")
 	}
 	if n := filed[reporters[0]] + filed[reporters[1]]; n != len(subs) {
 		t.Errorf("the replicas filed %d reports between them, want %d", n, len(subs))
