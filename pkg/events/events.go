@@ -33,6 +33,8 @@ const (
 	CaseFailed            = "case.failed"
 	RetractionRequested   = "retraction.requested"
 	StaffAction           = "staff.action"
+	NcmecSubmitAmbiguous  = "ncmec.submit_ambiguous"
+	ReportClosed          = "report.closed"
 
 	EvidenceAccessed             = "evidence.accessed"
 	EvidenceHoldPlaced           = "evidence.hold_placed"
@@ -100,6 +102,10 @@ func New(reportID string, actor *pb.Actor, payload proto.Message) (*pb.Envelope,
 		env.Type, env.Payload = EvidenceDestructionRequested, &pb.Envelope_EvidenceDestructionRequested{EvidenceDestructionRequested: p}
 	case *pb.EvidenceDestroyed:
 		env.Type, env.Payload = EvidenceDestroyed, &pb.Envelope_EvidenceDestroyed{EvidenceDestroyed: p}
+	case *pb.NcmecSubmitAmbiguous:
+		env.Type, env.Payload = NcmecSubmitAmbiguous, &pb.Envelope_NcmecSubmitAmbiguous{NcmecSubmitAmbiguous: p}
+	case *pb.ReportClosed:
+		env.Type, env.Payload = ReportClosed, &pb.Envelope_ReportClosed{ReportClosed: p}
 	default:
 		return nil, fmt.Errorf("events: %T is not an event payload", payload)
 	}

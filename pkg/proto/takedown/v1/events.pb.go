@@ -113,6 +113,8 @@ type Envelope struct {
 	//	*Envelope_EvidenceHoldLifted
 	//	*Envelope_EvidenceDestructionRequested
 	//	*Envelope_EvidenceDestroyed
+	//	*Envelope_NcmecSubmitAmbiguous
+	//	*Envelope_ReportClosed
 	Payload       isEnvelope_Payload `protobuf_oneof:"payload"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -341,6 +343,24 @@ func (x *Envelope) GetEvidenceDestroyed() *EvidenceDestroyed {
 	return nil
 }
 
+func (x *Envelope) GetNcmecSubmitAmbiguous() *NcmecSubmitAmbiguous {
+	if x != nil {
+		if x, ok := x.Payload.(*Envelope_NcmecSubmitAmbiguous); ok {
+			return x.NcmecSubmitAmbiguous
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetReportClosed() *ReportClosed {
+	if x != nil {
+		if x, ok := x.Payload.(*Envelope_ReportClosed); ok {
+			return x.ReportClosed
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Payload interface {
 	isEnvelope_Payload()
 }
@@ -409,6 +429,14 @@ type Envelope_EvidenceDestroyed struct {
 	EvidenceDestroyed *EvidenceDestroyed `protobuf:"bytes,25,opt,name=evidence_destroyed,json=evidenceDestroyed,proto3,oneof"`
 }
 
+type Envelope_NcmecSubmitAmbiguous struct {
+	NcmecSubmitAmbiguous *NcmecSubmitAmbiguous `protobuf:"bytes,26,opt,name=ncmec_submit_ambiguous,json=ncmecSubmitAmbiguous,proto3,oneof"`
+}
+
+type Envelope_ReportClosed struct {
+	ReportClosed *ReportClosed `protobuf:"bytes,27,opt,name=report_closed,json=reportClosed,proto3,oneof"`
+}
+
 func (*Envelope_ReportSubmitted) isEnvelope_Payload() {}
 
 func (*Envelope_NcmecOpened) isEnvelope_Payload() {}
@@ -440,6 +468,10 @@ func (*Envelope_EvidenceHoldLifted) isEnvelope_Payload() {}
 func (*Envelope_EvidenceDestructionRequested) isEnvelope_Payload() {}
 
 func (*Envelope_EvidenceDestroyed) isEnvelope_Payload() {}
+
+func (*Envelope_NcmecSubmitAmbiguous) isEnvelope_Payload() {}
+
+func (*Envelope_ReportClosed) isEnvelope_Payload() {}
 
 // Actor is who caused an event: a staff member or a service.
 type Actor struct {
@@ -1123,7 +1155,9 @@ type NcmecFileUploaded struct {
 	FileId        string                 `protobuf:"bytes,2,opt,name=file_id,json=fileId,proto3" json:"file_id,omitempty"`
 	NcmecFileId   string                 `protobuf:"bytes,3,opt,name=ncmec_file_id,json=ncmecFileId,proto3" json:"ncmec_file_id,omitempty"`
 	// The MD5 NCMEC computed; equals File.md5.
-	NcmecMd5      string `protobuf:"bytes,4,opt,name=ncmec_md5,json=ncmecMd5,proto3" json:"ncmec_md5,omitempty"`
+	NcmecMd5 string `protobuf:"bytes,4,opt,name=ncmec_md5,json=ncmecMd5,proto3" json:"ncmec_md5,omitempty"`
+	// The report's filing (generation) this event belongs to (pkg/filing).
+	Filing        uint32 `protobuf:"varint,5,opt,name=filing,proto3" json:"filing,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1186,16 +1220,34 @@ func (x *NcmecFileUploaded) GetNcmecMd5() string {
 	return ""
 }
 
+func (x *NcmecFileUploaded) GetFiling() uint32 {
+	if x != nil {
+		return x.Filing
+	}
+	return 0
+}
+
 // NcmecFinished (takedown.ncmec.finished): /finish answered; the receipt.
 type NcmecFinished struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	NcmecReportId int64                  `protobuf:"varint,1,opt,name=ncmec_report_id,json=ncmecReportId,proto3" json:"ncmec_report_id,omitempty"`
 	NcmecFileIds  []string               `protobuf:"bytes,2,rep,name=ncmec_file_ids,json=ncmecFileIds,proto3" json:"ncmec_file_ids,omitempty"`
 	// The reportDoneResponse as NCMEC sent it.
-	ReceiptXml    string                 `protobuf:"bytes,3,opt,name=receipt_xml,json=receiptXml,proto3" json:"receipt_xml,omitempty"`
-	FinishedAt    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ReceiptXml string                 `protobuf:"bytes,3,opt,name=receipt_xml,json=receiptXml,proto3" json:"receipt_xml,omitempty"`
+	FinishedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
+	Filing     uint32                 `protobuf:"varint,5,opt,name=filing,proto3" json:"filing,omitempty"`
+	// How we know the report is finished: "receipt" (NCMEC answered /finish),
+	// "finish_5102" (a repeated /finish answered "already finished"),
+	// "retract_5102" (a retraction answered "already finished").
+	LearnedFrom string `protobuf:"bytes,6,opt,name=learned_from,json=learnedFrom,proto3" json:"learned_from,omitempty"`
+	// Our file ids of which NCMEC may hold an extra copy without details: an
+	// /upload whose answer was lost was repeated (the protocol cannot name the
+	// lost copy).
+	ExtraCopiesOf []string `protobuf:"bytes,7,rep,name=extra_copies_of,json=extraCopiesOf,proto3" json:"extra_copies_of,omitempty"`
+	// NCMEC file ids the receipt lists beyond ours: those extra copies.
+	ExtraNcmecFileIds []string `protobuf:"bytes,8,rep,name=extra_ncmec_file_ids,json=extraNcmecFileIds,proto3" json:"extra_ncmec_file_ids,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *NcmecFinished) Reset() {
@@ -1256,6 +1308,34 @@ func (x *NcmecFinished) GetFinishedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *NcmecFinished) GetFiling() uint32 {
+	if x != nil {
+		return x.Filing
+	}
+	return 0
+}
+
+func (x *NcmecFinished) GetLearnedFrom() string {
+	if x != nil {
+		return x.LearnedFrom
+	}
+	return ""
+}
+
+func (x *NcmecFinished) GetExtraCopiesOf() []string {
+	if x != nil {
+		return x.ExtraCopiesOf
+	}
+	return nil
+}
+
+func (x *NcmecFinished) GetExtraNcmecFileIds() []string {
+	if x != nil {
+		return x.ExtraNcmecFileIds
+	}
+	return nil
+}
+
 // NcmecFailed (takedown.ncmec.failed): the filing stopped for good.
 type NcmecFailed struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1268,6 +1348,7 @@ type NcmecFailed struct {
 	ReportOpened  bool   `protobuf:"varint,4,opt,name=report_opened,json=reportOpened,proto3" json:"report_opened,omitempty"`
 	NcmecReportId int64  `protobuf:"varint,5,opt,name=ncmec_report_id,json=ncmecReportId,proto3" json:"ncmec_report_id,omitempty"`
 	FileId        string `protobuf:"bytes,6,opt,name=file_id,json=fileId,proto3" json:"file_id,omitempty"`
+	Filing        uint32 `protobuf:"varint,7,opt,name=filing,proto3" json:"filing,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1344,11 +1425,20 @@ func (x *NcmecFailed) GetFileId() string {
 	return ""
 }
 
+func (x *NcmecFailed) GetFiling() uint32 {
+	if x != nil {
+		return x.Filing
+	}
+	return 0
+}
+
 // NcmecRetracted (takedown.ncmec.retracted).
 type NcmecRetracted struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	NcmecReportId int64                  `protobuf:"varint,1,opt,name=ncmec_report_id,json=ncmecReportId,proto3" json:"ncmec_report_id,omitempty"`
 	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	Filing        uint32                 `protobuf:"varint,3,opt,name=filing,proto3" json:"filing,omitempty"`
+	Environment   string                 `protobuf:"bytes,4,opt,name=environment,proto3" json:"environment,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1397,6 +1487,20 @@ func (x *NcmecRetracted) GetReason() string {
 	return ""
 }
 
+func (x *NcmecRetracted) GetFiling() uint32 {
+	if x != nil {
+		return x.Filing
+	}
+	return 0
+}
+
+func (x *NcmecRetracted) GetEnvironment() string {
+	if x != nil {
+		return x.Environment
+	}
+	return ""
+}
+
 // NcmecRetractionFailed (takedown.ncmec.retraction_failed).
 type NcmecRetractionFailed struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1404,7 +1508,9 @@ type NcmecRetractionFailed struct {
 	Code          int32                  `protobuf:"varint,2,opt,name=code,proto3" json:"code,omitempty"`
 	Description   string                 `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
 	// NCMEC answered 5102: the report was finished and cannot be retracted by us.
-	AlreadyFinished bool `protobuf:"varint,4,opt,name=already_finished,json=alreadyFinished,proto3" json:"already_finished,omitempty"`
+	AlreadyFinished bool   `protobuf:"varint,4,opt,name=already_finished,json=alreadyFinished,proto3" json:"already_finished,omitempty"`
+	Filing          uint32 `protobuf:"varint,5,opt,name=filing,proto3" json:"filing,omitempty"`
+	Environment     string `protobuf:"bytes,6,opt,name=environment,proto3" json:"environment,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -1467,12 +1573,29 @@ func (x *NcmecRetractionFailed) GetAlreadyFinished() bool {
 	return false
 }
 
+func (x *NcmecRetractionFailed) GetFiling() uint32 {
+	if x != nil {
+		return x.Filing
+	}
+	return 0
+}
+
+func (x *NcmecRetractionFailed) GetEnvironment() string {
+	if x != nil {
+		return x.Environment
+	}
+	return ""
+}
+
 // CaseUpserted (takedown.case.upserted).
 type CaseUpserted struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	CaseId string                 `protobuf:"bytes,1,opt,name=case_id,json=caseId,proto3" json:"case_id,omitempty"`
 	// The NCMEC state the case now shows.
-	State         string `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	State string `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	// The filing that state belongs to.
+	Filing        uint32 `protobuf:"varint,3,opt,name=filing,proto3" json:"filing,omitempty"`
+	NcmecReportId int64  `protobuf:"varint,4,opt,name=ncmec_report_id,json=ncmecReportId,proto3" json:"ncmec_report_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1519,6 +1642,20 @@ func (x *CaseUpserted) GetState() string {
 		return x.State
 	}
 	return ""
+}
+
+func (x *CaseUpserted) GetFiling() uint32 {
+	if x != nil {
+		return x.Filing
+	}
+	return 0
+}
+
+func (x *CaseUpserted) GetNcmecReportId() int64 {
+	if x != nil {
+		return x.NcmecReportId
+	}
+	return 0
 }
 
 // CaseFailed (takedown.case.failed).
@@ -1584,8 +1721,14 @@ func (x *CaseFailed) GetFields() []string {
 
 // RetractionRequested (takedown.retraction.requested): staff asked to retract.
 type RetractionRequested struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Reason        string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Reason string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	Filing uint32                 `protobuf:"varint,2,opt,name=filing,proto3" json:"filing,omitempty"`
+	// Set when staff name an NCMEC report this system lost track of (an
+	// /submit whose answer was lost, learnt from NCMEC): that report is
+	// retracted, whatever the report's own filing.
+	NcmecReportId int64  `protobuf:"varint,3,opt,name=ncmec_report_id,json=ncmecReportId,proto3" json:"ncmec_report_id,omitempty"`
+	Environment   string `protobuf:"bytes,4,opt,name=environment,proto3" json:"environment,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1627,6 +1770,163 @@ func (x *RetractionRequested) GetReason() string {
 	return ""
 }
 
+func (x *RetractionRequested) GetFiling() uint32 {
+	if x != nil {
+		return x.Filing
+	}
+	return 0
+}
+
+func (x *RetractionRequested) GetNcmecReportId() int64 {
+	if x != nil {
+		return x.NcmecReportId
+	}
+	return 0
+}
+
+func (x *RetractionRequested) GetEnvironment() string {
+	if x != nil {
+		return x.Environment
+	}
+	return ""
+}
+
+// NcmecSubmitAmbiguous (takedown.ncmec.submit_ambiguous): an /submit may have
+// opened an NCMEC report whose id we never learnt. NCMEC deletes it
+// unfinished by itself; the reporter opens a fresh report (DESIGN.md §5).
+type NcmecSubmitAmbiguous struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Filing uint32                 `protobuf:"varint,1,opt,name=filing,proto3" json:"filing,omitempty"`
+	// Ambiguous attempts in a row for this filing, this one included.
+	Attempt     uint32 `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	RequestId   string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Description string `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	// Whether the reporter gives up (the bound was reached) instead of
+	// opening a fresh report.
+	GaveUp        bool `protobuf:"varint,5,opt,name=gave_up,json=gaveUp,proto3" json:"gave_up,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NcmecSubmitAmbiguous) Reset() {
+	*x = NcmecSubmitAmbiguous{}
+	mi := &file_takedown_v1_events_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NcmecSubmitAmbiguous) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NcmecSubmitAmbiguous) ProtoMessage() {}
+
+func (x *NcmecSubmitAmbiguous) ProtoReflect() protoreflect.Message {
+	mi := &file_takedown_v1_events_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NcmecSubmitAmbiguous.ProtoReflect.Descriptor instead.
+func (*NcmecSubmitAmbiguous) Descriptor() ([]byte, []int) {
+	return file_takedown_v1_events_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *NcmecSubmitAmbiguous) GetFiling() uint32 {
+	if x != nil {
+		return x.Filing
+	}
+	return 0
+}
+
+func (x *NcmecSubmitAmbiguous) GetAttempt() uint32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *NcmecSubmitAmbiguous) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *NcmecSubmitAmbiguous) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *NcmecSubmitAmbiguous) GetGaveUp() bool {
+	if x != nil {
+		return x.GaveUp
+	}
+	return false
+}
+
+// ReportClosed (takedown.report.closed): staff settled a filing that did not
+// finish outside the tool (e.g. with NCMEC by phone), with a reason.
+type ReportClosed struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Filing        uint32                 `protobuf:"varint,1,opt,name=filing,proto3" json:"filing,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportClosed) Reset() {
+	*x = ReportClosed{}
+	mi := &file_takedown_v1_events_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportClosed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportClosed) ProtoMessage() {}
+
+func (x *ReportClosed) ProtoReflect() protoreflect.Message {
+	mi := &file_takedown_v1_events_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportClosed.ProtoReflect.Descriptor instead.
+func (*ReportClosed) Descriptor() ([]byte, []int) {
+	return file_takedown_v1_events_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ReportClosed) GetFiling() uint32 {
+	if x != nil {
+		return x.Filing
+	}
+	return 0
+}
+
+func (x *ReportClosed) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // StaffAction (takedown.staff.action): a staff action that is not otherwise an
 // event (a sign-in, a page view of a report, a denied request), for the audit log.
 type StaffAction struct {
@@ -1643,7 +1943,7 @@ type StaffAction struct {
 
 func (x *StaffAction) Reset() {
 	*x = StaffAction{}
-	mi := &file_takedown_v1_events_proto_msgTypes[16]
+	mi := &file_takedown_v1_events_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1655,7 +1955,7 @@ func (x *StaffAction) String() string {
 func (*StaffAction) ProtoMessage() {}
 
 func (x *StaffAction) ProtoReflect() protoreflect.Message {
-	mi := &file_takedown_v1_events_proto_msgTypes[16]
+	mi := &file_takedown_v1_events_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1668,7 +1968,7 @@ func (x *StaffAction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StaffAction.ProtoReflect.Descriptor instead.
 func (*StaffAction) Descriptor() ([]byte, []int) {
-	return file_takedown_v1_events_proto_rawDescGZIP(), []int{16}
+	return file_takedown_v1_events_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *StaffAction) GetAction() string {
@@ -1720,7 +2020,7 @@ type EvidenceAccessed struct {
 
 func (x *EvidenceAccessed) Reset() {
 	*x = EvidenceAccessed{}
-	mi := &file_takedown_v1_events_proto_msgTypes[17]
+	mi := &file_takedown_v1_events_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1732,7 +2032,7 @@ func (x *EvidenceAccessed) String() string {
 func (*EvidenceAccessed) ProtoMessage() {}
 
 func (x *EvidenceAccessed) ProtoReflect() protoreflect.Message {
-	mi := &file_takedown_v1_events_proto_msgTypes[17]
+	mi := &file_takedown_v1_events_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1745,7 +2045,7 @@ func (x *EvidenceAccessed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvidenceAccessed.ProtoReflect.Descriptor instead.
 func (*EvidenceAccessed) Descriptor() ([]byte, []int) {
-	return file_takedown_v1_events_proto_rawDescGZIP(), []int{17}
+	return file_takedown_v1_events_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *EvidenceAccessed) GetFileId() string {
@@ -1774,7 +2074,7 @@ type EvidenceHoldPlaced struct {
 
 func (x *EvidenceHoldPlaced) Reset() {
 	*x = EvidenceHoldPlaced{}
-	mi := &file_takedown_v1_events_proto_msgTypes[18]
+	mi := &file_takedown_v1_events_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1786,7 +2086,7 @@ func (x *EvidenceHoldPlaced) String() string {
 func (*EvidenceHoldPlaced) ProtoMessage() {}
 
 func (x *EvidenceHoldPlaced) ProtoReflect() protoreflect.Message {
-	mi := &file_takedown_v1_events_proto_msgTypes[18]
+	mi := &file_takedown_v1_events_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1799,7 +2099,7 @@ func (x *EvidenceHoldPlaced) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvidenceHoldPlaced.ProtoReflect.Descriptor instead.
 func (*EvidenceHoldPlaced) Descriptor() ([]byte, []int) {
-	return file_takedown_v1_events_proto_rawDescGZIP(), []int{18}
+	return file_takedown_v1_events_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *EvidenceHoldPlaced) GetHoldId() string {
@@ -1827,7 +2127,7 @@ type EvidenceHoldLifted struct {
 
 func (x *EvidenceHoldLifted) Reset() {
 	*x = EvidenceHoldLifted{}
-	mi := &file_takedown_v1_events_proto_msgTypes[19]
+	mi := &file_takedown_v1_events_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1839,7 +2139,7 @@ func (x *EvidenceHoldLifted) String() string {
 func (*EvidenceHoldLifted) ProtoMessage() {}
 
 func (x *EvidenceHoldLifted) ProtoReflect() protoreflect.Message {
-	mi := &file_takedown_v1_events_proto_msgTypes[19]
+	mi := &file_takedown_v1_events_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1852,7 +2152,7 @@ func (x *EvidenceHoldLifted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvidenceHoldLifted.ProtoReflect.Descriptor instead.
 func (*EvidenceHoldLifted) Descriptor() ([]byte, []int) {
-	return file_takedown_v1_events_proto_rawDescGZIP(), []int{19}
+	return file_takedown_v1_events_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *EvidenceHoldLifted) GetHoldId() string {
@@ -1884,7 +2184,7 @@ type EvidenceDestructionRequested struct {
 
 func (x *EvidenceDestructionRequested) Reset() {
 	*x = EvidenceDestructionRequested{}
-	mi := &file_takedown_v1_events_proto_msgTypes[20]
+	mi := &file_takedown_v1_events_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1896,7 +2196,7 @@ func (x *EvidenceDestructionRequested) String() string {
 func (*EvidenceDestructionRequested) ProtoMessage() {}
 
 func (x *EvidenceDestructionRequested) ProtoReflect() protoreflect.Message {
-	mi := &file_takedown_v1_events_proto_msgTypes[20]
+	mi := &file_takedown_v1_events_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1909,7 +2209,7 @@ func (x *EvidenceDestructionRequested) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvidenceDestructionRequested.ProtoReflect.Descriptor instead.
 func (*EvidenceDestructionRequested) Descriptor() ([]byte, []int) {
-	return file_takedown_v1_events_proto_rawDescGZIP(), []int{20}
+	return file_takedown_v1_events_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *EvidenceDestructionRequested) GetRequestId() string {
@@ -1964,7 +2264,7 @@ type EvidenceDestroyed struct {
 
 func (x *EvidenceDestroyed) Reset() {
 	*x = EvidenceDestroyed{}
-	mi := &file_takedown_v1_events_proto_msgTypes[21]
+	mi := &file_takedown_v1_events_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1976,7 +2276,7 @@ func (x *EvidenceDestroyed) String() string {
 func (*EvidenceDestroyed) ProtoMessage() {}
 
 func (x *EvidenceDestroyed) ProtoReflect() protoreflect.Message {
-	mi := &file_takedown_v1_events_proto_msgTypes[21]
+	mi := &file_takedown_v1_events_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1989,7 +2289,7 @@ func (x *EvidenceDestroyed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvidenceDestroyed.ProtoReflect.Descriptor instead.
 func (*EvidenceDestroyed) Descriptor() ([]byte, []int) {
-	return file_takedown_v1_events_proto_rawDescGZIP(), []int{21}
+	return file_takedown_v1_events_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *EvidenceDestroyed) GetReason() string {
@@ -2063,7 +2363,7 @@ type DestroyedFile struct {
 
 func (x *DestroyedFile) Reset() {
 	*x = DestroyedFile{}
-	mi := &file_takedown_v1_events_proto_msgTypes[22]
+	mi := &file_takedown_v1_events_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2075,7 +2375,7 @@ func (x *DestroyedFile) String() string {
 func (*DestroyedFile) ProtoMessage() {}
 
 func (x *DestroyedFile) ProtoReflect() protoreflect.Message {
-	mi := &file_takedown_v1_events_proto_msgTypes[22]
+	mi := &file_takedown_v1_events_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2088,7 +2388,7 @@ func (x *DestroyedFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestroyedFile.ProtoReflect.Descriptor instead.
 func (*DestroyedFile) Descriptor() ([]byte, []int) {
-	return file_takedown_v1_events_proto_rawDescGZIP(), []int{22}
+	return file_takedown_v1_events_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DestroyedFile) GetFileId() string {
@@ -2116,7 +2416,7 @@ var File_takedown_v1_events_proto protoreflect.FileDescriptor
 
 const file_takedown_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"\x18takedown/v1/events.proto\x12\vtakedown.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc5\v\n" +
+	"\x18takedown/v1/events.proto\x12\vtakedown.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe2\f\n" +
 	"\bEnvelope\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x1b\n" +
@@ -2142,7 +2442,9 @@ const file_takedown_v1_events_proto_rawDesc = "" +
 	"\x14evidence_hold_placed\x18\x16 \x01(\v2\x1f.takedown.v1.EvidenceHoldPlacedH\x00R\x12evidenceHoldPlaced\x12S\n" +
 	"\x14evidence_hold_lifted\x18\x17 \x01(\v2\x1f.takedown.v1.EvidenceHoldLiftedH\x00R\x12evidenceHoldLifted\x12q\n" +
 	"\x1eevidence_destruction_requested\x18\x18 \x01(\v2).takedown.v1.EvidenceDestructionRequestedH\x00R\x1cevidenceDestructionRequested\x12O\n" +
-	"\x12evidence_destroyed\x18\x19 \x01(\v2\x1e.takedown.v1.EvidenceDestroyedH\x00R\x11evidenceDestroyedB\t\n" +
+	"\x12evidence_destroyed\x18\x19 \x01(\v2\x1e.takedown.v1.EvidenceDestroyedH\x00R\x11evidenceDestroyed\x12Y\n" +
+	"\x16ncmec_submit_ambiguous\x18\x1a \x01(\v2!.takedown.v1.NcmecSubmitAmbiguousH\x00R\x14ncmecSubmitAmbiguous\x12@\n" +
+	"\rreport_closed\x18\x1b \x01(\v2\x19.takedown.v1.ReportClosedH\x00R\freportClosedB\t\n" +
 	"\apayload\"\x98\x01\n" +
 	"\x05Actor\x12+\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x17.takedown.v1.Actor.KindR\x04kind\x12\x0e\n" +
@@ -2213,44 +2515,69 @@ const file_takedown_v1_events_proto_rawDesc = "" +
 	"\vNcmecOpened\x12&\n" +
 	"\x0fncmec_report_id\x18\x01 \x01(\x03R\rncmecReportId\x12 \n" +
 	"\venvironment\x18\x02 \x01(\tR\venvironment\x12\x16\n" +
-	"\x06filing\x18\x03 \x01(\rR\x06filing\"\x95\x01\n" +
+	"\x06filing\x18\x03 \x01(\rR\x06filing\"\xad\x01\n" +
 	"\x11NcmecFileUploaded\x12&\n" +
 	"\x0fncmec_report_id\x18\x01 \x01(\x03R\rncmecReportId\x12\x17\n" +
 	"\afile_id\x18\x02 \x01(\tR\x06fileId\x12\"\n" +
 	"\rncmec_file_id\x18\x03 \x01(\tR\vncmecFileId\x12\x1b\n" +
-	"\tncmec_md5\x18\x04 \x01(\tR\bncmecMd5\"\xbb\x01\n" +
+	"\tncmec_md5\x18\x04 \x01(\tR\bncmecMd5\x12\x16\n" +
+	"\x06filing\x18\x05 \x01(\rR\x06filing\"\xcf\x02\n" +
 	"\rNcmecFinished\x12&\n" +
 	"\x0fncmec_report_id\x18\x01 \x01(\x03R\rncmecReportId\x12$\n" +
 	"\x0encmec_file_ids\x18\x02 \x03(\tR\fncmecFileIds\x12\x1f\n" +
 	"\vreceipt_xml\x18\x03 \x01(\tR\n" +
 	"receiptXml\x12;\n" +
 	"\vfinished_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"finishedAt\"\xbd\x01\n" +
+	"finishedAt\x12\x16\n" +
+	"\x06filing\x18\x05 \x01(\rR\x06filing\x12!\n" +
+	"\flearned_from\x18\x06 \x01(\tR\vlearnedFrom\x12&\n" +
+	"\x0fextra_copies_of\x18\a \x03(\tR\rextraCopiesOf\x12/\n" +
+	"\x14extra_ncmec_file_ids\x18\b \x03(\tR\x11extraNcmecFileIds\"\xd5\x01\n" +
 	"\vNcmecFailed\x12\x12\n" +
 	"\x04step\x18\x01 \x01(\tR\x04step\x12\x12\n" +
 	"\x04code\x18\x02 \x01(\x05R\x04code\x12 \n" +
 	"\vdescription\x18\x03 \x01(\tR\vdescription\x12#\n" +
 	"\rreport_opened\x18\x04 \x01(\bR\freportOpened\x12&\n" +
 	"\x0fncmec_report_id\x18\x05 \x01(\x03R\rncmecReportId\x12\x17\n" +
-	"\afile_id\x18\x06 \x01(\tR\x06fileId\"P\n" +
+	"\afile_id\x18\x06 \x01(\tR\x06fileId\x12\x16\n" +
+	"\x06filing\x18\a \x01(\rR\x06filing\"\x8a\x01\n" +
 	"\x0eNcmecRetracted\x12&\n" +
 	"\x0fncmec_report_id\x18\x01 \x01(\x03R\rncmecReportId\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xa0\x01\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x16\n" +
+	"\x06filing\x18\x03 \x01(\rR\x06filing\x12 \n" +
+	"\venvironment\x18\x04 \x01(\tR\venvironment\"\xda\x01\n" +
 	"\x15NcmecRetractionFailed\x12&\n" +
 	"\x0fncmec_report_id\x18\x01 \x01(\x03R\rncmecReportId\x12\x12\n" +
 	"\x04code\x18\x02 \x01(\x05R\x04code\x12 \n" +
 	"\vdescription\x18\x03 \x01(\tR\vdescription\x12)\n" +
-	"\x10already_finished\x18\x04 \x01(\bR\x0falreadyFinished\"=\n" +
+	"\x10already_finished\x18\x04 \x01(\bR\x0falreadyFinished\x12\x16\n" +
+	"\x06filing\x18\x05 \x01(\rR\x06filing\x12 \n" +
+	"\venvironment\x18\x06 \x01(\tR\venvironment\"}\n" +
 	"\fCaseUpserted\x12\x17\n" +
 	"\acase_id\x18\x01 \x01(\tR\x06caseId\x12\x14\n" +
-	"\x05state\x18\x02 \x01(\tR\x05state\"R\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12\x16\n" +
+	"\x06filing\x18\x03 \x01(\rR\x06filing\x12&\n" +
+	"\x0fncmec_report_id\x18\x04 \x01(\x03R\rncmecReportId\"R\n" +
 	"\n" +
 	"CaseFailed\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x16\n" +
-	"\x06fields\x18\x03 \x03(\tR\x06fields\"-\n" +
+	"\x06fields\x18\x03 \x03(\tR\x06fields\"\x8f\x01\n" +
 	"\x13RetractionRequested\x12\x16\n" +
-	"\x06reason\x18\x01 \x01(\tR\x06reason\"\x8a\x01\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x16\n" +
+	"\x06filing\x18\x02 \x01(\rR\x06filing\x12&\n" +
+	"\x0fncmec_report_id\x18\x03 \x01(\x03R\rncmecReportId\x12 \n" +
+	"\venvironment\x18\x04 \x01(\tR\venvironment\"\xa2\x01\n" +
+	"\x14NcmecSubmitAmbiguous\x12\x16\n" +
+	"\x06filing\x18\x01 \x01(\rR\x06filing\x12\x18\n" +
+	"\aattempt\x18\x02 \x01(\rR\aattempt\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x03 \x01(\tR\trequestId\x12 \n" +
+	"\vdescription\x18\x04 \x01(\tR\vdescription\x12\x17\n" +
+	"\agave_up\x18\x05 \x01(\bR\x06gaveUp\">\n" +
+	"\fReportClosed\x12\x16\n" +
+	"\x06filing\x18\x01 \x01(\rR\x06filing\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x8a\x01\n" +
 	"\vStaffAction\x12\x16\n" +
 	"\x06action\x18\x01 \x01(\tR\x06action\x12\x16\n" +
 	"\x06method\x18\x02 \x01(\tR\x06method\x12\x12\n" +
@@ -2302,7 +2629,7 @@ func file_takedown_v1_events_proto_rawDescGZIP() []byte {
 }
 
 var file_takedown_v1_events_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_takedown_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_takedown_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_takedown_v1_events_proto_goTypes = []any{
 	(Actor_Kind)(0),                      // 0: takedown.v1.Actor.Kind
 	(*Envelope)(nil),                     // 1: takedown.v1.Envelope
@@ -2321,17 +2648,19 @@ var file_takedown_v1_events_proto_goTypes = []any{
 	(*CaseUpserted)(nil),                 // 14: takedown.v1.CaseUpserted
 	(*CaseFailed)(nil),                   // 15: takedown.v1.CaseFailed
 	(*RetractionRequested)(nil),          // 16: takedown.v1.RetractionRequested
-	(*StaffAction)(nil),                  // 17: takedown.v1.StaffAction
-	(*EvidenceAccessed)(nil),             // 18: takedown.v1.EvidenceAccessed
-	(*EvidenceHoldPlaced)(nil),           // 19: takedown.v1.EvidenceHoldPlaced
-	(*EvidenceHoldLifted)(nil),           // 20: takedown.v1.EvidenceHoldLifted
-	(*EvidenceDestructionRequested)(nil), // 21: takedown.v1.EvidenceDestructionRequested
-	(*EvidenceDestroyed)(nil),            // 22: takedown.v1.EvidenceDestroyed
-	(*DestroyedFile)(nil),                // 23: takedown.v1.DestroyedFile
-	(*timestamppb.Timestamp)(nil),        // 24: google.protobuf.Timestamp
+	(*NcmecSubmitAmbiguous)(nil),         // 17: takedown.v1.NcmecSubmitAmbiguous
+	(*ReportClosed)(nil),                 // 18: takedown.v1.ReportClosed
+	(*StaffAction)(nil),                  // 19: takedown.v1.StaffAction
+	(*EvidenceAccessed)(nil),             // 20: takedown.v1.EvidenceAccessed
+	(*EvidenceHoldPlaced)(nil),           // 21: takedown.v1.EvidenceHoldPlaced
+	(*EvidenceHoldLifted)(nil),           // 22: takedown.v1.EvidenceHoldLifted
+	(*EvidenceDestructionRequested)(nil), // 23: takedown.v1.EvidenceDestructionRequested
+	(*EvidenceDestroyed)(nil),            // 24: takedown.v1.EvidenceDestroyed
+	(*DestroyedFile)(nil),                // 25: takedown.v1.DestroyedFile
+	(*timestamppb.Timestamp)(nil),        // 26: google.protobuf.Timestamp
 }
 var file_takedown_v1_events_proto_depIdxs = []int32{
-	24, // 0: takedown.v1.Envelope.occurred_at:type_name -> google.protobuf.Timestamp
+	26, // 0: takedown.v1.Envelope.occurred_at:type_name -> google.protobuf.Timestamp
 	2,  // 1: takedown.v1.Envelope.actor:type_name -> takedown.v1.Actor
 	3,  // 2: takedown.v1.Envelope.report_submitted:type_name -> takedown.v1.ReportSubmitted
 	8,  // 3: takedown.v1.Envelope.ncmec_opened:type_name -> takedown.v1.NcmecOpened
@@ -2343,28 +2672,30 @@ var file_takedown_v1_events_proto_depIdxs = []int32{
 	14, // 9: takedown.v1.Envelope.case_upserted:type_name -> takedown.v1.CaseUpserted
 	15, // 10: takedown.v1.Envelope.case_failed:type_name -> takedown.v1.CaseFailed
 	16, // 11: takedown.v1.Envelope.retraction_requested:type_name -> takedown.v1.RetractionRequested
-	17, // 12: takedown.v1.Envelope.staff_action:type_name -> takedown.v1.StaffAction
-	18, // 13: takedown.v1.Envelope.evidence_accessed:type_name -> takedown.v1.EvidenceAccessed
-	19, // 14: takedown.v1.Envelope.evidence_hold_placed:type_name -> takedown.v1.EvidenceHoldPlaced
-	20, // 15: takedown.v1.Envelope.evidence_hold_lifted:type_name -> takedown.v1.EvidenceHoldLifted
-	21, // 16: takedown.v1.Envelope.evidence_destruction_requested:type_name -> takedown.v1.EvidenceDestructionRequested
-	22, // 17: takedown.v1.Envelope.evidence_destroyed:type_name -> takedown.v1.EvidenceDestroyed
-	0,  // 18: takedown.v1.Actor.kind:type_name -> takedown.v1.Actor.Kind
-	4,  // 19: takedown.v1.ReportSubmitted.report:type_name -> takedown.v1.Report
-	6,  // 20: takedown.v1.ReportSubmitted.files:type_name -> takedown.v1.File
-	7,  // 21: takedown.v1.ReportSubmitted.data_key:type_name -> takedown.v1.WrappedKey
-	24, // 22: takedown.v1.Report.incident_time:type_name -> google.protobuf.Timestamp
-	5,  // 23: takedown.v1.Report.uploader:type_name -> takedown.v1.Uploader
-	24, // 24: takedown.v1.Report.submitted_at:type_name -> google.protobuf.Timestamp
-	24, // 25: takedown.v1.File.original_upload_time:type_name -> google.protobuf.Timestamp
-	24, // 26: takedown.v1.NcmecFinished.finished_at:type_name -> google.protobuf.Timestamp
-	24, // 27: takedown.v1.EvidenceDestructionRequested.requested_on:type_name -> google.protobuf.Timestamp
-	23, // 28: takedown.v1.EvidenceDestroyed.files:type_name -> takedown.v1.DestroyedFile
-	29, // [29:29] is the sub-list for method output_type
-	29, // [29:29] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	19, // 12: takedown.v1.Envelope.staff_action:type_name -> takedown.v1.StaffAction
+	20, // 13: takedown.v1.Envelope.evidence_accessed:type_name -> takedown.v1.EvidenceAccessed
+	21, // 14: takedown.v1.Envelope.evidence_hold_placed:type_name -> takedown.v1.EvidenceHoldPlaced
+	22, // 15: takedown.v1.Envelope.evidence_hold_lifted:type_name -> takedown.v1.EvidenceHoldLifted
+	23, // 16: takedown.v1.Envelope.evidence_destruction_requested:type_name -> takedown.v1.EvidenceDestructionRequested
+	24, // 17: takedown.v1.Envelope.evidence_destroyed:type_name -> takedown.v1.EvidenceDestroyed
+	17, // 18: takedown.v1.Envelope.ncmec_submit_ambiguous:type_name -> takedown.v1.NcmecSubmitAmbiguous
+	18, // 19: takedown.v1.Envelope.report_closed:type_name -> takedown.v1.ReportClosed
+	0,  // 20: takedown.v1.Actor.kind:type_name -> takedown.v1.Actor.Kind
+	4,  // 21: takedown.v1.ReportSubmitted.report:type_name -> takedown.v1.Report
+	6,  // 22: takedown.v1.ReportSubmitted.files:type_name -> takedown.v1.File
+	7,  // 23: takedown.v1.ReportSubmitted.data_key:type_name -> takedown.v1.WrappedKey
+	26, // 24: takedown.v1.Report.incident_time:type_name -> google.protobuf.Timestamp
+	5,  // 25: takedown.v1.Report.uploader:type_name -> takedown.v1.Uploader
+	26, // 26: takedown.v1.Report.submitted_at:type_name -> google.protobuf.Timestamp
+	26, // 27: takedown.v1.File.original_upload_time:type_name -> google.protobuf.Timestamp
+	26, // 28: takedown.v1.NcmecFinished.finished_at:type_name -> google.protobuf.Timestamp
+	26, // 29: takedown.v1.EvidenceDestructionRequested.requested_on:type_name -> google.protobuf.Timestamp
+	25, // 30: takedown.v1.EvidenceDestroyed.files:type_name -> takedown.v1.DestroyedFile
+	31, // [31:31] is the sub-list for method output_type
+	31, // [31:31] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_takedown_v1_events_proto_init() }
@@ -2389,6 +2720,8 @@ func file_takedown_v1_events_proto_init() {
 		(*Envelope_EvidenceHoldLifted)(nil),
 		(*Envelope_EvidenceDestructionRequested)(nil),
 		(*Envelope_EvidenceDestroyed)(nil),
+		(*Envelope_NcmecSubmitAmbiguous)(nil),
+		(*Envelope_ReportClosed)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2396,7 +2729,7 @@ func file_takedown_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_takedown_v1_events_proto_rawDesc), len(file_takedown_v1_events_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   23,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
