@@ -17,7 +17,7 @@ import (
 	"takedown/pkg/config"
 	"takedown/pkg/events"
 	"takedown/pkg/evidence"
-	"takedown/pkg/handover"
+	lifecycle "takedown/pkg/filing"
 	"takedown/pkg/keyring"
 	"takedown/pkg/metrics"
 	"takedown/pkg/ncmec"
@@ -57,7 +57,8 @@ func LoadConfig(l *config.Loader) Config {
 		Worker: worker.Config{
 			Concurrency:    l.Int("FILING_CONCURRENCY", 16, 1, 1000),
 			UploadParallel: l.Int("UPLOAD_PARALLELISM", 3, 1, 32),
-			Lease:          l.Duration("FILING_LEASE", 2*time.Minute),
+			Lease:          l.Duration("FILING_LEASE", 12*time.Second),
+			AmbiguousLimit: l.Int("AMBIGUOUS_SUBMIT_LIMIT", 3, 1, 100),
 			Poll:           l.Duration("FILING_POLL_INTERVAL", time.Second),
 			Window:         l.Duration("RETRY_WINDOW", 45*time.Minute),
 			BackoffMin:     l.Duration("RETRY_MIN_DELAY", time.Second),
@@ -164,7 +165,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Options) (*A
 	wcfg.CrashAfter = o.CrashAfter
 	a.pool = worker.New(wcfg, worker.Deps{
 		Store: a.store, Clients: clients, Evidence: ev, Keys: keys,
-		Handover: handover.New(base.JS, handover.Config{Replicas: cfg.Service.StreamReplicas}),
+		Handover: lifecycle.NewHandover(base.JS, lifecycle.HandoverConfig{Replicas: cfg.Service.StreamReplicas}),
 		Metrics:  base.Metrics, Log: log,
 		Kill: func() {
 			if a.cancel != nil {

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"takedown/pkg/events"
-	"takedown/pkg/handover"
+	"takedown/pkg/filing"
 	"takedown/pkg/ncmec"
 	"takedown/pkg/ncmec/ncmecsim"
 	pb "takedown/pkg/proto/takedown/v1"
@@ -119,9 +119,8 @@ func TestThreeFilesFinished(t *testing.T) {
 	if st := h.testSim.State(); len(st.Reports) != 0 {
 		t.Errorf("a production report reached the test environment")
 	}
-	hs, err := handover.New(h.js, handover.Config{}).Get(context.Background(), handover.Key(id, 1))
-	if err != nil || hs != handover.Finished {
-		t.Errorf("handover state %q, %v", hs, err)
+	if got, err := filing.NewHandover(h.js, filing.HandoverConfig{}).ClaimRetract(context.Background(), id, 1, true); err != nil || got != filing.FinishedFirst {
+		t.Errorf("hand-over: a retraction is answered %v, %v; want finished first", got, err)
 	}
 }
 
@@ -193,9 +192,9 @@ func TestRetractionBeforeSubmitFilesNothing(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, harnessOpts{})
 	id := events.NewID()
-	ho := handover.New(h.js, handover.Config{})
-	if ok, _, err := ho.Claim(context.Background(), handover.Key(id, 1), []handover.State{handover.None}, handover.Retracting); !ok || err != nil {
-		t.Fatal(ok, err)
+	ho := filing.NewHandover(h.js, filing.HandoverConfig{})
+	if got, err := ho.ClaimRetract(context.Background(), id, 1, false); got != filing.RetractNow || err != nil {
+		t.Fatal(got, err)
 	}
 	h.start(app.Options{})
 	h.submitAs(id, files3()[:1]...)

@@ -51,12 +51,12 @@ func TestHostileAnswers(t *testing.T) {
 		name    string
 		wrap    func(http.Handler) http.Handler
 		outcome string // "finished" or the failed step
-		desc    string
+		desc    string // in the failure, or in the ambiguous /submit's event
 	}{
-		{"submit not XML", hostile("submit", 1, constant("<html><body>502 Bad Gateway</body></html>")), "submit", "not a CyberTipline XML document"},
-		{"submit huge", hostile("submit", 1, func([]byte) []byte { return huge }), "submit", "exceeds the size limit"},
-		{"submit doctype", hostile("submit", 1, constant(entityBomb)), "submit", "DOCTYPE"},
-		{"submit without reportId", hostile("submit", 1, constant(`<reportResponse><responseCode>0</responseCode><responseDescription>Success</responseDescription></reportResponse>`)), "submit", "without reportId"},
+		{"submit not XML", hostile("submit", 1, constant("<html><body>502 Bad Gateway</body></html>")), "finished", "not a CyberTipline XML document"},
+		{"submit huge", hostile("submit", 1, func([]byte) []byte { return huge }), "finished", "exceeds the size limit"},
+		{"submit doctype", hostile("submit", 1, constant(entityBomb)), "finished", "DOCTYPE"},
+		{"submit without reportId", hostile("submit", 1, constant(`<reportResponse><responseCode>0</responseCode><responseDescription>Success</responseDescription></reportResponse>`)), "finished", "without reportId"},
 		{"upload wrong MD5", hostile("upload", 1, func(b []byte) []byte {
 			return wrongMD5.ReplaceAll(b, []byte("<hash>00000000000000000000000000000000</hash>"))
 		}), "upload", "must not be finished"},
@@ -75,9 +75,18 @@ func TestHostileAnswers(t *testing.T) {
 			evs := h.waitEnd(id, 30*time.Second)
 			last := evs[len(evs)-1]
 			st := h.sim.State()
+			submits := 1
 			if c.outcome == "finished" {
 				if last.Type != events.NcmecFinished {
 					t.Fatalf("ended with %s %v", last.Type, last.GetNcmecFailed())
+				}
+				if strings.HasPrefix(c.name, "submit") {
+					// An answer we cannot read may hide an opened report: it
+					// is recorded as ambiguous and a fresh report is opened.
+					submits = 2
+					if a := evs[0].GetNcmecSubmitAmbiguous(); a == nil || !strings.Contains(a.Description, c.desc) {
+						t.Fatalf("first event %v, want an ambiguous /submit saying %q", evs[0], c.desc)
+					}
 				}
 			} else {
 				fl := last.GetNcmecFailed()
@@ -90,8 +99,8 @@ func TestHostileAnswers(t *testing.T) {
 					}
 				}
 			}
-			if n := st.Calls[ncmec.EndpointSubmit]; n != 1 {
-				t.Errorf("%d submits, want 1", n)
+			if n := st.Calls[ncmec.EndpointSubmit]; n != submits {
+				t.Errorf("%d submits, want %d", n, submits)
 			}
 			select {
 			case err := <-r.done:

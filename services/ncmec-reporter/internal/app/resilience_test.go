@@ -63,9 +63,10 @@ func TestCrashAndResume(t *testing.T) {
 	}
 }
 
-// Killed between sending /submit and recording the answer, the filing is
-// failed as ambiguous and never submitted again.
-func TestCrashAfterSubmitSentNeverResubmits(t *testing.T) {
+// Killed between sending /submit and recording the answer, the restarted
+// reporter records the ambiguity and opens a fresh report (DESIGN.md §5):
+// the first stays unfinished at NCMEC, which deletes it by itself.
+func TestCrashAfterSubmitSentOpensFreshReport(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, harnessOpts{})
 	first := h.start(app.Options{CrashAfter: "submit:sent"})
@@ -73,12 +74,25 @@ func TestCrashAfterSubmitSentNeverResubmits(t *testing.T) {
 	first.crashed(t)
 	h.start(app.Options{})
 	evs := h.waitEnd(id, 30*time.Second)
-	f := evs[len(evs)-1].GetNcmecFailed()
-	if f == nil || f.Step != "submit" || f.ReportOpened || !strings.Contains(f.Description, "check with NCMEC") {
-		t.Fatalf("want an ambiguous submit failure, got %v", evs[len(evs)-1])
+	if last := evs[len(evs)-1]; last.Type != events.NcmecFinished {
+		t.Fatalf("ended with %v", last)
 	}
-	if n := h.sim.State().Calls[ncmec.EndpointSubmit]; n != 1 {
-		t.Fatalf("%d submits, want 1", n)
+	amb := evs[0].GetNcmecSubmitAmbiguous()
+	if amb == nil || amb.Attempt != 1 || amb.GaveUp || amb.Filing != 1 || !strings.Contains(amb.Description, "delete it unfinished") {
+		t.Fatalf("first event %v, want an ambiguous /submit", evs[0])
+	}
+	st := h.sim.State()
+	if st.Calls[ncmec.EndpointSubmit] != 2 || len(st.Reports) != 2 {
+		t.Fatalf("%d submits, %d reports; want a fresh report after the ambiguous one", st.Calls[ncmec.EndpointSubmit], len(st.Reports))
+	}
+	finished := 0
+	for _, r := range st.Reports {
+		if r.Status == ncmecsim.StatusFinished {
+			finished++
+		}
+	}
+	if finished != 1 {
+		t.Fatalf("%d finished NCMEC reports, want 1", finished)
 	}
 }
 
@@ -90,11 +104,13 @@ type faultCase struct {
 	desc    string // part of the failure's description
 	// submits is the number of /submit calls expected (1 unless retried)
 	submits int
+	// learnt is how the finish was learnt, when it matters
+	learnt string
 }
 
 // Every injected failure class at every endpoint: transient ones are retried
 // to success, permanent ones fail with the step and the code, and an
-// ambiguous /submit is never repeated.
+// ambiguous /submit opens a fresh report, up to the bound.
 func TestFaults(t *testing.T) {
 	t.Parallel()
 	f := func(ep, kind string, code, status int) ncmecsim.Fault {
@@ -102,44 +118,46 @@ func TestFaults(t *testing.T) {
 	}
 	cases := map[string]faultCase{
 		// /submit: retried only when NCMEC's answer proves no report was opened.
-		"submit_1000":       {f("submit", "code", 1000, 0), "finished", 0, "", 3},
-		"submit_1100":       {f("submit", "code", 1100, 0), "finished", 0, "", 3},
-		"submit_rate_limit": {f("submit", "rate_limit", 0, 0), "finished", 0, "", 3},
-		"submit_http503":    {f("submit", "http", 0, 503), "submit", 0, "check with NCMEC", 1},
-		"submit_drop":       {f("submit", "drop", 0, 0), "submit", 0, "check with NCMEC", 1},
-		"submit_lost":       {f("submit", "lost_response", 0, 0), "submit", 0, "check with NCMEC", 1},
-		"submit_slow":       {ncmecsim.Fault{Endpoint: "submit", Kind: "slow", DelayMS: 3000}, "submit", 0, "check with NCMEC", 1},
-		"submit_4100":       {f("submit", "code", 4100, 0), "submit", 4100, "Validation", 1},
-		"submit_2000":       {f("submit", "code", 2000, 0), "submit", 2000, "credentials", 1},
-		"submit_3100":       {f("submit", "code", 3100, 0), "submit", 3100, "credentials", 1},
-		"upload_1111":       {f("upload", "code", 1111, 0), "finished", 0, "", 1},
-		"upload_1110":       {f("upload", "code", 1110, 0), "finished", 0, "", 1},
-		"upload_http503":    {f("upload", "http", 0, 503), "finished", 0, "", 1},
-		"upload_drop":       {f("upload", "drop", 0, 0), "finished", 0, "", 1},
-		"upload_lost":       {f("upload", "lost_response", 0, 0), "finished", 0, "", 1},
-		"upload_rate_limit": {f("upload", "rate_limit", 0, 0), "finished", 0, "", 1},
-		"upload_slow":       {ncmecsim.Fault{Endpoint: "upload", Kind: "slow", DelayMS: 300}, "finished", 0, "", 1},
-		"upload_4200":       {f("upload", "code", 4200, 0), "upload", 4200, "Malformed", 1},
-		"upload_5001":       {f("upload", "code", 5001, 0), "upload", 5001, "no longer has the report", 1},
-		"upload_2000":       {f("upload", "code", 2000, 0), "upload", 2000, "credentials", 1},
-		"fileinfo_1000":     {f("fileinfo", "code", 1000, 0), "finished", 0, "", 1},
-		"fileinfo_http502":  {f("fileinfo", "http", 0, 502), "finished", 0, "", 1},
-		"fileinfo_drop":     {f("fileinfo", "drop", 0, 0), "finished", 0, "", 1},
-		"fileinfo_lost":     {f("fileinfo", "lost_response", 0, 0), "finished", 0, "", 1},
-		"fileinfo_slow":     {ncmecsim.Fault{Endpoint: "fileinfo", Kind: "slow", DelayMS: 3000}, "finished", 0, "", 1},
-		"fileinfo_4100":     {f("fileinfo", "code", 4100, 0), "fileinfo", 4100, "Validation", 1},
-		"fileinfo_5002":     {f("fileinfo", "code", 5002, 0), "fileinfo", 5002, "", 1},
-		"finish_1000":       {f("finish", "code", 1000, 0), "finished", 0, "", 1},
-		"finish_http503":    {f("finish", "http", 0, 503), "finished", 0, "", 1},
-		"finish_drop":       {f("finish", "drop", 0, 0), "finished", 0, "", 1},
-		"finish_lost":       {f("finish", "lost_response", 0, 0), "finished", 0, "", 1}, // then 5102: success
-		"finish_rate_limit": {f("finish", "rate_limit", 0, 0), "finished", 0, "", 1},
-		"finish_3000":       {f("finish", "code", 3000, 0), "finish", 3000, "credentials", 1},
-		"finish_5001":       {f("finish", "code", 5001, 0), "finish", 5001, "no longer has the report", 1},
-		"upload_window":     {ncmecsim.Fault{Endpoint: "upload", Kind: "code", Code: 1111, Times: -1}, "upload", 1111, "retry window", 1},
-		"fileinfo_window":   {ncmecsim.Fault{Endpoint: "fileinfo", Kind: "http", Status: 503, Times: -1}, "fileinfo", 0, "retry window", 1},
-		"finish_window":     {ncmecsim.Fault{Endpoint: "finish", Kind: "code", Code: 1000, Times: -1}, "finish", 1000, "retry window", 1},
-		"submit_window":     {ncmecsim.Fault{Endpoint: "submit", Kind: "code", Code: 1100, Times: -1}, "submit", 1100, "retry window", 0},
+		"submit_1000":       {f("submit", "code", 1000, 0), "finished", 0, "", 3, ""},
+		"submit_1100":       {f("submit", "code", 1100, 0), "finished", 0, "", 3, ""},
+		"submit_rate_limit": {f("submit", "rate_limit", 0, 0), "finished", 0, "", 3, ""},
+		// Ambiguous /submit: a fresh report each time, up to the bound (3).
+		"submit_http503": {f("submit", "http", 0, 503), "finished", 0, "", 3, ""},
+		"submit_drop":    {f("submit", "drop", 0, 0), "finished", 0, "", 3, ""},
+		"submit_lost":    {f("submit", "lost_response", 0, 0), "finished", 0, "", 3, ""},
+		"submit_slow":    {ncmecsim.Fault{Endpoint: "submit", Kind: "slow", DelayMS: 3000, Times: 1}, "finished", 0, "", 2, ""},
+		"submit_bound":   {ncmecsim.Fault{Endpoint: "submit", Kind: "lost_response", Times: -1}, "submit", 0, "Gave up after 3", 3, ""},
+		"submit_4100":       {f("submit", "code", 4100, 0), "submit", 4100, "Validation", 1, ""},
+		"submit_2000":       {f("submit", "code", 2000, 0), "submit", 2000, "credentials", 1, ""},
+		"submit_3100":       {f("submit", "code", 3100, 0), "submit", 3100, "credentials", 1, ""},
+		"upload_1111":       {f("upload", "code", 1111, 0), "finished", 0, "", 1, ""},
+		"upload_1110":       {f("upload", "code", 1110, 0), "finished", 0, "", 1, ""},
+		"upload_http503":    {f("upload", "http", 0, 503), "finished", 0, "", 1, ""},
+		"upload_drop":       {f("upload", "drop", 0, 0), "finished", 0, "", 1, ""},
+		"upload_lost":       {f("upload", "lost_response", 0, 0), "finished", 0, "", 1, ""},
+		"upload_rate_limit": {f("upload", "rate_limit", 0, 0), "finished", 0, "", 1, ""},
+		"upload_slow":       {ncmecsim.Fault{Endpoint: "upload", Kind: "slow", DelayMS: 300}, "finished", 0, "", 1, ""},
+		"upload_4200":       {f("upload", "code", 4200, 0), "upload", 4200, "Malformed", 1, ""},
+		"upload_5001":       {f("upload", "code", 5001, 0), "upload", 5001, "no longer has the report", 1, ""},
+		"upload_2000":       {f("upload", "code", 2000, 0), "upload", 2000, "credentials", 1, ""},
+		"fileinfo_1000":     {f("fileinfo", "code", 1000, 0), "finished", 0, "", 1, ""},
+		"fileinfo_http502":  {f("fileinfo", "http", 0, 502), "finished", 0, "", 1, ""},
+		"fileinfo_drop":     {f("fileinfo", "drop", 0, 0), "finished", 0, "", 1, ""},
+		"fileinfo_lost":     {f("fileinfo", "lost_response", 0, 0), "finished", 0, "", 1, ""},
+		"fileinfo_slow":     {ncmecsim.Fault{Endpoint: "fileinfo", Kind: "slow", DelayMS: 3000}, "finished", 0, "", 1, ""},
+		"fileinfo_4100":     {f("fileinfo", "code", 4100, 0), "fileinfo", 4100, "Validation", 1, ""},
+		"fileinfo_5002":     {f("fileinfo", "code", 5002, 0), "fileinfo", 5002, "", 1, ""},
+		"finish_1000":       {f("finish", "code", 1000, 0), "finished", 0, "", 1, ""},
+		"finish_http503":    {f("finish", "http", 0, 503), "finished", 0, "", 1, ""},
+		"finish_drop":       {f("finish", "drop", 0, 0), "finished", 0, "", 1, ""},
+		"finish_lost":       {f("finish", "lost_response", 0, 0), "finished", 0, "", 1, "finish_5102"}, // then 5102: success
+		"finish_rate_limit": {f("finish", "rate_limit", 0, 0), "finished", 0, "", 1, ""},
+		"finish_3000":       {f("finish", "code", 3000, 0), "finish", 3000, "credentials", 1, ""},
+		"finish_5001":       {f("finish", "code", 5001, 0), "finish", 5001, "no longer has the report", 1, ""},
+		"upload_window":     {ncmecsim.Fault{Endpoint: "upload", Kind: "code", Code: 1111, Times: -1}, "upload", 1111, "retry window", 1, ""},
+		"fileinfo_window":   {ncmecsim.Fault{Endpoint: "fileinfo", Kind: "http", Status: 503, Times: -1}, "fileinfo", 0, "retry window", 1, ""},
+		"finish_window":     {ncmecsim.Fault{Endpoint: "finish", Kind: "code", Code: 1000, Times: -1}, "finish", 1000, "retry window", 1, ""},
+		"submit_window":     {ncmecsim.Fault{Endpoint: "submit", Kind: "code", Code: 1100, Times: -1}, "submit", 1100, "retry window", 0, ""},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -165,13 +183,31 @@ func TestFaults(t *testing.T) {
 				if last.Type != events.NcmecFinished {
 					t.Fatalf("ended with %s %v", last.Type, last.GetNcmecFailed())
 				}
-				if len(st.Reports) != 1 || st.Reports[0].Status != ncmecsim.StatusFinished {
-					t.Fatalf("NCMEC state %+v", st.Reports)
+				var done []ncmecsim.ReportState
+				for _, r := range st.Reports {
+					if r.Status == ncmecsim.StatusFinished {
+						done = append(done, r)
+					}
+				}
+				if len(done) != 1 || len(st.Reports) > max(c.submits, 1) {
+					t.Fatalf("NCMEC state %+v: want one finished report of at most %d", st.Reports, max(c.submits, 1))
+				}
+				fin := last.GetNcmecFinished()
+				if c.learnt != "" && fin.LearnedFrom != c.learnt {
+					t.Errorf("finish learnt from %q, want %q", fin.LearnedFrom, c.learnt)
 				}
 				// A lost upload answer may leave an identical duplicate; never
-				// fewer than our files, never a file that is not ours.
-				if n := len(st.Reports[0].Files); n < 2 {
+				// fewer than our files, never a file that is not ours. Each
+				// extra copy is named in the finished event.
+				n := len(done[0].Files)
+				if n < 2 {
 					t.Errorf("%d files at NCMEC", n)
+				}
+				if len(fin.ExtraNcmecFileIds) != n-2 {
+					t.Errorf("%d files at NCMEC, extra copies named %v", n, fin.ExtraNcmecFileIds)
+				}
+				if n > 2 && len(fin.ExtraCopiesOf) == 0 {
+					t.Errorf("NCMEC holds %d copies of 2 files, but no file is named as copied", n)
 				}
 				return
 			}
@@ -192,5 +228,23 @@ func TestFaults(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Killed mid-filing, the reporter's filing resumes within 15 s of the
+// restart with the default lease (issue 20: the lease used to be 2 minutes).
+func TestResumeWithinSecondsOfRestart(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOpts{tune: func(cfg *app.Config) {
+		cfg.Worker.Lease = 0 // the default
+	}})
+	first := h.start(app.Options{CrashAfter: "upload:0"})
+	id, _ := h.submit(false, files3()...)
+	first.crashed(t)
+	restarted := time.Now()
+	h.start(app.Options{})
+	h.waitEnd(id, 30*time.Second)
+	if took := time.Since(restarted); took > 15*time.Second {
+		t.Fatalf("the filing finished %v after the restart, want within 15 s", took)
 	}
 }

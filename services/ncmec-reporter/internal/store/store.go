@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"takedown/pkg/database"
+	"takedown/pkg/filing"
 	"takedown/pkg/keyring"
 	"takedown/pkg/ncmec"
 	"takedown/pkg/outbox"
@@ -32,14 +33,16 @@ var Migrations = database.Migrations{Name: "ncmec", FS: migrationFiles}
 // Channel is notified when a filing is recorded, to wake idle workers.
 const Channel = "takedown_ncmec_filings"
 
-// Filing states.
+// Filing states: pkg/filing's, and the reporter's own write-ahead mark.
 const (
-	StatePending    = "pending"    // nothing sent yet
-	StateSubmitting = "submitting" // /submit may have been sent: never send it again
-	StateOpen       = "open"       // NCMEC report id known
-	StateFinished   = "finished"
-	StateFailed     = "failed"
-	StateRetracted  = "retracted" // retraction took over before /finish
+	StatePending = string(filing.Pending) // nothing sent yet
+	// StateSubmitting marks a pending filing whose /submit may have been
+	// sent: its answer is unknown until recorded (an ambiguous /submit).
+	StateSubmitting = "submitting"
+	StateOpen       = string(filing.Opened) // NCMEC report id known
+	StateFinished   = string(filing.Finished)
+	StateFailed     = string(filing.Failed)
+	StateRetracted  = string(filing.Retracted) // retraction took over before /finish
 )
 
 // Environments.
@@ -65,6 +68,7 @@ type Filing struct {
 	NCMECID     int64
 	LastChange  time.Time // of the last successful NCMEC change (created_at before /submit)
 	Attempts    int
+	Ambiguous   int // ambiguous /submit attempts in a row
 	Files       []File
 
 	owner string
@@ -78,6 +82,7 @@ type File struct {
 	Size           int64
 	MD5            string
 	UploadAttempts int
+	UploadRefused  int // attempts NCMEC refused with an answer: no copy left
 	NCMECFileID    string
 	NCMECMD5       string
 	Described      bool
@@ -143,7 +148,7 @@ func (s *Store) Claim(ctx context.Context, owner string, lease time.Duration) (*
 	var id int64
 	err := s.pool.QueryRow(ctx, `UPDATE filings SET lease_owner = $1, lease_until = now() + make_interval(secs => $2), updated_at = now()
 		WHERE id = (SELECT id FROM filings
-			WHERE state IN ('pending', 'submitting', 'open') AND next_attempt_at <= now()
+			WHERE state IN ('pending', 'submitting', 'opened') AND next_attempt_at <= now()
 			  AND (lease_until IS NULL OR lease_until < now())
 			ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
 		RETURNING id`, owner, lease.Seconds()).Scan(&id)
@@ -167,9 +172,9 @@ func (s *Store) load(ctx context.Context, id int64) (*Filing, error) {
 	var keyID *string
 	var ncmecID *int64
 	err := s.pool.QueryRow(ctx, `SELECT report_id::text, filing, environment, submitted, key_id, key_ciphertext, state,
-			report_xml, ncmec_report_id, last_change_at, attempts
+			report_xml, ncmec_report_id, last_change_at, attempts, ambiguous_submits
 		FROM filings WHERE id = $1`, id).Scan(&f.ReportID, &f.Filing, &f.Environment, &payload, &keyID, &keyCT,
-		&f.State, &f.ReportXML, &ncmecID, &f.LastChange, &f.Attempts)
+		&f.State, &f.ReportXML, &ncmecID, &f.LastChange, &f.Attempts, &f.Ambiguous)
 	if err != nil {
 		return nil, fmt.Errorf("load filing %d: %w", id, err)
 	}
@@ -183,7 +188,7 @@ func (s *Store) load(ctx context.Context, id int64) (*Filing, error) {
 	if ncmecID != nil {
 		f.NCMECID = *ncmecID
 	}
-	rows, err := s.pool.Query(ctx, `SELECT idx, file_id::text, object_key, size, md5, upload_attempts,
+	rows, err := s.pool.Query(ctx, `SELECT idx, file_id::text, object_key, size, md5, upload_attempts, upload_refused,
 			coalesce(ncmec_file_id, ''), coalesce(ncmec_md5, ''), described_at IS NOT NULL
 		FROM filing_files WHERE filing_id = $1 ORDER BY idx`, id)
 	if err != nil {
@@ -191,7 +196,7 @@ func (s *Store) load(ctx context.Context, id int64) (*Filing, error) {
 	}
 	f.Files, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (File, error) {
 		var x File
-		err := r.Scan(&x.Idx, &x.FileID, &x.ObjectKey, &x.Size, &x.MD5, &x.UploadAttempts, &x.NCMECFileID, &x.NCMECMD5, &x.Described)
+		err := r.Scan(&x.Idx, &x.FileID, &x.ObjectKey, &x.Size, &x.MD5, &x.UploadAttempts, &x.UploadRefused, &x.NCMECFileID, &x.NCMECMD5, &x.Described)
 		return x, err
 	})
 	if err != nil {
@@ -304,12 +309,36 @@ func (s *Store) SubmitNotApplied(ctx context.Context, f *Filing, c Call) error {
 	return err
 }
 
+// SubmitAmbiguous records an /submit that may have opened a report whose id
+// we never learnt (c, when there was an answer to log), with the
+// ncmec.submit_ambiguous event. The filing is pending again: its next
+// /submit opens a fresh report (DESIGN.md §5).
+func (s *Store) SubmitAmbiguous(ctx context.Context, f *Filing, c *Call, ev *pb.Envelope) error {
+	err := s.update(ctx, f, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE filings SET state = 'pending', submit_attempted_at = NULL,
+				ambiguous_submits = ambiguous_submits + 1, updated_at = now() WHERE id = $1`, f.ID); err != nil {
+			return err
+		}
+		if c != nil {
+			if err := logCall(ctx, tx, f.ID, *c); err != nil {
+				return err
+			}
+		}
+		return outbox.Add(ctx, tx, ev)
+	})
+	if err == nil {
+		f.State = StatePending
+		f.Ambiguous++
+	}
+	return err
+}
+
 // Opened records NCMEC's report id, the moment /submit answered, with the
 // ncmec.opened event.
 func (s *Store) Opened(ctx context.Context, f *Filing, resp *ncmec.Response, ev *pb.Envelope) error {
 	err := s.update(ctx, f, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `UPDATE filings SET ncmec_report_id = $2, opened_at = now(), last_change_at = now(),
-				submit_request_id = nullif($3, ''), state = 'open', attempts = 0, last_error = NULL, updated_at = now()
+				submit_request_id = nullif($3, ''), state = 'opened', attempts = 0, last_error = NULL, updated_at = now()
 			WHERE id = $1`, f.ID, resp.ReportID, resp.RequestID); err != nil {
 			return err
 		}
@@ -334,6 +363,17 @@ func (s *Store) UploadAttempt(ctx context.Context, f *Filing, idx int, accessed 
 			return err
 		}
 		return outbox.Add(ctx, tx, accessed)
+	})
+}
+
+// UploadRefused logs an upload NCMEC refused with an answer: it left no
+// copy at NCMEC.
+func (s *Store) UploadRefused(ctx context.Context, f *Filing, idx int, c Call) error {
+	return s.update(ctx, f, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE filing_files SET upload_refused = upload_refused + 1 WHERE filing_id = $1 AND idx = $2`, f.ID, idx); err != nil {
+			return err
+		}
+		return logCall(ctx, tx, f.ID, c)
 	})
 }
 
@@ -446,8 +486,8 @@ type Stats struct {
 // Stats reads the gauges' figures.
 func (s *Store) Stats(ctx context.Context) (Stats, error) {
 	var st Stats
-	err := s.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE state IN ('pending', 'submitting', 'open')),
-			coalesce(extract(epoch FROM now() - min(opened_at) FILTER (WHERE state = 'open')), 0)::float8
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE state IN ('pending', 'submitting', 'opened')),
+			coalesce(extract(epoch FROM now() - min(opened_at) FILTER (WHERE state = 'opened')), 0)::float8
 		FROM filings`).Scan(&st.Unfinished, &st.OldestOpenSecs)
 	return st, err
 }

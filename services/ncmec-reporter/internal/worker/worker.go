@@ -30,12 +30,12 @@ import (
 
 	"takedown/pkg/events"
 	"takedown/pkg/evidence"
-	"takedown/pkg/handover"
+	"takedown/pkg/filing"
 	"takedown/pkg/keyring"
 	"takedown/pkg/metrics"
 	"takedown/pkg/ncmec"
 	pb "takedown/pkg/proto/takedown/v1"
-	"takedown/services/ncmec-reporter/internal/filing"
+	build "takedown/services/ncmec-reporter/internal/filing"
 	"takedown/services/ncmec-reporter/internal/store"
 )
 
@@ -51,12 +51,16 @@ const (
 type Config struct {
 	Concurrency    int           // filings driven at once (default 16)
 	UploadParallel int           // files of one filing uploaded at once (default 3)
-	Lease          time.Duration // a crashed worker's filing is taken over after this (default 2m)
+	Lease          time.Duration // a crashed worker's filing is taken over after this (default 12s; renewed every third)
 	Poll           time.Duration // how often idle workers look for due filings (default 1s)
 	Window         time.Duration // retry transient failures this long after the last change (default 45m)
 	BackoffMin     time.Duration // first retry delay (default 1s)
 	BackoffMax     time.Duration // longest retry delay (default 2m)
-	Reporter       filing.Reporter
+	// AmbiguousLimit bounds the ambiguous /submit attempts in a row after
+	// which the filing fails for staff instead of opening a fresh report
+	// (default 3).
+	AmbiguousLimit int
+	Reporter       build.Reporter
 	Service        string // actor of the events
 	// CrashAfter names a point (submit:sent, submit, upload:<i>, fileinfo:<i>,
 	// finish:sent, finish) where the pool dies as if killed: tests only.
@@ -71,7 +75,13 @@ func (c *Config) defaults() {
 		c.UploadParallel = 3
 	}
 	if c.Lease <= 0 {
-		c.Lease = 2 * time.Minute
+		// Short, so that a killed worker's filings resume within seconds:
+		// NCMEC deletes an unfinished report an hour after its last change,
+		// and the law asks for speed.
+		c.Lease = 12 * time.Second
+	}
+	if c.AmbiguousLimit <= 0 {
+		c.AmbiguousLimit = 3
 	}
 	if c.Poll <= 0 {
 		c.Poll = time.Second
@@ -98,7 +108,7 @@ type Deps struct {
 	Clients  map[string]*ncmec.Client
 	Evidence *evidence.Store
 	Keys     *keyring.Keyring
-	Handover *handover.Store
+	Handover *filing.Handover
 	Metrics  *metrics.Factory
 	Log      *slog.Logger
 	// Kill is called at the CrashAfter point; it must stop the whole
@@ -118,6 +128,9 @@ type Pool struct {
 	outcomes *prometheus.CounterVec
 	retries  *prometheus.CounterVec
 	inFlight prometheus.Gauge
+	// ambiguous counts /submit attempts that may have opened a report we
+	// never learnt the id of.
+	ambiguous prometheus.Counter
 }
 
 // New returns a pool.
@@ -127,6 +140,7 @@ func New(cfg Config, d Deps) *Pool {
 	m := d.Metrics
 	p.outcomes = m.Counter("filings_total", "Filings ended, by outcome (finished, failed, retracted).", "outcome")
 	p.retries = m.Counter("retries_total", "Transient failures scheduled for a retry, by step.", "step")
+	p.ambiguous = m.Counter("ambiguous_submits_total", "/submit attempts whose answer was lost: NCMEC may hold an unfinished report it will delete; a fresh report is opened.").WithLabelValues()
 	p.inFlight = m.Gauge("filings_in_flight", "Filings being driven by a worker now.").WithLabelValues()
 	m.GaugeFunc("oldest_open_report_age_seconds", "Age of the oldest NCMEC report opened and not yet finished (0 when none).", nil, func() float64 {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -315,15 +329,17 @@ func (j *job) run() error {
 	if j.client == nil {
 		return &fatal{step: StepSubmit, desc: fmt.Sprintf("no NCMEC credentials are configured for the %s environment (set NCMEC_TEST_URL, NCMEC_TEST_USERNAME and NCMEC_TEST_PASSWORD)", f.Environment)}
 	}
-	switch f.State {
-	case store.StateSubmitting:
+	if f.State == store.StateSubmitting {
 		// /submit was sent (or about to be) and its answer never recorded.
-		return &fatal{step: StepSubmit, desc: ambiguousSubmit("the reporter stopped after sending /submit and before recording NCMEC's answer")}
-	case store.StatePending:
+		if err := j.ambiguous(nil, "the reporter stopped after sending /submit and before recording NCMEC's answer"); err != nil {
+			return err
+		}
+	}
+	if f.State == store.StatePending {
 		// Staff may have retracted before anything was sent: then nothing
 		// is, and the failure event (nothing opened) tells the retraction
 		// service there is no NCMEC report to retract.
-		if st, err := j.p.d.Handover.Get(j.ctx, handover.Key(f.ReportID, f.Filing)); err == nil && (st == handover.Retracting || st == handover.Retracted) {
+		if begun, err := j.p.d.Handover.RetractionBegun(j.ctx, f.ReportID, f.Filing); err == nil && begun {
 			return &fatal{step: StepSubmit, desc: "staff asked for a retraction before the report was filed with NCMEC; nothing was sent"}
 		}
 		if err := j.submit(); err != nil {
@@ -334,7 +350,7 @@ func (j *job) run() error {
 		return &fatal{step: StepSubmit, desc: "internal: an open filing without an NCMEC report id"}
 	}
 	// Retraction may have taken over while this filing waited.
-	if st, err := j.p.d.Handover.Get(j.ctx, handover.Key(f.ReportID, f.Filing)); err == nil && (st == handover.Retracting || st == handover.Retracted) {
+	if begun, err := j.p.d.Handover.RetractionBegun(j.ctx, f.ReportID, f.Filing); err == nil && begun {
 		return errRetracted
 	}
 	if err := j.files(); err != nil {
@@ -346,17 +362,44 @@ func (j *job) run() error {
 	return j.finish()
 }
 
-func ambiguousSubmit(why string) string {
-	return "/submit failed ambiguously (" + why + "): NCMEC may have opened a report whose id we never received. " +
-		"It is not submitted again automatically; staff must check with NCMEC (quoting the request id, if any) " +
-		"whether a report was opened before filing again."
+// ambiguous records an /submit that may have opened an NCMEC report whose id
+// we never learnt. Nobody can finish that report, and NCMEC deletes it
+// unfinished by itself, so the filing opens a fresh one (DESIGN.md §5): no
+// second finished report can result. After AmbiguousLimit such attempts in
+// a row the filing fails for staff instead. call is the failed /submit,
+// when there was one to log.
+func (j *job) ambiguous(call *store.Call, why string) error {
+	f := j.f
+	attempt := f.Ambiguous + 1
+	gaveUp := attempt >= j.p.cfg.AmbiguousLimit
+	desc := "/submit failed ambiguously (" + why + "): NCMEC may have opened a report whose id we never received; " +
+		"NCMEC will delete it unfinished."
+	requestID := ""
+	var e *ncmec.Error
+	if call != nil && errors.As(call.Err, &e) {
+		requestID = e.RequestID
+	}
+	ev, err := events.New(f.ReportID, events.Service(j.p.cfg.Service), &pb.NcmecSubmitAmbiguous{
+		Filing: uint32(f.Filing), Attempt: uint32(attempt), RequestId: requestID, Description: desc, GaveUp: gaveUp})
+	if err != nil {
+		return err
+	}
+	if err := j.p.d.Store.SubmitAmbiguous(j.ctx, f, call, ev); err != nil {
+		return err
+	}
+	j.p.ambiguous.Inc()
+	if gaveUp {
+		return &fatal{step: StepSubmit, desc: fmt.Sprintf("%s Gave up after %d such attempts in a row; NCMEC may be in trouble: file again later.", desc, attempt)}
+	}
+	j.log.Warn("ambiguous /submit; opening a fresh NCMEC report", "attempt", attempt, "reason", why)
+	return nil
 }
 
 func (j *job) submit() error {
 	f := j.f
 	doc := f.ReportXML
 	if doc == nil {
-		r, err := filing.Report(f.Submitted, j.p.cfg.Reporter, time.Now())
+		r, err := build.Report(f.Submitted, j.p.cfg.Reporter, time.Now())
 		if err == nil {
 			doc, err = ncmec.EncodeReport(r)
 		}
@@ -375,10 +418,13 @@ func (j *job) submit() error {
 		call := store.Call{Endpoint: ncmec.EndpointSubmit, Err: err}
 		switch {
 		case j.ctx.Err() != nil:
-			return j.ctx.Err() // left "submitting": the next worker fails it as ambiguous
+			return j.ctx.Err() // left "submitting": the next worker records it as ambiguous
 		case ncmec.IsAmbiguous(err):
-			_ = j.p.d.Store.LogCall(j.ctx, f, call)
-			return &fatal{step: StepSubmit, code: ncmec.CodeOf(err), desc: ambiguousSubmit(err.Error())}
+			if err := j.ambiguous(&call, err.Error()); err != nil {
+				return err
+			}
+			// Open the fresh report after the usual backoff.
+			return &transient{step: StepSubmit, err: err}
 		case ncmec.IsRetryable(err):
 			// NCMEC answered with an error, or the connection was never
 			// made: no report was opened, so trying again is safe.
@@ -398,7 +444,7 @@ func (j *job) submit() error {
 	}
 	if err := j.p.d.Store.Opened(j.ctx, f, resp, ev); err != nil {
 		// The id is lost if this never commits: the filing stays
-		// "submitting" and is failed as ambiguous, never re-submitted.
+		// "submitting" and counts as an ambiguous /submit.
 		return err
 	}
 	j.log = j.log.With("ncmec_report_id", resp.ReportID)
@@ -408,7 +454,7 @@ func (j *job) submit() error {
 	}
 	// Announce "filing" to the retraction service; if the bucket is away,
 	// the claim before /finish accepts a report it never saw.
-	if _, _, err := j.p.d.Handover.Claim(j.ctx, handover.Key(f.ReportID, f.Filing), []handover.State{handover.None}, handover.Filing); err != nil {
+	if err := j.p.d.Handover.Opened(j.ctx, f.ReportID, f.Filing); err != nil {
 		j.log.Warn("handover: could not mark the report as filing; will claim before finish", "err", err)
 	}
 	return nil
@@ -476,7 +522,7 @@ func (j *job) file(file *store.File) error {
 			return err
 		}
 	}
-	doc, err := ncmec.EncodeFileDetails(filing.FileDetails(j.pbFile(file.Idx), f.NCMECID, file.NCMECFileID))
+	doc, err := ncmec.EncodeFileDetails(build.FileDetails(j.pbFile(file.Idx), f.NCMECID, file.NCMECFileID))
 	if err != nil {
 		return &fatal{step: StepFileInfo, desc: "the file details cannot be built: " + err.Error(), fileID: file.FileID}
 	}
@@ -485,7 +531,7 @@ func (j *job) file(file *store.File) error {
 		return j.callFailed(StepFileInfo, &file.Idx, file.FileID, err)
 	}
 	ev, err := events.New(f.ReportID, events.Service(j.p.cfg.Service), &pb.NcmecFileUploaded{
-		NcmecReportId: f.NCMECID, FileId: file.FileID, NcmecFileId: file.NCMECFileID, NcmecMd5: file.NCMECMD5})
+		NcmecReportId: f.NCMECID, FileId: file.FileID, NcmecFileId: file.NCMECFileID, NcmecMd5: file.NCMECMD5, Filing: uint32(f.Filing)})
 	if err != nil {
 		return err
 	}
@@ -532,7 +578,7 @@ func (j *job) upload(file *store.File) error {
 	if err := j.p.d.Store.UploadAttempt(j.ctx, f, file.Idx, accessed); err != nil {
 		return err
 	}
-	res, err := j.client.Upload(ctx, f.NCMECID, filing.UploadName(j.pbFile(file.Idx)), file.Size, rc)
+	res, err := j.client.Upload(ctx, f.NCMECID, build.UploadName(j.pbFile(file.Idx)), file.Size, rc)
 	if err != nil {
 		if errors.Is(err, ncmec.ErrHashMismatch) {
 			_ = j.p.d.Store.LogCall(j.ctx, f, store.Call{Endpoint: ncmec.EndpointUpload, FileIdx: &file.Idx, Err: err, Response: rawOf(res)})
@@ -540,6 +586,14 @@ func (j *job) upload(file *store.File) error {
 		}
 		if j.stop.Err() != nil && j.ctx.Err() == nil {
 			return errStopped
+		}
+		if j.ctx.Err() == nil && !ncmec.IsAmbiguous(err) {
+			// NCMEC answered: this attempt left no copy there.
+			if rerr := j.p.d.Store.UploadRefused(j.ctx, f, file.Idx, store.Call{Endpoint: StepUpload, FileIdx: &file.Idx, Err: err}); rerr != nil {
+				return rerr
+			}
+			file.UploadRefused++
+			return j.outcome(StepUpload, file.FileID, err)
 		}
 		return j.callFailed(StepUpload, &file.Idx, file.FileID, err)
 	}
@@ -577,12 +631,21 @@ func mismatch(file *store.File, res *ncmec.UploadResult) string {
 		file.FileID, id, got, sent, file.MD5)
 }
 
-// callFailed maps a failed NCMEC call after /submit to what happens next.
+// callFailed logs a failed NCMEC call after /submit and maps it to what
+// happens next.
 func (j *job) callFailed(step string, idx *int, fileID string, err error) error {
 	if j.ctx.Err() != nil {
 		return j.ctx.Err()
 	}
-	_ = j.p.d.Store.LogCall(j.ctx, j.f, store.Call{Endpoint: step, FileIdx: idx, Err: err})
+	if lerr := j.p.d.Store.LogCall(j.ctx, j.f, store.Call{Endpoint: step, FileIdx: idx, Err: err}); lerr != nil {
+		j.log.Warn("log NCMEC call", "step", step, "err", lerr)
+	}
+	return j.outcome(step, fileID, err)
+}
+
+// outcome maps a failed NCMEC call after /submit, already logged, to what
+// happens next.
+func (j *job) outcome(step, fileID string, err error) error {
 	code := ncmec.CodeOf(err)
 	switch {
 	case ncmec.IsRetryable(err):
@@ -591,7 +654,7 @@ func (j *job) callFailed(step string, idx *int, fileID string, err error) error 
 		// is better than abandoning the report (README, "duplicates").
 		return &transient{step: step, err: err}
 	case code == ncmec.CodeAlreadyRetracted:
-		if st, herr := j.p.d.Handover.Get(j.ctx, handover.Key(j.f.ReportID, j.f.Filing)); herr == nil && (st == handover.Retracting || st == handover.Retracted) {
+		if begun, herr := j.p.d.Handover.RetractionBegun(j.ctx, j.f.ReportID, j.f.Filing); herr == nil && begun {
 			return errRetracted
 		}
 		return &fatal{step: step, code: code, fileID: fileID, desc: "NCMEC says the report was retracted, though not by our retraction service: " + err.Error()}
@@ -612,20 +675,12 @@ func describe(err error) string {
 
 func (j *job) finish() error {
 	f := j.f
-	ok, cur, err := j.p.d.Handover.Claim(j.ctx, handover.Key(f.ReportID, f.Filing), []handover.State{handover.None, handover.Filing}, handover.Finishing)
-	if err != nil {
+	switch err := j.p.d.Handover.ClaimFinish(j.ctx, f.ReportID, f.Filing); {
+	case errors.Is(err, filing.ErrRetracting):
+		return errRetracted
+	case err != nil:
 		// Never finish without the claim: wait for the bucket.
-		return &transient{step: StepFinish, err: fmt.Errorf("handover store unavailable: %w", err)}
-	}
-	if !ok {
-		switch cur {
-		case handover.Finishing, handover.Finished:
-			// Claimed by this filing before a crash.
-		case handover.Retracting, handover.Retracted:
-			return errRetracted
-		default:
-			return &transient{step: StepFinish, err: fmt.Errorf("handover in unexpected state %q", cur)}
-		}
+		return &transient{step: StepFinish, err: fmt.Errorf("handover: %w", err)}
 	}
 	done, err := j.client.Finish(j.ctx, f.NCMECID)
 	if err := j.p.crashAt("finish:sent"); err != nil {
@@ -636,7 +691,7 @@ func (j *job) finish() error {
 		ours = append(ours, file.NCMECFileID)
 	}
 	call := store.Call{Endpoint: ncmec.EndpointFinish}
-	receiptIDs := ours
+	receiptIDs, learnt := ours, filing.FromReceipt
 	switch {
 	case err == nil:
 		call.RequestID, call.Response = done.RequestID, done.Raw
@@ -646,19 +701,22 @@ func (j *job) finish() error {
 				j.log.Error("NCMEC's receipt does not list one of our files", "ncmec_file_id", id)
 			}
 		}
-		if extra := len(receiptIDs) - len(ours); extra > 0 {
-			j.log.Warn("NCMEC's receipt lists files we did not record: duplicates from interrupted uploads", "extra", extra)
-		}
 	case ncmec.CodeOf(err) == ncmec.CodeAlreadyFinished:
 		// Finished by an earlier call whose answer was lost: the goal is
 		// reached, though that call's receipt is gone.
-		call.Err = err
+		call.Err, learnt = err, filing.FromFinish5102
 		j.log.Warn("NCMEC says the report was already finished; recording it as finished without a receipt", "err", err)
 	default:
 		return j.callFailed(StepFinish, nil, "", err)
 	}
+	extraOf, extraIDs := extraCopies(f.Files, ours, receiptIDs)
+	if len(extraOf) > 0 || len(extraIDs) > 0 {
+		j.log.Warn("NCMEC may hold extra copies without details: an upload whose answer was lost was repeated",
+			"files", extraOf, "extra_ncmec_file_ids", extraIDs)
+	}
 	ev, err := events.New(f.ReportID, events.Service(j.p.cfg.Service), &pb.NcmecFinished{
-		NcmecReportId: f.NCMECID, NcmecFileIds: receiptIDs, ReceiptXml: string(call.Response), FinishedAt: timestamppb.Now()})
+		NcmecReportId: f.NCMECID, NcmecFileIds: receiptIDs, ReceiptXml: string(call.Response), FinishedAt: timestamppb.Now(),
+		Filing: uint32(f.Filing), LearnedFrom: learnt, ExtraCopiesOf: extraOf, ExtraNcmecFileIds: extraIDs})
 	if err != nil {
 		return err
 	}
@@ -670,11 +728,30 @@ func (j *job) finish() error {
 	if err := j.p.crashAt("finish"); err != nil {
 		return err
 	}
-	if _, _, err := j.p.d.Handover.Claim(j.ctx, handover.Key(f.ReportID, f.Filing), []handover.State{handover.Finishing}, handover.Finished); err != nil {
+	if err := j.p.d.Handover.Finished(j.ctx, f.ReportID, f.Filing); err != nil {
 		// "finishing" already makes the retraction service answer 409.
 		j.log.Warn("handover: could not mark the report finished", "err", err)
 	}
 	return nil
+}
+
+// extraCopies names the files of which NCMEC may hold an extra copy without
+// details: an upload attempt beyond the one recorded that NCMEC did not
+// refuse (its answer was lost, or the worker died during it) may have added
+// one. The protocol cannot name the lost copy; the receipt's file ids beyond
+// ours are those copies.
+func extraCopies(files []store.File, ours, receipt []string) (fileIDs, ncmecIDs []string) {
+	for _, f := range files {
+		if f.UploadAttempts-f.UploadRefused > 1 {
+			fileIDs = append(fileIDs, f.FileID)
+		}
+	}
+	for _, id := range receipt {
+		if !slices.Contains(ours, id) {
+			ncmecIDs = append(ncmecIDs, id)
+		}
+	}
+	return fileIDs, ncmecIDs
 }
 
 // retry schedules the next attempt with exponential backoff and jitter, or
@@ -725,7 +802,7 @@ func (j *job) fail(ft *fatal, call *store.Call) {
 	f := j.f
 	ev, err := events.New(f.ReportID, events.Service(j.p.cfg.Service), &pb.NcmecFailed{
 		Step: ft.step, Code: int32(ft.code), Description: ft.desc,
-		ReportOpened: f.NCMECID != 0, NcmecReportId: f.NCMECID, FileId: ft.fileID})
+		ReportOpened: f.NCMECID != 0, NcmecReportId: f.NCMECID, FileId: ft.fileID, Filing: uint32(f.Filing)})
 	if err != nil {
 		j.log.Error("build failed event", "err", err)
 		return
