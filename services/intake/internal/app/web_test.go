@@ -305,14 +305,15 @@ func (s *site) status(t *testing.T, id string) string {
 	return st
 }
 
-// publish puts an event of another service into the stream, as the NCMEC
-// reporter would.
+// publish puts an event of another service into the stream, as the
+// service that owns it would.
 func (s *site) publish(t *testing.T, reportID string, payload proto.Message) {
 	t.Helper()
-	ev, err := events.New(reportID, events.Service("ncmec-reporter"), payload)
+	ev, err := events.New(reportID, nil, payload)
 	if err != nil {
 		t.Fatal(err)
 	}
+	ev.Actor = events.Service(events.Owners(ev.Type)[0]) // consumers refuse a service publishing what it does not own
 	b, _ := events.Marshal(ev)
 	if _, err := s.js.Publish(context.Background(), events.Subject(ev.Type), b, jetstream.WithMsgID(ev.EventId)); err != nil {
 		t.Fatal(err)
