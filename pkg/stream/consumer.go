@@ -111,6 +111,10 @@ func NewConsumer(ctx context.Context, js jetstream.JetStream, pool *pgxpool.Pool
 	c := &Consumer{cfg: cfg, pool: pool, cons: cons, log: log.With("consumer", cfg.Durable),
 		results: m.Counter("events_handled_total", "Events handled, by consumer, event type and result (ok, duplicate, retry, permanent).", "consumer", "type", "result"),
 		refused: m.Counter("events_refused_total", "Events refused because subject, type, payload or publisher disagree with the ownership table (events.Check), by consumer, event type and reason.", "consumer", "type", "reason")}
+	// One series at zero from the start, so that the metric is there for
+	// the alert rule and dashboards before the first refusal (a labelled
+	// counter otherwise appears only with its first increment).
+	c.refused.WithLabelValues(cfg.Durable, "unknown", events.RefusedType)
 	m.GaugeFunc("consumer_pending", "Events of a consumer not yet delivered or acknowledged.", prometheus.Labels{"consumer": cfg.Durable}, func() float64 {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
