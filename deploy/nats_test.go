@@ -21,14 +21,19 @@ import (
 	"takedown/pkg/testenv"
 )
 
-// owned is the event ownership of DESIGN.md §3: who may publish what.
-var owned = map[string][]string{
-	"intake":         {events.ReportSubmitted, events.StaffAction},
-	"ncmec-reporter": {events.NcmecOpened, events.NcmecFileUploaded, events.NcmecFinished, events.NcmecFailed},
-	"case-writer":    {events.CaseUpserted, events.CaseFailed},
-	"retraction":     {events.NcmecRetracted, events.NcmecRetractionFailed, events.RetractionRequested},
-	"audit-logger":   {events.StaffAction},
-}
+// owned is the ownership table of pkg/events by service: the events each
+// NATS user must be able to publish, and no other user may. It is derived,
+// not written here, so that a type added to the table is checked against
+// nats.conf without anyone remembering to.
+var owned = func() map[string][]string {
+	o := map[string][]string{}
+	for _, s := range events.Table {
+		for _, svc := range s.Owners {
+			o[svc] = append(o[svc], s.Type)
+		}
+	}
+	return o
+}()
 
 // durable is each service's consumer of the TAKEDOWN stream.
 var durable = map[string]string{
@@ -36,16 +41,17 @@ var durable = map[string]string{
 	"retraction": "retraction", "audit-logger": "audit-logger",
 }
 
-var allTypes = []string{
-	events.ReportSubmitted, events.NcmecOpened, events.NcmecFileUploaded, events.NcmecFinished, events.NcmecFailed,
-	events.NcmecRetracted, events.NcmecRetractionFailed, events.CaseUpserted, events.CaseFailed,
-	events.RetractionRequested, events.StaffAction,
-}
+// allTypes is every event type of the table.
+var allTypes = func() []string {
+	var all []string
+	for _, s := range events.Table {
+		all = append(all, s.Type)
+	}
+	return all
+}()
 
-// natsServer runs deploy/nats/nats.conf, as docker-compose does, on a free
-// loopback port with a temporary store. Only what cannot work in a test is
-// changed: addresses, store directory, logging.
-func natsServer(t *testing.T) (url string, passwords map[string]string) {
+// loadConf reads deploy/nats/nats.conf, with a password for each service.
+func loadConf(t *testing.T) (opts *server.Options, passwords map[string]string) {
 	t.Helper()
 	passwords = map[string]string{}
 	for svc := range owned {
@@ -56,6 +62,55 @@ func natsServer(t *testing.T) (url string, passwords map[string]string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return opts, passwords
+}
+
+// nats.conf's event permissions are the ownership table, both ways: every
+// owner's user may publish takedown.<type> for each type it owns, and every
+// takedown.* subject a user may publish is one of its own types, spelt out
+// (no wildcard, nothing the table does not explain). The live tests below
+// then show the server enforcing it.
+func TestNATSPublishPermissionsAreTheOwnershipTable(t *testing.T) {
+	opts, _ := loadConf(t)
+	users := map[string]bool{}
+	for _, u := range opts.Users {
+		users[u.Username] = true
+		var allow []string
+		if p := u.Permissions; p != nil && p.Publish != nil {
+			allow = p.Publish.Allow
+		}
+		for _, subj := range allow {
+			if !strings.HasPrefix(subj, events.SubjectPrefix) {
+				continue // JetStream API, KV, acks: checked by the live tests
+			}
+			typ := strings.TrimPrefix(subj, events.SubjectPrefix)
+			if events.Owners(typ) == nil {
+				t.Errorf("user %s may publish %s, which is no event type of the ownership table (pkg/events)", u.Username, subj)
+			} else if !slices.Contains(owned[u.Username], typ) {
+				t.Errorf("user %s may publish %s, but the ownership table (pkg/events) gives %s to %v",
+					u.Username, subj, typ, events.Owners(typ))
+			}
+		}
+		for _, typ := range owned[u.Username] {
+			if !slices.Contains(allow, events.Subject(typ)) {
+				t.Errorf("user %s may not publish %s, which it owns (pkg/events): its outbox relay would stall there",
+					u.Username, events.Subject(typ))
+			}
+		}
+	}
+	for svc := range owned {
+		if !users[svc] {
+			t.Errorf("nats.conf has no user %s, which owns %v", svc, owned[svc])
+		}
+	}
+}
+
+// natsServer runs deploy/nats/nats.conf, as docker-compose does, on a free
+// loopback port with a temporary store. Only what cannot work in a test is
+// changed: addresses, store directory, logging.
+func natsServer(t *testing.T) (url string, passwords map[string]string) {
+	t.Helper()
+	opts, passwords := loadConf(t)
 	if !opts.SyncAlways || !opts.JetStream {
 		t.Errorf("nats.conf: JetStream %v, sync_interval always %v; want both", opts.JetStream, opts.SyncAlways)
 	}

@@ -4,10 +4,13 @@ package events
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "takedown/pkg/proto/takedown/v1"
@@ -43,6 +46,155 @@ const (
 	EvidenceDestroyed            = "evidence.destroyed"
 )
 
+// Services: the publishers of events, also their NATS users (deploy/nats).
+const (
+	Intake        = "intake"
+	NcmecReporter = "ncmec-reporter"
+	CaseWriter    = "case-writer"
+	AuditLogger   = "audit-logger"
+	Retraction    = "retraction"
+)
+
+// Spec is one event type: the services that own (publish) it and the
+// payload it carries.
+type Spec struct {
+	Type   string
+	Owners []string
+	// Payload is a nil message of the payload's Go type; the envelope's
+	// oneof case is the field of that type.
+	Payload proto.Message
+
+	field protoreflect.FieldDescriptor // the envelope's oneof field for Payload
+}
+
+// Table is who publishes what (DESIGN.md §3), the one place that says so:
+// New takes an event's type from it, Check refuses envelopes that disagree
+// with it, and deploy/nats_test.go holds deploy/nats/nats.conf's publish
+// permissions to it. A type with two owners is published by both.
+var Table = []Spec{
+	// A staff member submits a report, or an operator refiles one.
+	row(ReportSubmitted, (*pb.ReportSubmitted)(nil), Intake),
+	row(ReportClosed, (*pb.ReportClosed)(nil), Intake),
+	// Staff actions are recorded where they happen: intake's pages and
+	// API, and the audit-logger's own API (who read the log).
+	row(StaffAction, (*pb.StaffAction)(nil), Intake, AuditLogger),
+	// Intake keeps the evidence and its lifecycle (holds, destruction).
+	row(EvidenceHoldPlaced, (*pb.EvidenceHoldPlaced)(nil), Intake),
+	row(EvidenceHoldLifted, (*pb.EvidenceHoldLifted)(nil), Intake),
+	row(EvidenceDestructionRequested, (*pb.EvidenceDestructionRequested)(nil), Intake),
+	row(EvidenceDestroyed, (*pb.EvidenceDestroyed)(nil), Intake),
+	// The reporter reads each file when it uploads it to NCMEC.
+	row(EvidenceAccessed, (*pb.EvidenceAccessed)(nil), NcmecReporter),
+	row(NcmecOpened, (*pb.NcmecOpened)(nil), NcmecReporter),
+	row(NcmecFileUploaded, (*pb.NcmecFileUploaded)(nil), NcmecReporter),
+	row(NcmecFinished, (*pb.NcmecFinished)(nil), NcmecReporter),
+	row(NcmecFailed, (*pb.NcmecFailed)(nil), NcmecReporter),
+	row(NcmecSubmitAmbiguous, (*pb.NcmecSubmitAmbiguous)(nil), NcmecReporter),
+	row(CaseUpserted, (*pb.CaseUpserted)(nil), CaseWriter),
+	row(CaseFailed, (*pb.CaseFailed)(nil), CaseWriter),
+	// Staff ask retraction's API; its sweep and the max-deliveries
+	// advisories ask on their own.
+	row(RetractionRequested, (*pb.RetractionRequested)(nil), Retraction),
+	row(NcmecRetracted, (*pb.NcmecRetracted)(nil), Retraction),
+	row(NcmecRetractionFailed, (*pb.NcmecRetractionFailed)(nil), Retraction),
+}
+
+func row(eventType string, payload proto.Message, owners ...string) Spec {
+	return Spec{Type: eventType, Owners: owners, Payload: payload}
+}
+
+// The table indexed both ways, and checked against the envelope's oneof
+// when the package loads: a payload added to the proto but not to the
+// table, or the other way round, stops every service at start instead of
+// leaving an event nobody may publish.
+var (
+	byType    = map[string]*Spec{}
+	byPayload = map[protoreflect.FullName]*Spec{}
+	byField   = map[protoreflect.FieldNumber]*Spec{}
+	payloadOf = (*pb.Envelope)(nil).ProtoReflect().Descriptor().Oneofs().ByName("payload")
+)
+
+func init() {
+	for i := range Table {
+		s := &Table[i]
+		fields := payloadOf.Fields()
+		for j := range fields.Len() {
+			if f := fields.Get(j); f.Message().FullName() == s.Payload.ProtoReflect().Descriptor().FullName() {
+				s.field = f
+			}
+		}
+		if s.field == nil || byType[s.Type] != nil || byPayload[s.field.Message().FullName()] != nil || len(s.Owners) == 0 {
+			panic(fmt.Sprintf("events: table row %s: no envelope payload for %T, a repeated type or payload, or no owner", s.Type, s.Payload))
+		}
+		byType[s.Type], byPayload[s.field.Message().FullName()], byField[s.field.Number()] = s, s, s
+	}
+	if len(byField) != payloadOf.Fields().Len() {
+		panic("events: an envelope payload has no row in the table")
+	}
+}
+
+// Lookup returns the table's row for an event type.
+func Lookup(eventType string) (Spec, bool) {
+	s, ok := byType[eventType]
+	if !ok {
+		return Spec{}, false
+	}
+	return *s, true
+}
+
+// Owners returns the services that may publish an event type (none for an
+// unknown type).
+func Owners(eventType string) []string {
+	if s, ok := byType[eventType]; ok {
+		return slices.Clone(s.Owners)
+	}
+	return nil
+}
+
+// Reasons an envelope is refused, short and fixed (metric labels).
+const (
+	RefusedSubject = "subject" // the subject is not takedown.<the envelope's type>
+	RefusedType    = "type"    // the type is not in the table
+	RefusedPayload = "payload" // the payload is not the type's
+	RefusedOwner   = "owner"   // a service published a type it does not own
+)
+
+// Refusal is why an envelope is not to be acted on.
+type Refusal struct {
+	Reason string // one of the Refused* constants
+	Detail string
+}
+
+func (r *Refusal) Error() string { return "event refused (" + r.Reason + "): " + r.Detail }
+
+// Check refuses (with a *Refusal) an envelope received on subject whose
+// subject, type and payload disagree, whose type is unknown, or that a
+// service published without owning its type. NATS permissions keep each
+// service's user to its own subjects, but a consumer must not trust the
+// subject alone: the payload is what it acts on, and the actor is what the
+// audit log shows. Staff actors are not checked here: staff act through
+// a service, and that service's NATS user is what limits the subjects.
+func Check(subject string, env *pb.Envelope) error {
+	if subject != Subject(env.GetType()) {
+		return &Refusal{RefusedSubject, fmt.Sprintf("type %q arrived on subject %q", env.GetType(), subject)}
+	}
+	s, ok := byType[env.Type]
+	if !ok {
+		return &Refusal{RefusedType, fmt.Sprintf("unknown event type %q", env.Type)}
+	}
+	if f := env.ProtoReflect().WhichOneof(payloadOf); f == nil || f.Number() != s.field.Number() {
+		got := "no payload"
+		if f != nil {
+			got = string(f.Message().Name())
+		}
+		return &Refusal{RefusedPayload, fmt.Sprintf("%s carries %s, not %s", env.Type, got, s.field.Message().Name())}
+	}
+	if a := env.GetActor(); a.GetKind() == pb.Actor_KIND_SERVICE && !slices.Contains(s.Owners, a.GetId()) {
+		return &Refusal{RefusedOwner, fmt.Sprintf("service %q published %s, which only %s may", a.GetId(), env.Type, strings.Join(s.Owners, ", "))}
+	}
+	return nil
+}
+
 // Subject is the NATS subject of an event type.
 func Subject(eventType string) string { return SubjectPrefix + eventType }
 
@@ -60,55 +212,21 @@ func Staff(subject, name string) *pb.Actor {
 }
 
 // New wraps payload in an envelope with a fresh id, the type that belongs to
-// the payload, and the current time.
+// the payload (by the ownership table), and the current time.
 func New(reportID string, actor *pb.Actor, payload proto.Message) (*pb.Envelope, error) {
+	s, ok := byPayload[payload.ProtoReflect().Descriptor().FullName()]
+	if !ok {
+		return nil, fmt.Errorf("events: %T is not an event payload", payload)
+	}
 	env := &pb.Envelope{
 		EventId:       NewID(),
+		Type:          s.Type,
 		ReportId:      reportID,
 		OccurredAt:    timestamppb.New(time.Now()),
 		Actor:         actor,
 		SchemaVersion: SchemaVersion,
 	}
-	switch p := payload.(type) {
-	case *pb.ReportSubmitted:
-		env.Type, env.Payload = ReportSubmitted, &pb.Envelope_ReportSubmitted{ReportSubmitted: p}
-	case *pb.NcmecOpened:
-		env.Type, env.Payload = NcmecOpened, &pb.Envelope_NcmecOpened{NcmecOpened: p}
-	case *pb.NcmecFileUploaded:
-		env.Type, env.Payload = NcmecFileUploaded, &pb.Envelope_NcmecFileUploaded{NcmecFileUploaded: p}
-	case *pb.NcmecFinished:
-		env.Type, env.Payload = NcmecFinished, &pb.Envelope_NcmecFinished{NcmecFinished: p}
-	case *pb.NcmecFailed:
-		env.Type, env.Payload = NcmecFailed, &pb.Envelope_NcmecFailed{NcmecFailed: p}
-	case *pb.NcmecRetracted:
-		env.Type, env.Payload = NcmecRetracted, &pb.Envelope_NcmecRetracted{NcmecRetracted: p}
-	case *pb.NcmecRetractionFailed:
-		env.Type, env.Payload = NcmecRetractionFailed, &pb.Envelope_NcmecRetractionFailed{NcmecRetractionFailed: p}
-	case *pb.CaseUpserted:
-		env.Type, env.Payload = CaseUpserted, &pb.Envelope_CaseUpserted{CaseUpserted: p}
-	case *pb.CaseFailed:
-		env.Type, env.Payload = CaseFailed, &pb.Envelope_CaseFailed{CaseFailed: p}
-	case *pb.RetractionRequested:
-		env.Type, env.Payload = RetractionRequested, &pb.Envelope_RetractionRequested{RetractionRequested: p}
-	case *pb.StaffAction:
-		env.Type, env.Payload = StaffAction, &pb.Envelope_StaffAction{StaffAction: p}
-	case *pb.EvidenceAccessed:
-		env.Type, env.Payload = EvidenceAccessed, &pb.Envelope_EvidenceAccessed{EvidenceAccessed: p}
-	case *pb.EvidenceHoldPlaced:
-		env.Type, env.Payload = EvidenceHoldPlaced, &pb.Envelope_EvidenceHoldPlaced{EvidenceHoldPlaced: p}
-	case *pb.EvidenceHoldLifted:
-		env.Type, env.Payload = EvidenceHoldLifted, &pb.Envelope_EvidenceHoldLifted{EvidenceHoldLifted: p}
-	case *pb.EvidenceDestructionRequested:
-		env.Type, env.Payload = EvidenceDestructionRequested, &pb.Envelope_EvidenceDestructionRequested{EvidenceDestructionRequested: p}
-	case *pb.EvidenceDestroyed:
-		env.Type, env.Payload = EvidenceDestroyed, &pb.Envelope_EvidenceDestroyed{EvidenceDestroyed: p}
-	case *pb.NcmecSubmitAmbiguous:
-		env.Type, env.Payload = NcmecSubmitAmbiguous, &pb.Envelope_NcmecSubmitAmbiguous{NcmecSubmitAmbiguous: p}
-	case *pb.ReportClosed:
-		env.Type, env.Payload = ReportClosed, &pb.Envelope_ReportClosed{ReportClosed: p}
-	default:
-		return nil, fmt.Errorf("events: %T is not an event payload", payload)
-	}
+	env.ProtoReflect().Set(s.field, protoreflect.ValueOfMessage(payload.ProtoReflect()))
 	return env, nil
 }
 

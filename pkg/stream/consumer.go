@@ -40,6 +40,10 @@ type ConsumerConfig struct {
 	// Batch is the most events handled in one transaction (default 16):
 	// events already waiting when a handler is free share its commit.
 	Batch int
+	// KeepRefused hands refused events (events.Check) to the handler with
+	// Message.Refused set, for the audit-logger, which must record a
+	// forgery rather than lose it. Every other consumer never sees them.
+	KeepRefused bool
 }
 
 // Message is one delivered event.
@@ -47,6 +51,9 @@ type Message struct {
 	*pb.Envelope
 	StreamSeq uint64
 	Delivered uint64
+	// Refused is why the event must not be acted on; only consumers with
+	// KeepRefused ever get a message where it is not nil.
+	Refused *events.Refusal
 }
 
 // Handler applies an event's effect within tx. It returns nil when done,
@@ -62,6 +69,7 @@ type Consumer struct {
 	cons    jetstream.Consumer
 	log     *slog.Logger
 	results *prometheus.CounterVec
+	refused *prometheus.CounterVec
 }
 
 // NewConsumer creates or updates the durable consumer cfg.Durable.
@@ -101,7 +109,12 @@ func NewConsumer(ctx context.Context, js jetstream.JetStream, pool *pgxpool.Pool
 		return nil, fmt.Errorf("consumer %s: %w", cfg.Durable, err)
 	}
 	c := &Consumer{cfg: cfg, pool: pool, cons: cons, log: log.With("consumer", cfg.Durable),
-		results: m.Counter("events_handled_total", "Events handled, by consumer, event type and result (ok, duplicate, retry, permanent).", "consumer", "type", "result")}
+		results: m.Counter("events_handled_total", "Events handled, by consumer, event type and result (ok, duplicate, retry, permanent).", "consumer", "type", "result"),
+		refused: m.Counter("events_refused_total", "Events refused because subject, type, payload or publisher disagree with the ownership table (events.Check), by consumer, event type and reason.", "consumer", "type", "reason")}
+	// One series at zero from the start, so that the metric is there for
+	// the alert rule and dashboards before the first refusal (a labelled
+	// counter otherwise appears only with its first increment).
+	c.refused.WithLabelValues(cfg.Durable, "unknown", events.RefusedType)
 	m.GaugeFunc("consumer_pending", "Events of a consumer not yet delivered or acknowledged.", prometheus.Labels{"consumer": cfg.Durable}, func() float64 {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -244,8 +257,9 @@ func (c *Consumer) handle(ctx context.Context, msgs []jetstream.Msg, h Handler) 
 	}
 }
 
-// decode reads a message's metadata and event; a message without them is
-// terminated (nil).
+// decode reads a message's metadata and event; a message without them, or
+// whose event is refused (unless the consumer keeps refused events), is
+// terminated (nil): no redelivery could make it acceptable.
 func (c *Consumer) decode(ctx context.Context, msg jetstream.Msg) *delivery {
 	meta, err := msg.Metadata()
 	if err != nil {
@@ -262,8 +276,26 @@ func (c *Consumer) decode(ctx context.Context, msg jetstream.Msg) *delivery {
 	}
 	ctx, log := logging.With(ctx, logging.KeyEventID, env.EventId, logging.KeyReportID, env.ReportId,
 		logging.KeyStreamSeq, meta.Sequence.Stream, "type", env.Type)
-	return &delivery{msg: msg, ctx: ctx, log: log,
+	d := &delivery{msg: msg, ctx: ctx, log: log,
 		m: Message{Envelope: env, StreamSeq: meta.Sequence.Stream, Delivered: meta.NumDelivered}}
+	var refusal *events.Refusal
+	if errors.As(events.Check(msg.Subject(), env), &refusal) {
+		// The type label is the envelope's only when the table knows it:
+		// a forger must not choose the metric's series.
+		typ := env.Type
+		if _, ok := events.Lookup(typ); !ok {
+			typ = "unknown"
+		}
+		c.refused.WithLabelValues(c.cfg.Durable, typ, refusal.Reason).Inc()
+		if !c.cfg.KeepRefused {
+			log.Error("consumer: event refused; terminated without acting on it", "subject", msg.Subject(), "err", refusal)
+			_ = msg.TermWithReason("refused: " + refusal.Reason)
+			return nil
+		}
+		log.Error("consumer: event refused; handed on to be recorded as refused", "subject", msg.Subject(), "err", refusal)
+		d.m.Refused = refusal
+	}
+	return d
 }
 
 // apply records the event in the inbox and, unless it was there already,

@@ -3,6 +3,7 @@ package stream_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -10,6 +11,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/protobuf/proto"
 
 	"takedown/pkg/database"
 	"takedown/pkg/events"
@@ -98,7 +101,7 @@ func effect(ctx context.Context, tx pgx.Tx, m stream.Message) error {
 }
 
 func newEvent(t *testing.T) *pb.Envelope {
-	ev, err := events.New(events.NewID(), events.Service("test"), &pb.RetractionRequested{Reason: "x"})
+	ev, err := events.New(events.NewID(), events.Service(events.Retraction), &pb.RetractionRequested{Reason: "x"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,4 +256,111 @@ func TestWaitingEventsShareATransactionAndAFailureStaysAlone(t *testing.T) {
 		t.Errorf("the failing event was handled %d times, want 3 (two failures, then done)", got)
 	}
 	t.Logf("%d events in %d transactions", n, txs)
+}
+
+// publishOn sends ev on a subject of the caller's choosing, as a forger (or
+// a bug) could.
+func (e *env) publishOn(t *testing.T, subject string, ev *pb.Envelope) {
+	t.Helper()
+	b, err := events.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.js.Publish(t.Context(), subject, b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func refusedCount(m *metrics.Factory, consumer, typ, reason string) float64 {
+	return testutil.ToFloat64(m.Counter("events_refused_total", "", "consumer", "type", "reason").WithLabelValues(consumer, typ, reason))
+}
+
+// An envelope that disagrees with the ownership table is refused: an NCMEC
+// receipt slipped onto takedown.staff.action (by a user that may publish
+// staff actions) must not file anything, and must not come back.
+func TestRefusedEventIsNotHandledAndIsCounted(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	var seen sync.Map
+	m := e.run(t, stream.ConsumerConfig{Durable: "c6"}, func(ctx context.Context, tx pgx.Tx, m stream.Message) error {
+		seen.Store(m.EventId, true)
+		return effect(ctx, tx, m)
+	})
+	forged, err := events.New(events.NewID(), events.Staff("mallory", ""), &pb.NcmecFinished{NcmecReportId: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.publishOn(t, events.Subject(events.StaffAction), forged)
+	relabelled := proto.Clone(forged).(*pb.Envelope)
+	relabelled.EventId, relabelled.Type = events.NewID(), events.StaffAction
+	e.publishOn(t, events.Subject(events.StaffAction), relabelled)
+	impostor, err := events.New(events.NewID(), events.Service(events.Intake), &pb.NcmecFinished{NcmecReportId: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.publish(t, impostor)
+	good := newEvent(t)
+	e.publish(t, good) // after the others: once it is handled, they were decided
+	testenv.Eventually(t, 10*time.Second, "the good event handled, the others terminated", func() bool {
+		return e.effects(t) == 1 && consumerIdle(t, e.js, "c6")
+	})
+	for _, ev := range []*pb.Envelope{forged, relabelled, impostor} {
+		if _, ok := seen.Load(ev.EventId); ok {
+			t.Errorf("refused event %s (%s) reached the handler", ev.EventId, ev.Type)
+		}
+	}
+	for _, c := range []struct{ typ, reason string }{
+		{events.NcmecFinished, events.RefusedSubject},
+		{events.StaffAction, events.RefusedPayload},
+		{events.NcmecFinished, events.RefusedOwner},
+	} {
+		if n := refusedCount(m, "c6", c.typ, c.reason); n != 1 {
+			t.Errorf("refused{type=%s,reason=%s} = %v, want 1", c.typ, c.reason, n)
+		}
+	}
+	c, err := e.js.Consumer(t.Context(), events.Stream, "c6")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumRedelivered != 0 {
+		t.Errorf("%d refused events redelivered", info.NumRedelivered)
+	}
+}
+
+// A consumer that keeps refused events (the audit-logger) gets them with
+// the refusal, in order with the others, and acknowledges them once.
+func TestKeepRefusedHandsTheRefusalOn(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	var mu sync.Mutex
+	got := map[string]*events.Refusal{}
+	m := e.run(t, stream.ConsumerConfig{Durable: "c7", KeepRefused: true}, func(ctx context.Context, tx pgx.Tx, m stream.Message) error {
+		mu.Lock()
+		got[m.EventId] = m.Refused
+		mu.Unlock()
+		return effect(ctx, tx, m)
+	})
+	forged, err := events.New(events.NewID(), events.Staff("mallory", ""), &pb.NcmecFinished{NcmecReportId: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.publishOn(t, events.Subject(events.StaffAction), forged)
+	good := newEvent(t)
+	e.publish(t, good)
+	testenv.Eventually(t, 10*time.Second, "both handled", func() bool { return e.effects(t) == 2 && consumerIdle(t, e.js, "c7") })
+	mu.Lock()
+	defer mu.Unlock()
+	if r := got[forged.EventId]; r == nil || r.Reason != events.RefusedSubject {
+		t.Errorf("forged event handed on with refusal %v, want %s", r, events.RefusedSubject)
+	}
+	if r := got[good.EventId]; r != nil {
+		t.Errorf("good event handed on as refused: %v", r)
+	}
+	if n := refusedCount(m, "c7", events.NcmecFinished, events.RefusedSubject); n != 1 {
+		t.Errorf("refused count %v, want 1", n)
+	}
 }

@@ -59,13 +59,16 @@ func LoadConfig(l *config.Loader) Config {
 
 // Consumer reads every event. One at a time, so entries follow the stream's
 // order. An event must not fall out of the audit log because the database
-// was away for a while: it is retried for hours, not minutes.
+// was away for a while: it is retried for hours, not minutes. Nor because it
+// is refused (events.Check): a forged event is what an audit log is for, so
+// it is logged, marked refused, where every other consumer drops it.
 var Consumer = stream.ConsumerConfig{
 	Durable:     "audit-logger",
 	AckWait:     30 * time.Second,
 	MaxDeliver:  200,
 	BackOff:     []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, time.Minute},
 	Concurrency: 1,
+	KeepRefused: true,
 }
 
 // App is a running audit-logger.
@@ -146,9 +149,14 @@ func (a *App) consume(ctx context.Context) error {
 	return stream.Consume(ctx, a.base.JS, a.base.Pool, a.base.Metrics, a.base.Log, Consumer, a.record)
 }
 
-// record appends one event to the chain, in the consumer's transaction.
+// record appends one event to the chain, in the consumer's transaction,
+// marked when the consumer refused it.
 func (a *App) record(ctx context.Context, tx pgx.Tx, m stream.Message) error {
-	e, ok, err := auditlog.Append(ctx, tx, m.Envelope, m.StreamSeq, time.Now())
+	refused := ""
+	if m.Refused != nil {
+		refused = m.Refused.Reason + ": " + m.Refused.Detail
+	}
+	e, ok, err := auditlog.Append(ctx, tx, m.Envelope, m.StreamSeq, time.Now(), refused)
 	if err != nil || !ok {
 		return err
 	}

@@ -448,7 +448,7 @@ func forge(t *testing.T, c *pgx.Conn, after int64) auditlog.Entry {
 		t.Fatal(err)
 	}
 	env := newEvent(t, events.NewID(), events.Staff("mallory", "Mallory"), &pb.RetractionRequested{Reason: "forged"})
-	e, err := auditlog.NewEntry(after, prev, env, 999, time.Now())
+	e, err := auditlog.NewEntry(after, prev, env, 999, time.Now(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -474,6 +474,9 @@ func TestTamperingIsCaughtByVerify(t *testing.T) {
 		{"column changed", func(t *testing.T, c *pgx.Conn) {
 			exec(t, c, `UPDATE entries SET actor_name = 'Mallory' WHERE seq = 2`)
 		}, 2, 2, "actor differs from the hashed content"},
+		{"refusal erased", func(t *testing.T, c *pgx.Conn) {
+			exec(t, c, `UPDATE entries SET refused = 'owner: forged' WHERE seq = 2`)
+		}, 2, 2, "refused differs from the hashed content"},
 		{"hash rewritten", func(t *testing.T, c *pgx.Conn) {
 			exec(t, c, `UPDATE entries SET hash = sha256(content) WHERE seq = 4`)
 		}, 4, 4, "hash does not match"},
@@ -630,5 +633,65 @@ func TestVerifyCommandErrors(t *testing.T) {
 	lookup := func(k string) (string, bool) { return db, k == "DATABASE_URL" }
 	if code := app.Verify(t.Context(), lookup, &out, &errOut); code != app.VerifyError || out.Len() != 0 {
 		t.Errorf("without a log: %d %q %q", code, out.String(), errOut.String())
+	}
+}
+
+// An event the consumer refuses (here an NCMEC receipt slipped onto
+// takedown.staff.action) is still logged, marked refused, so the log shows
+// the forgery; the chain verifies and the refusal is counted.
+func TestRefusedEventIsRecordedAsRefused(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	report := events.NewID()
+	forged := newEvent(t, report, events.Service(events.NcmecReporter), &pb.NcmecFinished{NcmecReportId: 7})
+	b, err := events.Marshal(forged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.js.Publish(t.Context(), events.Subject(events.StaffAction), b); err != nil {
+		t.Fatal(err)
+	}
+	impostor := newEvent(t, report, events.Service(events.Intake), &pb.NcmecOpened{NcmecReportId: 7})
+	h.publish(impostor, true)
+	ordinary := newEvent(t, report, events.Service(events.NcmecReporter), &pb.NcmecOpened{NcmecReportId: 7})
+	h.publish(ordinary, true)
+	h.waitEntries(3)
+
+	page := h.list("?report_id=" + report)
+	if len(page.Entries) != 3 {
+		t.Fatalf("%d entries, want 3", len(page.Entries))
+	}
+	for i, c := range []struct {
+		env     *pb.Envelope
+		refused string
+	}{{forged, events.RefusedSubject + ": "}, {impostor, events.RefusedOwner + ": "}, {ordinary, ""}} {
+		e := page.Entries[i]
+		if e.EventID != c.env.EventId || e.Type != c.env.Type {
+			t.Errorf("entry %d is %s %s, want %s %s", i, e.EventID, e.Type, c.env.EventId, c.env.Type)
+		}
+		if !strings.HasPrefix(e.Refused, c.refused) || (c.refused == "") != (e.Refused == "") {
+			t.Errorf("entry %d (%s) refused %q, want %q…", i, e.Type, e.Refused, c.refused)
+		}
+		if c.refused != "" && !strings.Contains(e.Content, `"refused":"`+c.refused) {
+			t.Errorf("entry %d: the refusal is not in the hashed content: %s", i, e.Content)
+		}
+	}
+	if r := h.verifyAPI(); !r.OK {
+		t.Fatalf("verify = %+v", r)
+	}
+	resp, err := http.Get(h.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var metrics bytes.Buffer
+	metrics.ReadFrom(resp.Body)
+	resp.Body.Close()
+	for _, m := range []string{
+		`takedown_audit_logger_events_refused_total{consumer="audit-logger",reason="subject",type="ncmec.finished"} 1`,
+		`takedown_audit_logger_events_refused_total{consumer="audit-logger",reason="owner",type="ncmec.opened"} 1`,
+	} {
+		if !strings.Contains(metrics.String(), m) {
+			t.Errorf("metrics lack %s", m)
+		}
 	}
 }

@@ -46,9 +46,13 @@ type Entry struct {
 	OccurredAt time.Time // zero when the event carried no time
 	RecordedAt time.Time
 	StreamSeq  uint64
-	Content    []byte // the canonical content, exactly as hashed
-	PrevHash   []byte
-	Hash       []byte
+	// Refused is why the consumer refused the event ("<reason>: <detail>",
+	// events.Check), "" for an ordinary entry. A refused event is logged
+	// but acted on by no service.
+	Refused  string
+	Content  []byte // the canonical content, exactly as hashed
+	PrevHash []byte
+	Hash     []byte
 }
 
 // content is the canonical content of an entry: every field of the entry,
@@ -68,6 +72,9 @@ type content struct {
 	SchemaVersion uint32   `json:"schema_version"`
 	Redacted      []string `json:"redacted"`
 	Event         []byte   `json:"event"` // base64 of the (redacted) envelope
+	// Refused is left out when empty, so that ordinary entries keep the
+	// content format 1 had before refusals were logged.
+	Refused string `json:"refused,omitempty"`
 }
 
 const timeLayout = "2006-01-02T15:04:05.000000Z07:00"
@@ -109,8 +116,9 @@ func redact(env *pb.Envelope) (*pb.Envelope, []string) {
 	return c, []string{"report_submitted.data_key.ciphertext"}
 }
 
-// NewEntry builds the entry that follows (prevSeq, prevHash) for env.
-func NewEntry(prevSeq int64, prevHash []byte, env *pb.Envelope, streamSeq uint64, recordedAt time.Time) (Entry, error) {
+// NewEntry builds the entry that follows (prevSeq, prevHash) for env;
+// refused is why the event was refused, "" when it was not.
+func NewEntry(prevSeq int64, prevHash []byte, env *pb.Envelope, streamSeq uint64, recordedAt time.Time, refused string) (Entry, error) {
 	kept, redacted := redact(env)
 	event, err := proto.MarshalOptions{Deterministic: true}.Marshal(kept)
 	if err != nil {
@@ -124,6 +132,7 @@ func NewEntry(prevSeq int64, prevHash []byte, env *pb.Envelope, streamSeq uint64
 		Actor:      ActorOf(env.Actor),
 		RecordedAt: micro(recordedAt),
 		StreamSeq:  streamSeq,
+		Refused:    refused,
 		PrevHash:   prevHash,
 	}
 	if env.OccurredAt != nil {
@@ -132,7 +141,7 @@ func NewEntry(prevSeq int64, prevHash []byte, env *pb.Envelope, streamSeq uint64
 	e.Content, err = json.Marshal(content{
 		Format: Format, Seq: e.Seq, EventID: e.EventID, Type: e.Type, ReportID: e.ReportID, Actor: e.Actor,
 		OccurredAt: formatTime(e.OccurredAt), RecordedAt: formatTime(e.RecordedAt), StreamSeq: e.StreamSeq,
-		SchemaVersion: env.SchemaVersion, Redacted: redacted, Event: event,
+		SchemaVersion: env.SchemaVersion, Redacted: redacted, Event: event, Refused: refused,
 	})
 	if err != nil {
 		return Entry{}, fmt.Errorf("encode entry %s: %w", env.EventId, err)
@@ -258,6 +267,7 @@ func columnsMatch(e Entry) string {
 		{"occurred_at", formatTime(e.OccurredAt), c.OccurredAt},
 		{"recorded_at", formatTime(e.RecordedAt), c.RecordedAt},
 		{"stream_seq", e.StreamSeq, c.StreamSeq},
+		{"refused", e.Refused, c.Refused},
 		// The event inside the content must agree with the content's own fields.
 		{"event's event_id", env.EventId, c.EventID},
 		{"event's type", env.Type, c.Type},

@@ -34,7 +34,7 @@ func chain(t *testing.T, n int) []Entry {
 	var out []Entry
 	seq, prev := int64(0), GenesisHash
 	for i := range n {
-		e, err := NewEntry(seq, prev, event(t, nil), uint64(i+10), time.Now())
+		e, err := NewEntry(seq, prev, event(t, nil), uint64(i+10), time.Now(), "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -83,7 +83,7 @@ func TestWalkerCatchesTampering(t *testing.T) {
 			return c
 		}, 2, "prev_hash is not the hash of entry 1", 5},
 		{"appended past the head", func(t *testing.T, c []Entry) []Entry {
-			e, err := NewEntry(5, c[4].Hash, event(t, nil), 99, time.Now())
+			e, err := NewEntry(5, c[4].Hash, event(t, nil), 99, time.Now(), "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -128,11 +128,11 @@ func TestContentIsDeterministicAndRedactsTheDataKey(t *testing.T) {
 		DataKey: &pb.WrappedKey{MasterKeyId: "k1", Ciphertext: secret},
 	})
 	at := time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.UTC)
-	a, err := NewEntry(0, GenesisHash, env, 1, at)
+	a, err := NewEntry(0, GenesisHash, env, 1, at, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := NewEntry(0, GenesisHash, env, 1, at)
+	b, err := NewEntry(0, GenesisHash, env, 1, at, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,11 +25,12 @@ type Querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// Append adds env as the next entry of the chain within tx, unless an entry
+// Append adds env as the next entry of the chain within tx (refused: why
+// the consumer refused it, "" if it did not), unless an entry
 // for the same event exists already (then it returns ok=false). The chain
 // head's row lock orders concurrent appends, so seqs are gap-free and each
 // entry links to the one committed before it.
-func Append(ctx context.Context, tx pgx.Tx, env *pb.Envelope, streamSeq uint64, now time.Time) (e Entry, ok bool, err error) {
+func Append(ctx context.Context, tx pgx.Tx, env *pb.Envelope, streamSeq uint64, now time.Time, refused string) (e Entry, ok bool, err error) {
 	var headSeq int64
 	var headHash []byte
 	if err := tx.QueryRow(ctx, `SELECT seq, hash FROM chain_head FOR UPDATE`).Scan(&headSeq, &headHash); err != nil {
@@ -43,7 +44,7 @@ func Append(ctx context.Context, tx pgx.Tx, env *pb.Envelope, streamSeq uint64, 
 	if exists {
 		return Entry{}, false, nil
 	}
-	e, err = NewEntry(headSeq, headHash, env, streamSeq, now)
+	e, err = NewEntry(headSeq, headHash, env, streamSeq, now, refused)
 	if err != nil {
 		return Entry{}, false, err
 	}
@@ -52,10 +53,10 @@ func Append(ctx context.Context, tx pgx.Tx, env *pb.Envelope, streamSeq uint64, 
 		occurred = &e.OccurredAt
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO entries (seq, event_id, type, report_id, actor_kind, actor_id, actor_name,
-		occurred_at, recorded_at, stream_seq, content, prev_hash, hash)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+		occurred_at, recorded_at, stream_seq, refused, content, prev_hash, hash)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 		e.Seq, e.EventID, e.Type, e.ReportID, e.Actor.Kind, e.Actor.ID, e.Actor.Name,
-		occurred, e.RecordedAt, int64(e.StreamSeq), e.Content, e.PrevHash, e.Hash); err != nil {
+		occurred, e.RecordedAt, int64(e.StreamSeq), e.Refused, e.Content, e.PrevHash, e.Hash); err != nil {
 		return Entry{}, false, fmt.Errorf("audit append %s: %w", env.EventId, err)
 	}
 	if _, err := tx.Exec(ctx, `UPDATE chain_head SET seq = $1, hash = $2`, e.Seq, e.Hash); err != nil {
@@ -65,14 +66,14 @@ func Append(ctx context.Context, tx pgx.Tx, env *pb.Envelope, streamSeq uint64, 
 }
 
 const columns = `seq, event_id::text, type, report_id, actor_kind, actor_id, actor_name,
-	occurred_at, recorded_at, stream_seq, content, prev_hash, hash`
+	occurred_at, recorded_at, stream_seq, refused, content, prev_hash, hash`
 
 func scan(rows pgx.CollectableRow) (Entry, error) {
 	var e Entry
 	var occurred *time.Time
 	var streamSeq int64
 	err := rows.Scan(&e.Seq, &e.EventID, &e.Type, &e.ReportID, &e.Actor.Kind, &e.Actor.ID, &e.Actor.Name,
-		&occurred, &e.RecordedAt, &streamSeq, &e.Content, &e.PrevHash, &e.Hash)
+		&occurred, &e.RecordedAt, &streamSeq, &e.Refused, &e.Content, &e.PrevHash, &e.Hash)
 	if occurred != nil {
 		e.OccurredAt = occurred.UTC()
 	}

@@ -47,7 +47,7 @@ func TestConcurrentAppendsMakeOneChain(t *testing.T) {
 				env := event(t, nil)
 				for range 2 { // the same event twice
 					err := database.InTx(ctx, pool, func(tx pgx.Tx) error {
-						_, _, err := Append(ctx, tx, env, uint64(w*100+i), time.Now())
+						_, _, err := Append(ctx, tx, env, uint64(w*100+i), time.Now(), "")
 						return err
 					})
 					if err != nil {
@@ -90,7 +90,7 @@ func TestVerifySeesOneSnapshot(t *testing.T) {
 	appendN := func(n int) {
 		for range n {
 			if err := database.InTx(ctx, pool, func(tx pgx.Tx) error {
-				_, _, err := Append(ctx, tx, event(t, nil), 1, time.Now())
+				_, _, err := Append(ctx, tx, event(t, nil), 1, time.Now(), "")
 				return err
 			}); err != nil {
 				t.Fatal(err)

@@ -80,6 +80,10 @@ type Entry struct {
 	OccurredAt *time.Time     `json:"occurred_at,omitempty"`
 	RecordedAt time.Time      `json:"recorded_at"`
 	StreamSeq  uint64         `json:"stream_seq"`
+	// Refused says why no service acted on the event ("<reason>: <detail>"):
+	// its subject, type, payload or publisher disagreed with the ownership
+	// table (a forgery or a bug). Absent for ordinary entries.
+	Refused string `json:"refused,omitempty"`
 	// Event is the recorded event for reading (protobuf JSON).
 	Event json.RawMessage `json:"event,omitempty"`
 	// Content is the canonical content exactly as hashed: anyone can check
@@ -98,7 +102,7 @@ type Page struct {
 
 func view(e auditlog.Entry) Entry {
 	v := Entry{Seq: e.Seq, EventID: e.EventID, Type: e.Type, ReportID: e.ReportID, Actor: e.Actor,
-		RecordedAt: e.RecordedAt, StreamSeq: e.StreamSeq, Content: string(e.Content),
+		RecordedAt: e.RecordedAt, StreamSeq: e.StreamSeq, Refused: e.Refused, Content: string(e.Content),
 		PrevHash: auditlog.HexHash(e.PrevHash), Hash: auditlog.HexHash(e.Hash)}
 	if !e.OccurredAt.IsZero() {
 		t := e.OccurredAt

@@ -138,10 +138,11 @@ func report(n int) *pb.ReportSubmitted {
 
 func (h *harness) event(reportID string, payload proto.Message) *pb.Envelope {
 	h.t.Helper()
-	env, err := events.New(reportID, events.Service("test"), payload)
+	env, err := events.New(reportID, nil, payload)
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	env.Actor = events.Service(events.Owners(env.Type)[0]) // consumers refuse a service publishing what it does not own
 	return env
 }
 

@@ -196,10 +196,11 @@ func TestPDQAndPriorNCMECReportsTravelInTheEvent(t *testing.T) {
 // publish sends an event into the stream as its owning service would.
 func (h *harness) publish(t *testing.T, reportID string, p proto.Message) {
 	t.Helper()
-	ev, err := events.New(reportID, events.Service("test"), p)
+	ev, err := events.New(reportID, nil, p)
 	if err != nil {
 		t.Fatal(err)
 	}
+	ev.Actor = events.Service(events.Owners(ev.Type)[0]) // consumers refuse a service publishing what it does not own
 	b, _ := events.Marshal(ev)
 	m := nats.NewMsg(events.Subject(ev.Type))
 	m.Data = b

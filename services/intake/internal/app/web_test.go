@@ -35,6 +35,7 @@ import (
 	pb "takedown/pkg/proto/takedown/v1"
 	"takedown/pkg/testenv"
 	"takedown/services/intake/internal/app"
+	"takedown/services/intake/internal/progress"
 )
 
 // site is intake with OIDC sign-in through a test provider and a stand-in
@@ -238,6 +239,28 @@ func TestFormRefusalsStoreNothing(t *testing.T) {
 	// Retracting needs the retractor role; nothing is forwarded without it.
 	s.publish(t, id, &pb.NcmecOpened{NcmecReportId: 4242, Environment: "test", Filing: 1})
 	testenv.Eventually(t, 10*time.Second, "NCMEC opened", func() bool { return s.status(t, id) == "ncmec_opened" })
+	// An NCMEC receipt forged on takedown.staff.action, or claimed by a
+	// service that does not own it, finishes nothing: the consumer refuses
+	// both before intake's progress sees them.
+	forged, _ := events.New(id, events.Staff("mallory", ""), &pb.NcmecFinished{NcmecReportId: 4242})
+	impostor, _ := events.New(id, events.Service(events.CaseWriter), &pb.NcmecFinished{NcmecReportId: 4242})
+	for subject, ev := range map[string]*pb.Envelope{events.Subject(events.StaffAction): forged, events.Subject(events.NcmecFinished): impostor} {
+		b, _ := events.Marshal(ev)
+		if _, err := s.js.Publish(context.Background(), subject, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.Eventually(t, 10*time.Second, "the forged events decided", func() bool {
+		c, err := s.js.Consumer(context.Background(), events.Stream, progress.Consumer.Durable)
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(context.Background())
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+	})
+	if st := s.status(t, id); st != "ncmec_opened" {
+		t.Fatalf("after forged receipts the report is %s, want still ncmec_opened", st)
+	}
 	form := url.Values{"csrf_token": {token}, "reason": {"wrong account"}}
 	if resp := postForm(t, reporter, s.url+"/reports/"+id+"/retract", "application/x-www-form-urlencoded", []byte(form.Encode())); resp.StatusCode != 403 {
 		t.Errorf("retract by a reporter: got %d, want 403", resp.StatusCode)
@@ -305,14 +328,15 @@ func (s *site) status(t *testing.T, id string) string {
 	return st
 }
 
-// publish puts an event of another service into the stream, as the NCMEC
-// reporter would.
+// publish puts an event of another service into the stream, as the
+// service that owns it would.
 func (s *site) publish(t *testing.T, reportID string, payload proto.Message) {
 	t.Helper()
-	ev, err := events.New(reportID, events.Service("ncmec-reporter"), payload)
+	ev, err := events.New(reportID, nil, payload)
 	if err != nil {
 		t.Fatal(err)
 	}
+	ev.Actor = events.Service(events.Owners(ev.Type)[0]) // consumers refuse a service publishing what it does not own
 	b, _ := events.Marshal(ev)
 	if _, err := s.js.Publish(context.Background(), events.Subject(ev.Type), b, jetstream.WithMsgID(ev.EventId)); err != nil {
 		t.Fatal(err)

@@ -107,10 +107,11 @@ func start(t *testing.T, opts ...func(*app.Config)) *harness {
 // emit publishes an event as its owning service's relay would.
 func (h *harness) emit(reportID string, payload proto.Message) *pb.Envelope {
 	h.t.Helper()
-	ev, err := events.New(reportID, events.Service("test"), payload)
+	ev, err := events.New(reportID, nil, payload)
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	ev.Actor = events.Service(events.Owners(ev.Type)[0]) // consumers refuse a service publishing what it does not own
 	b, _ := events.Marshal(ev)
 	msg := nats.NewMsg(events.Subject(ev.Type))
 	msg.Data = b
