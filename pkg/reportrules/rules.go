@@ -57,11 +57,17 @@ const (
 	MaxAnnotation  = 255
 )
 
-// ErrInvalid is wrapped by every error of this package.
+// ErrInvalid matches every error of this package (errors.Is), whose
+// messages are written for the staff member who must fix the value.
 var ErrInvalid = errors.New("invalid")
 
+type ruleError struct{ msg string }
+
+func (e *ruleError) Error() string        { return e.msg }
+func (e *ruleError) Is(target error) bool { return target == ErrInvalid }
+
 func invalid(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+	return &ruleError{fmt.Sprintf(format, args...)}
 }
 
 // Len is a value's length as the limits count it.
