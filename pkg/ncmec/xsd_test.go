@@ -78,14 +78,27 @@ func TestEncodeRefusesInvalidInput(t *testing.T) {
 	badURL.InternetDetails = []ncmec.InternetDetails{{WebPageIncident: &ncmec.WebPageIncident{URL: []string{"https://x.example/a b"}}}}
 	both := maximalFileDetails(1, "f")
 	both.PotentialMeme = ncmec.Bool(true)
+	urlWith := func(u string) func() error {
+		r := minimalReport()
+		r.InternetDetails = []ncmec.InternetDetails{{WebPageIncident: &ncmec.WebPageIncident{URL: []string{u}}}}
+		return func() error { _, err := ncmec.EncodeReport(r); return err }
+	}
+	badLocation := maximalFileDetails(1, "f")
+	badLocation.LocationOfFile = "https://x.example/a\u00a0b"
 
 	cases := map[string]func() error{
 		"nil report":           func() error { _, err := ncmec.EncodeReport(nil); return err },
 		"no incident date":     func() error { _, err := ncmec.EncodeReport(noDate); return err },
 		"two incidents in one": func() error { _, err := ncmec.EncodeReport(twoIncidents); return err },
 		"url with space":       func() error { _, err := ncmec.EncodeReport(badURL); return err },
-		"meme and annotations": func() error { _, err := ncmec.EncodeFileDetails(both); return err },
-		"no file id":           func() error { _, err := ncmec.EncodeFileDetails(&ncmec.FileDetails{ReportID: 1}); return err },
+		// The rule is reportrules.URL, the one intake checks with.
+		"url with NBSP":             urlWith("https://x.example/a\u00a0b"),
+		"url with line separator":   urlWith("https://x.example/a\u2028b"),
+		"url with zero-width space": urlWith("https://x.example/a\u200bb"),
+		"relative url":              urlWith("/a"),
+		"locationOfFile with NBSP":  func() error { _, err := ncmec.EncodeFileDetails(badLocation); return err },
+		"meme and annotations":      func() error { _, err := ncmec.EncodeFileDetails(both); return err },
+		"no file id":                func() error { _, err := ncmec.EncodeFileDetails(&ncmec.FileDetails{ReportID: 1}); return err },
 	}
 	for name, f := range cases {
 		if err := f(); !errors.Is(err, ncmec.ErrInvalidInput) {

@@ -514,16 +514,16 @@ func TestFinishedBeforeSubmitted(t *testing.T) {
 	}
 }
 
-// Salesforce refuses the case (the subject is too long for the org): the
-// write ends as takedown.case.failed naming the field, and is not retried.
+// Salesforce refuses the case (the project is too long for the org; intake
+// refuses such a report, but an event from before its rules or another
+// org's shorter fields can still carry one): the write ends as
+// takedown.case.failed naming the field, and is not retried.
 func TestValidationErrorEndsAsCaseFailed(t *testing.T) {
 	t.Parallel()
 	h := env(t)
 	h.start()
 	sub := report(2)
-	// Fits the org's Uploader_Username__c (255) but not the Subject (255),
-	// which quotes it.
-	sub.Report.Uploader.Username = strings.Repeat("x", 250)
+	sub.Report.Platform = strings.Repeat("x", 300) // Project__c holds 255
 	h.publish(h.event(sub.Report.Id, sub))
 	st := h.synced(sub.Report.Id)
 	if st.FailedRev != 1 || st.SyncedRev != 0 || st.Attempts != 0 {
@@ -534,7 +534,7 @@ func TestValidationErrorEndsAsCaseFailed(t *testing.T) {
 		t.Fatalf("case events %v, want one case.failed", evs)
 	}
 	f := evs[0].GetCaseFailed()
-	if f == nil || f.Code != "STRING_TOO_LONG" || len(f.Fields) != 1 || f.Fields[0] != "Subject" || !strings.Contains(f.Message, "Subject") {
+	if f == nil || f.Code != "STRING_TOO_LONG" || len(f.Fields) != 1 || f.Fields[0] != "Project__c" || !strings.Contains(f.Message, "Project") {
 		t.Fatalf("case.failed %v", f)
 	}
 	if n := len(h.sim.Records(sfsim.CaseObject)) + len(h.sim.Records(sfsim.FileObject)); n != 0 {

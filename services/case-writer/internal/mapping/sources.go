@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	pb "takedown/pkg/proto/takedown/v1"
 	"takedown/services/case-writer/internal/cases"
@@ -36,7 +37,7 @@ type source struct {
 // systems (DESIGN.md §5).
 var sources = map[string]source{
 	"report.id":            {caseScope, "our report id (UUIDv7)", nil, func(c *cases.Case, r *pb.Report, _ *pb.File) any { return c.ReportID }},
-	"report.title":         {caseScope, "the old tool's log title: \"Report to NCMEC for N file(s) uploaded by <uploader> <incident time> UTC - Report# <NCMEC id>\"", nil, title},
+	"report.title":         {caseScope, "the old tool's log title: \"Report to NCMEC for N file(s) uploaded by <uploader> <incident time> UTC - Report# <NCMEC id>\", at most 255 characters", nil, title},
 	"report.description":   {caseScope, "a plain-text summary of the report and its NCMEC state", nil, description},
 	"report.incident_type": {caseScope, "NCMEC incident type", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return r.GetIncidentType() }},
 	"report.incident_time": {caseScope, "when the content was uploaded (time)", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any {
@@ -103,26 +104,50 @@ func ncmecID(c *cases.Case) any {
 	return fmt.Sprint(c.NCMEC.ReportID)
 }
 
+// maxTitle is the length of a Salesforce text field, the most any org's
+// field for the title (Case.Subject by default) can hold.
+const maxTitle = 255
+
 // title follows the old tool's log title (API.md §6.5), for several files.
+// It never exceeds maxTitle: the uploader's name, up to 255 characters
+// (reportrules.MaxUsername), is shortened here rather than the case failing
+// with STRING_TOO_LONG; the name is kept whole in its own field
+// (report.uploader.username).
 func title(c *cases.Case, r *pb.Report, _ *pb.File) any {
-	var b strings.Builder
+	var head, tail strings.Builder
 	if r.GetTest() {
-		b.WriteString("[TEST] ")
+		head.WriteString("[TEST] ")
 	}
-	fmt.Fprintf(&b, "Report to NCMEC for %d file(s)", len(c.Submitted.GetFiles()))
-	if u := r.GetUploader().GetUsername(); u != "" {
-		b.WriteString(" uploaded by " + u)
-	}
+	fmt.Fprintf(&head, "Report to NCMEC for %d file(s)", len(c.Submitted.GetFiles()))
 	if r.GetIncidentTime() != nil {
-		b.WriteString(" " + r.GetIncidentTime().AsTime().UTC().Format("2006-01-02 15:04") + " UTC")
+		tail.WriteString(" " + r.GetIncidentTime().AsTime().UTC().Format("2006-01-02 15:04") + " UTC")
 	}
 	if id := ncmecID(c); id != nil {
-		fmt.Fprintf(&b, " - Report# %s", id)
+		fmt.Fprintf(&tail, " - Report# %s", id)
 	} else {
-		b.WriteString(" - Report# pending")
+		tail.WriteString(" - Report# pending")
 	}
-	return b.String()
+	if u := r.GetUploader().GetUsername(); u != "" {
+		const by = " uploaded by "
+		room := maxTitle - utf8.RuneCountInString(head.String()+by+tail.String())
+		head.WriteString(by + shorten(u, room))
+	}
+	return head.String() + tail.String()
 }
+
+// shorten cuts s to at most n characters, marking the cut with "…".
+func shorten(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	if n < 1 {
+		return ""
+	}
+	return string([]rune(s)[:n-1]) + "…"
+}
+
+// maxError bounds the NCMEC error quoted in the description.
+const maxError = 1000
 
 func description(c *cases.Case, r *pb.Report, _ *pb.File) any {
 	var b strings.Builder
@@ -154,7 +179,10 @@ func description(c *cases.Case, r *pb.Report, _ *pb.File) any {
 		state += fmt.Sprintf(", report %s", id)
 	}
 	if c.NCMEC.Error != "" {
-		state += " (" + c.NCMEC.Error + ")"
+		// NCMEC's message is not under intake's rules; bounded so the
+		// description keeps within Salesforce's 32000 characters (the
+		// whole message is in the report's history).
+		state += " (" + shorten(c.NCMEC.Error, maxError) + ")"
 	}
 	line("NCMEC", state)
 	return strings.TrimRight(b.String(), "\n")

@@ -443,6 +443,60 @@ func TestBadInputIsRefusedAndLeavesNothing(t *testing.T) {
 		{"name in JSON with path", func() (string, []byte) {
 			return body(t, `{"incident_time": "2026-01-01T00:00:00Z", "files": [{"name": "../../etc/passwd"}]}`, small)
 		}, token, 400, "invalid_file_name", "files[0].name"},
+		// One set of rules (reportrules): what the NCMEC encoder or the
+		// Salesforce case would refuse later is a 400 now, naming the field.
+		{"URL with a space", func() (string, []byte) {
+			return body(t, `{"incident_time": "2026-01-01T00:00:00Z", "urls": ["https://example.com/a b"]}`, small)
+		}, token, 400, "invalid", "urls[0]"},
+		{"URL with NBSP", func() (string, []byte) {
+			return body(t, `{"incident_time": "2026-01-01T00:00:00Z", "urls": ["https://example.com/ok", "https://example.com/a\u00a0b"]}`, small)
+		}, token, 400, "invalid", "urls[1]"},
+		{"username of 300 characters", func() (string, []byte) {
+			return body(t, `{"incident_time": "2026-01-01T00:00:00Z", "uploader": {"username": "`+strings.Repeat("u", 300)+`"}}`, small)
+		}, token, 400, "invalid", "uploader.username"},
+		{"action too long", func() (string, []byte) {
+			return body(t, `{"incident_time": "2026-01-01T00:00:00Z", "actions_taken": ["`+strings.Repeat("a", 1000)+`"]}`, small)
+		}, token, 400, "invalid", "actions_taken[0]"},
+		{"NUL in notes", func() (string, []byte) {
+			return body(t, `{"incident_time": "2026-01-01T00:00:00Z", "notes": "a\u0000b"}`, small)
+		}, token, 400, "invalid", "notes"},
+		{"NUL in platform", func() (string, []byte) {
+			return body(t, `{"incident_time": "2026-01-01T00:00:00Z", "platform": "a\u0000b"}`, small)
+		}, token, 400, "invalid", "platform"},
+		{"NUL in an action", func() (string, []byte) {
+			return body(t, `{"incident_time": "2026-01-01T00:00:00Z", "actions_taken": ["a\u0000"]}`, small)
+		}, token, 400, "invalid", "actions_taken[0]"},
+		{"NUL in the e-mail", func() (string, []byte) {
+			return body(t, `{"incident_time": "2026-01-01T00:00:00Z", "uploader": {"email": "a@example.com\u0000"}}`, small)
+		}, token, 400, "invalid", "uploader.email"},
+		{"NUL in a file's annotation", func() (string, []byte) {
+			return body(t, `{"incident_time": "2026-01-01T00:00:00Z", "files": [{"annotations": ["x\u0000"]}]}`, small)
+		}, token, 400, "invalid", "files[0].annotations[0]"},
+		{"NUL in a file's location", func() (string, []byte) {
+			return body(t, `{"incident_time": "2026-01-01T00:00:00Z", "files": [{"location_url": "https://example.com/\u0000"}]}`, small)
+		}, token, 400, "invalid", "files[0].location_url"},
+		{"NUL in a file name in the JSON", func() (string, []byte) {
+			return body(t, `{"incident_time": "2026-01-01T00:00:00Z", "files": [{"name": "a\u0000.jpg"}]}`, small)
+		}, token, 400, "invalid_file_name", "files[0].name"},
+		// A raw NUL cannot travel in a part header; an encoded one can.
+		{"NUL in the part's file name", func() (string, []byte) { return body(t, goodReport, file{"a\x00b.jpg", []byte("x")}) }, token, 400, "malformed_body", ""},
+		{"NUL in the part's RFC 2231 file name", func() (string, []byte) {
+			ct, b := body(t, goodReport, file{"PLACEHOLDER", []byte("x")})
+			return ct, bytes.Replace(b, []byte(`filename="PLACEHOLDER"`), []byte(`filename*=UTF-8''a%00b.jpg`), 1)
+		}, token, 400, "invalid_file_name", "files[0].name"},
+		{"bidi override in the part's RFC 2231 file name", func() (string, []byte) {
+			ct, b := body(t, goodReport, file{"PLACEHOLDER", []byte("x")})
+			return ct, bytes.Replace(b, []byte(`filename="PLACEHOLDER"`), []byte(`filename*=UTF-8''photo%E2%80%AEgpj.exe`), 1)
+		}, token, 400, "invalid_file_name", "files[0].name"},
+		{"bidi override in the part's file name", func() (string, []byte) {
+			return body(t, goodReport, file{"photo\u202egpj.exe", []byte("x")})
+		}, token, 400, "invalid_file_name", "files[0].name"},
+		{"zero-width space in the JSON's file name", func() (string, []byte) {
+			return body(t, `{"incident_time": "2026-01-01T00:00:00Z", "files": [{"name": "a\u200b.jpg"}]}`, small)
+		}, token, 400, "invalid_file_name", "files[0].name"},
+		{"bidi isolate in a second file's name", func() (string, []byte) {
+			return body(t, goodReport, small, file{"a\u2066b\u2069.jpg", []byte("x")})
+		}, token, 400, "invalid_file_name", "files[1].name"},
 		{"truncated body", truncated, token, 400, "malformed_body", ""},
 		{"wrong content type", func() (string, []byte) { return "application/json", []byte(goodReport) }, token, 415, "unsupported_media_type", ""},
 		{"missing token", func() (string, []byte) { return body(t, goodReport, small) }, "", 401, "unauthenticated", ""},
@@ -462,6 +516,26 @@ func TestBadInputIsRefusedAndLeavesNothing(t *testing.T) {
 		})
 	}
 	h.assertNothingStored()
+}
+
+// Names with dots inside are honest and kept; an e-mail pasted with its
+// display name is stored (and sent on) as the bare address.
+func TestDottedNameAndBareEmailAreStored(t *testing.T) {
+	t.Parallel()
+	h := start(t, testenv.S3(t))
+	ct, b := body(t, `{"incident_time": "2026-01-01T00:00:00Z", "uploader": {"email": "\"x\" <a@example.com>"}}`,
+		file{"a..b.png", []byte("x")})
+	resp, out := h.post(ct, bytes.NewReader(b), token)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("status %d: %v", resp.StatusCode, out)
+	}
+	_, rep := h.get("/api/v1/reports/" + out["id"].(string))
+	if u := rep["uploader"].(map[string]any); u["email"] != "a@example.com" {
+		t.Errorf("stored uploader %v, want the e-mail a@example.com", u)
+	}
+	if f := rep["files"].([]any)[0].(map[string]any); f["name"] != "a..b.png" {
+		t.Errorf("stored file name %v, want a..b.png", f["name"])
+	}
 }
 
 func (h *harness) assertNothingStored() {

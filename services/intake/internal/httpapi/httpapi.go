@@ -146,7 +146,7 @@ func (a *API) Refile(ctx context.Context, staff auth.Staff, id string) (*report.
 		r.Status = report.StatusSubmitted
 		// Earlier finished reports of the uploader; the retracted filing,
 		// never finished, is not among them.
-		prior, err := a.store.PriorNCMECReports(ctx, r.Uploader)
+		prior, err := a.store.PriorNCMECReports(ctx, r.Details)
 		if err != nil {
 			return nil, err
 		}

@@ -198,7 +198,7 @@ func (a *API) receive(w http.ResponseWriter, r *http.Request, describe Describe)
 		return nil, badRequest("invalid", "files", "the report describes %d files but %d were attached", len(in.Files), len(rep.Files))
 	}
 
-	prior, err := a.store.PriorNCMECReports(ctx, rep.Uploader)
+	prior, err := a.store.PriorNCMECReports(ctx, rep.Details)
 	if err != nil {
 		log.Error("prior NCMEC reports", "err", err)
 		return nil, server.Errorf(http.StatusServiceUnavailable, "database_unavailable", "",

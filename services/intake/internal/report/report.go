@@ -6,13 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/mail"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
+
+	"takedown/pkg/reportrules"
 )
 
 // IncidentTypes are NCMEC's incidentType values (cyber_tipline.xsd).
@@ -84,13 +82,13 @@ func fieldErr(field, format string, args ...any) error {
 	return &FieldError{Field: field, Message: fmt.Sprintf(format, args...)}
 }
 
-// Limits bound text fields, so a submission cannot smuggle in megabytes of
-// notes; NCMEC's own limits are in the same range.
-const (
-	maxShort = 1 << 10  // names, e-mails, URLs
-	maxLong  = 64 << 10 // notes
-	maxList  = 100      // URLs, actions, annotations
-)
+// rule turns a reportrules error into the problem of field.
+func rule(field string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &FieldError{Field: field, Message: err.Error()}
+}
 
 // Validate normalises in and checks every rule. It returns nil or
 // FieldErrors naming every field with a problem, in the order of the form,
@@ -115,17 +113,23 @@ func (in *Input) Validate(now time.Time) error {
 	} else if _, err := pastTime("incident_time", in.IncidentTime, now); err != nil {
 		add(err)
 	}
-	add(checkText("platform", in.Platform, maxShort))
-	for i, u := range in.URLs {
-		add(checkURL(fmt.Sprintf("urls[%d]", i), u))
+	// The text rules (reportrules) keep out what PostgreSQL cannot store
+	// (NUL), what NCMEC refuses and what would not fit the Salesforce case.
+	add(rule("platform", reportrules.Text(in.Platform, reportrules.MaxPlatform)))
+	if i, err := reportrules.URLs(in.URLs); err != nil {
+		field := "urls"
+		if i >= 0 {
+			field = fmt.Sprintf("urls[%d]", i)
+		}
+		add(rule(field, err))
 	}
-	if len(in.URLs) > maxList {
-		add(fieldErr("urls", "at most %d URLs", maxList))
-	}
-	add(checkText("uploader.username", in.Uploader.Username, maxShort))
+	add(rule("uploader.username", reportrules.Text(in.Uploader.Username, reportrules.MaxUsername)))
 	if in.Uploader.Email != "" {
-		if _, err := mail.ParseAddress(in.Uploader.Email); err != nil {
-			add(fieldErr("uploader.email", "%q is not an e-mail address", in.Uploader.Email))
+		// Kept and sent as the bare address, whatever staff pasted.
+		email, err := reportrules.Email(in.Uploader.Email)
+		add(rule("uploader.email", err))
+		if err == nil {
+			in.Uploader.Email = email
 		}
 	}
 	if in.Uploader.IP != "" && net.ParseIP(in.Uploader.IP) == nil {
@@ -134,14 +138,17 @@ func (in *Input) Validate(now time.Time) error {
 	if in.LegalApproved && strings.TrimSpace(in.Approver) == "" {
 		add(fieldErr("approver", "required when legal_approved is true: who approved the report"))
 	} else {
-		add(checkText("approver", in.Approver, maxShort))
+		add(rule("approver", reportrules.Text(in.Approver, reportrules.MaxApprover)))
 	}
-	add(checkText("not_approved_reason", in.NotApprovedReason, maxShort))
-	if len(in.ActionsTaken) > maxList {
-		add(fieldErr("actions_taken", "at most %d actions", maxList))
+	add(rule("not_approved_reason", reportrules.MultilineText(in.NotApprovedReason, reportrules.MaxNotApprovedReason)))
+	if len(in.ActionsTaken) > reportrules.MaxActions {
+		add(fieldErr("actions_taken", "at most %d actions", reportrules.MaxActions))
 	}
-	add(checkText("notes", in.Notes, maxLong))
-	add(checkText("escalate", in.Escalate, maxShort))
+	for i, a := range in.ActionsTaken {
+		add(rule(fmt.Sprintf("actions_taken[%d]", i), reportrules.Text(a, reportrules.MaxAction)))
+	}
+	add(rule("notes", reportrules.MultilineText(in.Notes, reportrules.MaxNotes)))
+	add(rule("escalate", reportrules.MultilineText(in.Escalate, reportrules.MaxEscalate)))
 	for i, f := range in.Files {
 		for _, err := range f.validate(fmt.Sprintf("files[%d]", i), now) {
 			add(err)
@@ -180,7 +187,7 @@ func (f *FileInput) validate(field string, now time.Time) []error {
 		errs = append(errs, CheckFileName(field+".name", f.Name))
 	}
 	if f.LocationURL != "" {
-		errs = append(errs, checkURL(field+".location_url", f.LocationURL))
+		errs = append(errs, rule(field+".location_url", reportrules.URL(f.LocationURL)))
 	}
 	if f.UploadTime != "" {
 		_, err := pastTime(field+".upload_time", f.UploadTime, now)
@@ -192,8 +199,11 @@ func (f *FileInput) validate(field string, now time.Time) []error {
 	if f.Classification != "" && !slices.Contains(Classifications, f.Classification) {
 		errs = append(errs, fieldErr(field+".industry_classification", "%q is not one of %s", f.Classification, strings.Join(Classifications, ", ")))
 	}
-	if len(f.Annotations) > maxList {
-		errs = append(errs, fieldErr(field+".annotations", "at most %d annotations", maxList))
+	if len(f.Annotations) > reportrules.MaxAnnotations {
+		errs = append(errs, fieldErr(field+".annotations", "at most %d annotations", reportrules.MaxAnnotations))
+	}
+	for i, a := range f.Annotations {
+		errs = append(errs, rule(fmt.Sprintf("%s.annotations[%d]", field, i), reportrules.Text(a, reportrules.MaxAnnotation)))
 	}
 	return errs
 }
@@ -218,49 +228,14 @@ func pastTime(field, s string, now time.Time) (time.Time, error) {
 	return t, nil
 }
 
-func checkURL(field, s string) error {
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fieldErr(field, "%q is not an http or https URL", s)
-	}
-	return checkText(field, s, maxShort)
-}
-
-func checkText(field, s string, max int) error {
-	if len(s) > max {
-		return fieldErr(field, "longer than %d bytes", max)
-	}
-	if !utf8.ValidString(s) {
-		return fieldErr(field, "not valid UTF-8")
-	}
-	return nil
-}
-
 // ErrBadFileName is wrapped by CheckFileName's errors.
 var ErrBadFileName = errors.New("bad file name")
 
-// CheckFileName accepts an original file name as metadata. Names are never
-// used as object keys, but a name that looks like a path, holds control
-// characters or is not UTF-8 is refused: it would mislead whoever reads the
-// case later, and shows a client that does not send what it should.
+// CheckFileName checks an original file name by reportrules.FileName: no
+// path, no controls, no invisible characters that change how it reads.
 func CheckFileName(field, name string) error {
-	bad := func(why string) error { return &FieldError{Field: field, Message: why, Kind: ErrBadFileName} }
-	switch {
-	case name == "":
-		return bad("empty file name")
-	case len(name) > 255:
-		return bad("file name longer than 255 bytes")
-	case !utf8.ValidString(name):
-		return bad("file name is not valid UTF-8")
-	case strings.ContainsAny(name, `/\`):
-		return bad(fmt.Sprintf("file name %q contains a path separator", name))
-	case name == "." || name == ".." || strings.Contains(name, ".."):
-		return bad(fmt.Sprintf("file name %q contains \"..\"", name))
-	}
-	for _, r := range name {
-		if unicode.IsControl(r) {
-			return bad(fmt.Sprintf("file name %q contains a control character", name))
-		}
+	if err := reportrules.FileName(name); err != nil {
+		return &FieldError{Field: field, Message: err.Error(), Kind: ErrBadFileName}
 	}
 	return nil
 }

@@ -43,17 +43,29 @@ func (s *Store) ReportedBefore(ctx context.Context, reportID string, maxDistance
 	return out, rows.Err()
 }
 
-// PriorNCMECReports returns the NCMEC report ids of earlier finished reports
-// about the same uploader: the same username, or the same e-mail address.
-func (s *Store) PriorNCMECReports(ctx context.Context, u report.Uploader) ([]int64, error) {
+// PriorNCMECReports returns the NCMEC report ids to cite as priorCTReports
+// of a report with details d: earlier reports NCMEC finished, in the same
+// NCMEC environment (a production report must not cite a test report's id,
+// which NCMEC's production system does not know), about the same account:
+// the same platform, and the same username or the same e-mail address
+// (e-mails compared case-insensitively). A username is only unique within
+// its platform, so another platform's same name is someone else.
+func (s *Store) PriorNCMECReports(ctx context.Context, d report.Details) ([]int64, error) {
+	u := d.Uploader
 	if u.Username == "" && u.Email == "" {
 		return nil, nil
 	}
+	env := "production"
+	if d.Test {
+		env = "test"
+	}
 	rows, err := s.pool.Query(ctx, `SELECT DISTINCT ncmec_report_id FROM reports
 		WHERE ncmec_state = 'finished' AND ncmec_report_id IS NOT NULL
+		  AND ncmec_environment = $3
+		  AND coalesce(details ->> 'platform', '') = $4
 		  AND ((details -> 'uploader' ->> 'username') = nullif($1, '')
 		       OR lower(details -> 'uploader' ->> 'email') = lower(nullif($2, '')))
-		ORDER BY ncmec_report_id LIMIT 100`, u.Username, u.Email)
+		ORDER BY ncmec_report_id LIMIT 100`, u.Username, u.Email, env, d.Platform)
 	if err != nil {
 		return nil, fmt.Errorf("prior NCMEC reports: %w", err)
 	}
