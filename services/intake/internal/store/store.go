@@ -161,7 +161,15 @@ type querier interface {
 
 // Get returns a report with its files and history.
 func (s *Store) Get(ctx context.Context, id string) (*report.Report, error) {
-	return get(ctx, s.pool, id, "")
+	// One snapshot for the report, its files and its history: read
+	// separately, the history could show an event whose state change the
+	// report row read a moment earlier does not.
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, fmt.Errorf("get report %s: %w", id, err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	return get(ctx, tx, id, "")
 }
 
 func get(ctx context.Context, q querier, id, lock string) (*report.Report, error) {
