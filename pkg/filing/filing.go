@@ -229,6 +229,20 @@ func later(ev Event, s *Status) bool {
 	return ev.Error+ev.LearnedFrom > s.Error+s.LearnedFrom
 }
 
+// Newer reports whether a state of filing aFiling supersedes bState of
+// filing bFiling: a later filing always does; within one filing, the higher
+// precedence. A view that shows one state per report (a Salesforce case, a
+// page) keeps what it holds unless Newer says otherwise, so writes arriving
+// out of order cannot move it back. Filing numbers below 1 count as 1, as in
+// Of.
+func Newer(aFiling int, aState State, bFiling int, bState State) bool {
+	aFiling, bFiling = max(aFiling, 1), max(bFiling, 1)
+	if aFiling != bFiling {
+		return aFiling > bFiling
+	}
+	return aState.rank() > bState.rank()
+}
+
 // Problem is what staff should read about a filing that did not settle
 // well: the failure or closing reason, and a retraction that failed while
 // one is still owed. Empty for a finished or cleanly retracted filing.

@@ -221,3 +221,28 @@ func permute(es []*pb.Envelope, fn func([]*pb.Envelope)) {
 		}
 	}
 }
+
+// A later filing wins whatever its state; within a filing, precedence.
+func TestNewer(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		af   int
+		as   filing.State
+		bf   int
+		bs   filing.State
+		want bool
+	}{
+		{2, filing.Pending, 1, filing.Finished, true},
+		{1, filing.Finished, 2, filing.Pending, false},
+		{1, filing.Finished, 1, filing.Opened, true},
+		{1, filing.Opened, 1, filing.Finished, false},
+		{1, filing.Failed, 1, filing.Failed, false},
+		{0, filing.Opened, 1, filing.Pending, true}, // older contracts: filing 1
+		{1, filing.Opened, 1, "", true},             // nothing shown yet
+	}
+	for _, c := range cases {
+		if got := filing.Newer(c.af, c.as, c.bf, c.bs); got != c.want {
+			t.Errorf("Newer(%d %s, %d %s) = %v, want %v", c.af, c.as, c.bf, c.bs, got, c.want)
+		}
+	}
+}

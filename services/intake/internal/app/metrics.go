@@ -43,8 +43,7 @@ func (g *reportGauges) Collect(ch chan<- prometheus.Metric) {
 	}
 	// Every status is exported, zeros included, so that a dashboard shows
 	// a flat line rather than no data.
-	for _, s := range []report.Status{report.StatusSubmitted, report.StatusNcmecOpened, report.StatusUploading,
-		report.StatusFinished, report.StatusFailed, report.StatusRetracted} {
+	for _, s := range report.Statuses() {
 		ch <- prometheus.MustNewConstMetric(g.byStatus, prometheus.GaugeValue, float64(st.ByStatus[string(s)]), string(s))
 	}
 	ch <- prometheus.MustNewConstMetric(g.aged, prometheus.GaugeValue, st.OldestUnfinished.Seconds())

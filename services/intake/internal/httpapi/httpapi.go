@@ -3,15 +3,16 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
-	"time"
-
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
@@ -20,6 +21,7 @@ import (
 	"takedown/pkg/auth"
 	"takedown/pkg/events"
 	"takedown/pkg/evidence"
+	"takedown/pkg/filing"
 	"takedown/pkg/keyring"
 	"takedown/pkg/logging"
 	"takedown/pkg/metrics"
@@ -115,11 +117,31 @@ func (a *API) Routes(r chi.Router, guard Guard) {
 	r.With(guard(ReadRoles...)).Get("/api/v1/reports", a.list)
 	r.With(guard(ReadRoles...)).Get("/api/v1/reports/{id}", a.get)
 	r.With(guard(auth.RoleReporter)).Post("/api/v1/reports/{id}/refile", a.refile)
+	r.With(guard(auth.RoleReporter)).Post("/api/v1/reports/{id}/close", a.close)
 }
 
 func (a *API) refile(w http.ResponseWriter, r *http.Request) {
 	staff, _ := auth.FromContext(r.Context())
-	rep, err := a.Refile(r.Context(), staff, chi.URLParam(r, "id"))
+	var corr *Correction
+	// The body is optional: without one the report is filed again as it is.
+	raw, err := io.ReadAll(io.LimitReader(r.Body, maxReportJSON+1))
+	if err != nil {
+		server.WriteError(w, badRequest("invalid", "", "the corrections could not be read: %v", err))
+		return
+	}
+	if len(raw) > maxReportJSON {
+		server.WriteError(w, server.Errorf(http.StatusRequestEntityTooLarge, "too_large", "", "the corrections are larger than %d bytes", maxReportJSON))
+		return
+	}
+	if len(bytes.TrimSpace(raw)) > 0 {
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &fields); err != nil {
+			server.WriteError(w, badRequest("invalid", "", "the corrections are not a report JSON object: %v", err))
+			return
+		}
+		corr = &Correction{raw: raw}
+	}
+	rep, err := a.Refile(r.Context(), staff, chi.URLParam(r, "id"), corr)
 	if err != nil {
 		server.WriteError(w, err)
 		return
@@ -127,25 +149,81 @@ func (a *API) refile(w http.ResponseWriter, r *http.Request) {
 	server.WriteJSON(w, http.StatusAccepted, rep)
 }
 
-// Refile files a retracted report again, as its next filing: the report
-// goes back to submitted and takedown.report.submitted announces it again
-// with filing + 1, through the outbox. Only a retracted report may be filed
-// again: an open or finished NCMEC report must not be duplicated.
-func (a *API) Refile(ctx context.Context, staff auth.Staff, id string) (*report.Report, error) {
+// Correction changes a report before it is filed again: the report JSON of
+// a submission (report.Input), with only the fields to change. Fields left
+// out keep their stored values; "files" corrects each file's metadata in
+// order. Whether the report is a test stays as submitted.
+type Correction struct{ raw []byte }
+
+// NewCorrection returns a correction of the given fields of report.Input
+// (for the web form).
+func NewCorrection(fields map[string]any) (*Correction, error) {
+	raw, err := json.Marshal(fields)
+	if err != nil {
+		return nil, err
+	}
+	return &Correction{raw: raw}, nil
+}
+
+// correct applies c to r, under the same rules as a submission.
+func (a *API) correct(r *report.Report, c *Correction) error {
+	in := report.Input{
+		IncidentType: r.IncidentType, IncidentTime: r.IncidentTime.UTC().Format(time.RFC3339), Platform: r.Platform,
+		URLs: r.URLs, Uploader: r.Uploader, LegalApproved: r.LegalApproved, Approver: r.Approver,
+		NotApprovedReason: r.NotApprovedReason, ActionsTaken: r.ActionsTaken, Notes: r.Notes, Escalate: r.Escalate, Test: r.Test,
+	}
+	for _, f := range r.Files {
+		in.Files = append(in.Files, f.FileInput)
+	}
+	// Decoding over the stored values changes only the fields sent (and
+	// merges each file's entry into the stored one).
+	if err := json.Unmarshal(c.raw, &in); err != nil {
+		return badRequest("invalid", "", "the corrections are not a report JSON object: %v", err)
+	}
+	in.Test = r.Test
+	if len(in.Files) > len(r.Files) {
+		return badRequest("invalid", "files", "the report has %d files; the corrections describe %d", len(r.Files), len(in.Files))
+	}
+	if err := in.Validate(a.now()); err != nil {
+		var fes report.FieldErrors
+		if !errors.As(err, &fes) || len(fes) == 0 {
+			return badRequest("invalid", "report", "%v", err)
+		}
+		return &InvalidError{APIError: server.Errorf(http.StatusBadRequest, "invalid", fes[0].Field, "%s", fes[0].Message), Problems: fes}
+	}
+	r.Details = in.Details()
+	r.IncidentTime = in.IncidentAt()
+	for i := range in.Files {
+		in.Files[i].Name = r.Files[i].FileInput.Name // the original name is a fact, not a correction
+		r.Files[i].FileInput = in.Files[i]
+	}
+	return nil
+}
+
+// Refile files a report again, as its next filing, when its filing allows
+// it (filing.FileAgain: retracted, closed, or failed before NCMEC opened
+// anything): takedown.report.submitted announces it again with filing + 1,
+// through the outbox, with the report as corrected by corr (nil: as it
+// is). An open or finished NCMEC report is never duplicated: the refusal
+// answers 409 with the reason.
+func (a *API) Refile(ctx context.Context, staff auth.Staff, id string, corr *Correction) (*report.Report, error) {
 	if _, err := uuid.Parse(id); err != nil {
 		return nil, errNotFound(id)
 	}
 	ctx, log := logging.With(ctx, logging.KeyReportID, id)
 	var eventID string
-	rep, err := a.store.Refile(ctx, id, func(r *report.Report, key keyring.WrappedKey) (*pb.Envelope, error) {
-		if r.Status != report.StatusRetracted {
-			return nil, server.Errorf(http.StatusConflict, "conflict", "",
-				"only a retracted report can be filed again; this one is %s", strings.ReplaceAll(string(r.Status), "_", " "))
+	rep, err := a.store.Change(ctx, id, func(r *report.Report, key keyring.WrappedKey) (*pb.Envelope, error) {
+		if err := refused(r.FilingStatus.Allows(filing.FileAgain)); err != nil {
+			return nil, err
 		}
-		r.Filing++
-		r.Status = report.StatusSubmitted
-		// Earlier finished reports of the uploader; the retracted filing,
-		// never finished, is not among them.
+		if corr != nil {
+			if err := a.correct(r, corr); err != nil {
+				return nil, err
+			}
+		}
+		r.Filing = r.FilingStatus.Filing + 1
+		// Earlier finished reports of the uploader; the filing being
+		// replaced, never finished, is not among them.
 		prior, err := a.store.PriorNCMECReports(ctx, r.Details)
 		if err != nil {
 			return nil, err
@@ -160,18 +238,80 @@ func (a *API) Refile(ctx context.Context, staff auth.Staff, id string) (*report.
 		}
 		return ev, err
 	})
+	if err := changeError(log, id, "filed again", err); err != nil {
+		return nil, err
+	}
+	log.Info("report filed again", "filing", rep.Filing, "corrected", corr != nil, "event_id", eventID)
+	return rep, nil
+}
+
+// Close settles a failed filing that staff resolved outside the tool
+// (filing.Close): takedown.report.closed, with staff's reason, is committed
+// with the report's new state through the outbox.
+func (a *API) Close(ctx context.Context, staff auth.Staff, id, reason string) (*report.Report, error) {
+	if _, err := uuid.Parse(id); err != nil {
+		return nil, errNotFound(id)
+	}
+	reason = strings.TrimSpace(reason)
+	if reason == "" {
+		return nil, badRequest("invalid", "reason", "say why the report is closed (e.g. how it was settled with NCMEC)")
+	}
+	if len(reason) > 1000 {
+		return nil, badRequest("invalid", "reason", "the reason is longer than 1000 bytes")
+	}
+	ctx, log := logging.With(ctx, logging.KeyReportID, id)
+	rep, err := a.store.Change(ctx, id, func(r *report.Report, _ keyring.WrappedKey) (*pb.Envelope, error) {
+		if err := refused(r.FilingStatus.Allows(filing.Close)); err != nil {
+			return nil, err
+		}
+		return events.New(r.ID, events.Staff(staff.Subject, staff.Name),
+			&pb.ReportClosed{Filing: uint32(r.FilingStatus.Filing), Reason: reason})
+	})
+	if err := changeError(log, id, "closed", err); err != nil {
+		return nil, err
+	}
+	log.Info("report closed", "filing", rep.Filing)
+	return rep, nil
+}
+
+func (a *API) close(w http.ResponseWriter, r *http.Request) {
+	staff, _ := auth.FromContext(r.Context())
+	var body struct {
+		Reason string `json:"reason"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&body); err != nil {
+		server.WriteError(w, badRequest("invalid", "reason", `send {"reason": "..."}`))
+		return
+	}
+	rep, err := a.Close(r.Context(), staff, chi.URLParam(r, "id"), body.Reason)
+	if err != nil {
+		server.WriteError(w, err)
+		return
+	}
+	server.WriteJSON(w, http.StatusOK, rep)
+}
+
+// refused turns a filing.Refusal into the API's 409.
+func refused(err error) error {
+	var no *filing.Refusal
+	if errors.As(err, &no) {
+		return server.Errorf(http.StatusConflict, "conflict", "", "%s", no.Reason)
+	}
+	return err
+}
+
+func changeError(log *slog.Logger, id, what string, err error) error {
 	var ae *server.APIError
 	switch {
+	case err == nil:
+		return nil
 	case errors.Is(err, store.ErrNotFound):
-		return nil, errNotFound(id)
+		return errNotFound(id)
 	case errors.As(err, &ae):
-		return nil, err
-	case err != nil:
-		log.Error("refile report", "err", err)
-		return nil, server.Errorf(http.StatusServiceUnavailable, "database_unavailable", "", "the report could not be filed again; try again in a minute")
+		return err
 	}
-	log.Info("report filed again", "filing", rep.Filing, "event_id", eventID)
-	return rep, nil
+	log.Error("report could not be "+what, "err", err)
+	return server.Errorf(http.StatusServiceUnavailable, "database_unavailable", "", "the report could not be %s; try again in a minute", what)
 }
 
 func (a *API) get(w http.ResponseWriter, r *http.Request) {

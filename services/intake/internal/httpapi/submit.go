@@ -19,6 +19,7 @@ import (
 	"takedown/pkg/auth"
 	"takedown/pkg/events"
 	"takedown/pkg/evidence"
+	"takedown/pkg/filing"
 	"takedown/pkg/logging"
 	"takedown/pkg/pdq"
 	pb "takedown/pkg/proto/takedown/v1"
@@ -148,13 +149,12 @@ func (a *API) receive(w http.ResponseWriter, r *http.Request, describe Describe)
 
 	rep := &report.Report{
 		ID:           events.NewID(),
-		Status:       report.StatusSubmitted,
 		SubmittedAt:  a.now().UTC(),
 		SubmittedBy:  staff.Subject,
-		Filing:       1,
 		Details:      in.Details(),
 		IncidentTime: in.IncidentAt(),
 	}
+	rep.SetFiling(filing.New())
 	ctx, log := logging.With(ctx, logging.KeyReportID, rep.ID)
 	dataKey, wrapped, err := a.keys.NewDataKey(rep.ID)
 	if err != nil {

@@ -1,8 +1,13 @@
 package report
 
-import "time"
+import (
+	"time"
 
-// Status is where a report stands overall.
+	"takedown/pkg/filing"
+)
+
+// Status is where a report stands overall: the API's word for the state of
+// its current filing (StatusOf). The values are part of the API and stay.
 type Status string
 
 const (
@@ -10,23 +15,40 @@ const (
 	StatusNcmecOpened Status = "ncmec_opened" // NCMEC report opened
 	StatusUploading   Status = "uploading"    // files going to NCMEC
 	StatusFinished    Status = "finished"     // NCMEC report finished
-	StatusFailed      Status = "failed"       // filing stopped; retraction pending
+	StatusFailed      Status = "failed"       // filing stopped; retraction or staff's next step owed
+	StatusClosed      Status = "closed"       // staff settled the failure outside the tool
 	StatusRetracted   Status = "retracted"    // NCMEC report retracted
 )
 
-// rank orders statuses so that events handled out of order cannot move a
-// report backwards.
-var rank = map[Status]int{
-	StatusSubmitted: 0, StatusNcmecOpened: 1, StatusUploading: 2,
-	StatusFailed: 3, StatusFinished: 4, StatusRetracted: 5,
+// StatusOf is the one translation from the filing's state to the API's
+// status; the order and the rules are pkg/filing's.
+func StatusOf(s filing.State) Status {
+	switch s {
+	case filing.Pending:
+		return StatusSubmitted
+	case filing.Opened:
+		return StatusNcmecOpened
+	case filing.Uploading:
+		return StatusUploading
+	case filing.Failed:
+		return StatusFailed
+	case filing.Closed:
+		return StatusClosed
+	case filing.Retracted:
+		return StatusRetracted
+	case filing.Finished:
+		return StatusFinished
+	}
+	return Status(s)
 }
 
-// Advance returns the later of s and next.
-func (s Status) Advance(next Status) Status {
-	if rank[next] > rank[s] {
-		return next
+// Statuses lists every status, in the order of filing.States.
+func Statuses() []Status {
+	out := make([]Status, len(filing.States))
+	for i, s := range filing.States {
+		out[i] = StatusOf(s)
 	}
-	return s
+	return out
 }
 
 // Report is a stored report with its progress.
@@ -42,6 +64,42 @@ type Report struct {
 	NCMEC        NCMEC     `json:"ncmec"`
 	Case         Case      `json:"case"`
 	Events       []Event   `json:"events,omitempty"`
+	// NextSteps are the staff actions the filing allows now.
+	NextSteps []filing.Action `json:"next_steps"`
+	// FilingStatus is the fold of the report's events (pkg/filing); Status,
+	// Filing and NCMEC are derived from it by SetFiling.
+	FilingStatus filing.Status `json:"-"`
+}
+
+// AmbiguousNote explains ambiguous /submit attempts to staff.
+const AmbiguousNote = "an earlier attempt may have opened an NCMEC report that NCMEC will delete unfinished"
+
+// SetFiling makes s the report's filing and derives everything the API
+// shows of it: the one place status, NCMEC state and next steps come from.
+func (r *Report) SetFiling(s filing.Status) {
+	r.FilingStatus = s
+	r.Filing = s.Filing
+	r.Status = StatusOf(s.State)
+	r.NextSteps = s.NextSteps()
+	if r.NextSteps == nil {
+		r.NextSteps = []filing.Action{}
+	}
+	n := NCMEC{
+		ReportID: s.NCMECReportID, Environment: s.Environment, State: s.State, Filing: s.Filing,
+		PastReportIDs: s.Past, AmbiguousSubmits: s.Ambiguous, Problem: s.Problem(),
+	}
+	n.LastError = n.Problem
+	if s.Ambiguous > 0 {
+		n.AmbiguousNote = AmbiguousNote
+	}
+	if s.State == filing.Finished {
+		n.LearnedFrom = s.LearnedFrom
+		if !s.FinishedAt.IsZero() {
+			t := s.FinishedAt
+			n.FinishedAt = &t
+		}
+	}
+	r.NCMEC = n
 }
 
 // Details are the submission's descriptive fields, stored as submitted.
@@ -89,19 +147,30 @@ type File struct {
 	ReportedBefore []Match `json:"reported_before,omitempty"`
 }
 
-// NCMEC is the state of the report's CyberTipline filing.
+// NCMEC is the state of the report's current CyberTipline filing.
 type NCMEC struct {
-	ReportID    int64  `json:"report_id,omitempty"`
-	Environment string `json:"environment,omitempty"`
-	State       string `json:"state,omitempty"` // opened, finished, failed, retracted
-	LastError   string `json:"last_error,omitempty"`
+	ReportID      int64        `json:"report_id,omitempty"`
+	Environment   string       `json:"environment,omitempty"`
+	State         filing.State `json:"state"`
+	Filing        int          `json:"filing"`
+	PastReportIDs []int64      `json:"past_report_ids,omitempty"` // NCMEC reports of earlier filings
+	// AmbiguousSubmits counts /submit attempts of this filing whose answer
+	// was lost; AmbiguousNote says what that means.
+	AmbiguousSubmits int        `json:"ambiguous_submits,omitempty"`
+	AmbiguousNote    string     `json:"ambiguous_note,omitempty"`
+	LearnedFrom      string     `json:"learned_from,omitempty"` // how a finish was learnt
+	FinishedAt       *time.Time `json:"finished_at,omitempty"`
+	Problem          string     `json:"problem,omitempty"` // filing.Status.Problem
+	// LastError is Problem under its earlier name, for existing clients.
+	LastError string `json:"last_error,omitempty"`
 }
 
 // Case is the Salesforce case of the report.
 type Case struct {
-	ID    string `json:"id,omitempty"`
-	State string `json:"state,omitempty"`
-	Error string `json:"error,omitempty"`
+	ID     string `json:"id,omitempty"`
+	State  string `json:"state,omitempty"`  // a filing.State
+	Filing int    `json:"filing,omitempty"` // the filing State belongs to
+	Error  string `json:"error,omitempty"`
 }
 
 // Event is one entry of the report's history.

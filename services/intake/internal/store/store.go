@@ -8,11 +8,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"takedown/pkg/database"
+	"takedown/pkg/filing"
 	"takedown/pkg/keyring"
 	"takedown/pkg/outbox"
 	pb "takedown/pkg/proto/takedown/v1"
@@ -42,6 +44,8 @@ func (s *Store) Create(ctx context.Context, r *report.Report, key keyring.Wrappe
 		return err
 	}
 	return database.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		// The filing's state starts as pending (the columns' defaults);
+		// progress folds the report.submitted event in like any other.
 		if _, err := tx.Exec(ctx, `INSERT INTO reports (id, submitted_at, submitted_by, filing, incident_time, details, data_key_id, data_key, status)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 			r.ID, r.SubmittedAt, r.SubmittedBy, r.Filing, r.IncidentTime, details, key.MasterKeyID, key.Ciphertext, r.Status); err != nil {
@@ -62,20 +66,91 @@ func (s *Store) Create(ctx context.Context, r *report.Report, key keyring.Wrappe
 	})
 }
 
-const reportColumns = `id::text, status, submitted_at, submitted_by, filing, incident_time, details,
-	coalesce(ncmec_report_id, 0), coalesce(ncmec_environment, ''), coalesce(ncmec_state, ''), coalesce(last_error, ''),
-	coalesce(case_id, ''), coalesce(case_state, ''), coalesce(case_error, '')`
+const reportColumns = `id::text, submitted_at, submitted_by, incident_time, details,
+	coalesce(case_id, ''), coalesce(case_state, ''), coalesce(case_filing, 0), coalesce(case_error, ''), ` + filingColumns
+
+// filingColumns hold a report's filing.Status (migration 0006).
+const filingColumns = `filing, ncmec_state, coalesce(ncmec_report_id, 0), coalesce(ncmec_environment, ''),
+	filing_at, coalesce(last_error, ''), coalesce(learned_from, ''), finished_at,
+	coalesce(retraction_error, ''), retraction_error_at, ambiguous_submits, past_ncmec_report_ids`
+
+// filingDest returns the scan destinations of filingColumns into s; done
+// fills the times that may be NULL.
+func filingDest(s *filing.Status) (dest []any, done func()) {
+	var at, finished, retractionAt *time.Time
+	dest = []any{&s.Filing, &s.State, &s.NCMECReportID, &s.Environment, &at, &s.Error, &s.LearnedFrom, &finished,
+		&s.RetractionError, &retractionAt, &s.Ambiguous, &s.Past}
+	return dest, func() {
+		for _, p := range []struct {
+			from *time.Time
+			to   *time.Time
+		}{{at, &s.At}, {finished, &s.FinishedAt}, {retractionAt, &s.RetractionErrorAt}} {
+			if p.from != nil {
+				*p.to = p.from.UTC()
+			}
+		}
+		if len(s.Past) == 0 {
+			s.Past = nil
+		}
+	}
+}
 
 func scanReport(row pgx.Row) (report.Report, error) {
 	var r report.Report
 	var details []byte
-	err := row.Scan(&r.ID, &r.Status, &r.SubmittedAt, &r.SubmittedBy, &r.Filing, &r.IncidentTime, &details,
-		&r.NCMEC.ReportID, &r.NCMEC.Environment, &r.NCMEC.State, &r.NCMEC.LastError,
-		&r.Case.ID, &r.Case.State, &r.Case.Error)
+	var st filing.Status
+	fd, done := filingDest(&st)
+	err := row.Scan(append([]any{&r.ID, &r.SubmittedAt, &r.SubmittedBy, &r.IncidentTime, &details,
+		&r.Case.ID, &r.Case.State, &r.Case.Filing, &r.Case.Error}, fd...)...)
 	if err != nil {
 		return r, err
 	}
+	done()
+	r.SetFiling(st)
 	return r, json.Unmarshal(details, &r.Details)
+}
+
+// LoadFiling locks report id and returns its filing status; ErrNotFound
+// for a report intake does not know.
+func LoadFiling(ctx context.Context, tx pgx.Tx, id string) (filing.Status, error) {
+	var st filing.Status
+	fd, done := filingDest(&st)
+	err := tx.QueryRow(ctx, `SELECT `+filingColumns+` FROM reports WHERE id = $1 FOR UPDATE`, id).Scan(fd...)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return st, ErrNotFound
+	}
+	if err != nil {
+		return st, fmt.Errorf("filing of %s: %w", id, err)
+	}
+	done()
+	return st, nil
+}
+
+// SaveFiling stores st as report id's filing, with the status the API
+// derives from it. The caller holds the row lock (LoadFiling).
+func SaveFiling(ctx context.Context, tx pgx.Tx, id string, st filing.Status) error {
+	past := st.Past
+	if past == nil {
+		past = []int64{}
+	}
+	_, err := tx.Exec(ctx, `UPDATE reports SET filing = $2, ncmec_state = $3, ncmec_report_id = nullif($4, 0::bigint),
+			ncmec_environment = nullif($5, ''), filing_at = $6, last_error = nullif($7, ''), learned_from = nullif($8, ''),
+			finished_at = $9, retraction_error = nullif($10, ''), retraction_error_at = $11, ambiguous_submits = $12,
+			past_ncmec_report_ids = $13, status = $14, updated_at = now()
+		WHERE id = $1`,
+		id, st.Filing, st.State, st.NCMECReportID, st.Environment, nullTime(st.At), st.Error, st.LearnedFrom,
+		nullTime(st.FinishedAt), st.RetractionError, nullTime(st.RetractionErrorAt), st.Ambiguous, past, report.StatusOf(st.State))
+	if err != nil {
+		return fmt.Errorf("save filing of %s: %w", id, err)
+	}
+	return nil
+}
+
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }
 
 // querier is a pool or a transaction.
@@ -86,7 +161,15 @@ type querier interface {
 
 // Get returns a report with its files and history.
 func (s *Store) Get(ctx context.Context, id string) (*report.Report, error) {
-	return get(ctx, s.pool, id, "")
+	// One snapshot for the report, its files and its history: read
+	// separately, the history could show an event whose state change the
+	// report row read a moment earlier does not.
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, fmt.Errorf("get report %s: %w", id, err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	return get(ctx, tx, id, "")
 }
 
 func get(ctx context.Context, q querier, id, lock string) (*report.Report, error) {
@@ -127,12 +210,15 @@ func get(ctx context.Context, q querier, id, lock string) (*report.Report, error
 	return &r, nil
 }
 
-// Refile files a report again: with the report locked, refile checks the
-// rule, moves the report to its next filing and returns the event that
-// announces it; the report's new state and the event are committed together.
-// The earlier filing's NCMEC state is forgotten (its report id kept, so its
-// late events move nothing), its history kept.
-func (s *Store) Refile(ctx context.Context, id string, refile func(*report.Report, keyring.WrappedKey) (*pb.Envelope, error)) (*report.Report, error) {
+// Change takes a staff action on a report's filing: with the report
+// locked, change checks the rule against r.FilingStatus, may correct the
+// report, and returns the event that records the action. The event is
+// folded into the filing (filing.Of, Apply) and committed with the report's
+// new state in the outbox, in one transaction. A report.submitted event is a
+// new filing: the report is stored as the event carries it (corrections
+// included), and the NCMEC file ids of the earlier filing are forgotten
+// (their history kept).
+func (s *Store) Change(ctx context.Context, id string, change func(*report.Report, keyring.WrappedKey) (*pb.Envelope, error)) (*report.Report, error) {
 	var out *report.Report
 	err := database.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		r, err := get(ctx, tx, id, "FOR UPDATE")
@@ -143,27 +229,26 @@ func (s *Store) Refile(ctx context.Context, id string, refile func(*report.Repor
 		if err := tx.QueryRow(ctx, `SELECT data_key_id, data_key FROM reports WHERE id = $1`, id).Scan(&key.MasterKeyID, &key.Ciphertext); err != nil {
 			return fmt.Errorf("data key of %s: %w", id, err)
 		}
-		past := r.NCMEC.ReportID
-		ev, err := refile(r, key)
+		ev, err := change(r, key)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE reports SET filing = $2, status = $3, ncmec_report_id = NULL, ncmec_environment = NULL,
-				ncmec_state = NULL, last_error = NULL, updated_at = now(),
-				past_ncmec_report_ids = CASE WHEN $4::bigint = 0 THEN past_ncmec_report_ids ELSE array_append(past_ncmec_report_ids, $4) END
-			WHERE id = $1`, id, r.Filing, r.Status, past); err != nil {
-			return fmt.Errorf("refile %s: %w", id, err)
+		st := r.FilingStatus
+		if fe, ok := filing.Of(ev); ok {
+			st.Apply(fe)
 		}
-		if _, err := tx.Exec(ctx, `UPDATE files SET ncmec_file_id = NULL, ncmec_md5 = NULL WHERE report_id = $1`, id); err != nil {
-			return fmt.Errorf("refile %s: %w", id, err)
+		if err := SaveFiling(ctx, tx, id, st); err != nil {
+			return err
+		}
+		if ev.GetReportSubmitted() != nil {
+			if err := storeFiled(ctx, tx, r); err != nil {
+				return err
+			}
 		}
 		if err := outbox.Add(ctx, tx, ev); err != nil {
 			return err
 		}
-		r.NCMEC = report.NCMEC{}
-		for i := range r.Files {
-			r.Files[i].NCMECFileID, r.Files[i].NCMECMD5 = "", ""
-		}
+		r.SetFiling(st)
 		out = r
 		return nil
 	})
@@ -171,6 +256,30 @@ func (s *Store) Refile(ctx context.Context, id string, refile func(*report.Repor
 		return nil, err
 	}
 	return out, nil
+}
+
+// storeFiled stores the report as a new filing sends it.
+func storeFiled(ctx context.Context, tx pgx.Tx, r *report.Report) error {
+	details, err := json.Marshal(r.Details)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `UPDATE reports SET details = $2, incident_time = $3 WHERE id = $1`, r.ID, details, r.IncidentTime); err != nil {
+		return fmt.Errorf("store corrections of %s: %w", r.ID, err)
+	}
+	for i := range r.Files {
+		f := &r.Files[i]
+		meta, err := json.Marshal(f.FileInput)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE files SET meta = $3, ncmec_file_id = NULL, ncmec_md5 = NULL WHERE report_id = $1 AND id = $2`,
+			r.ID, f.ID, meta); err != nil {
+			return fmt.Errorf("store corrections of %s: %w", r.ID, err)
+		}
+		f.NCMECFileID, f.NCMECMD5 = "", ""
+	}
+	return nil
 }
 
 // RecordAction publishes a staff action (a sign-in, a page view, a denied

@@ -78,6 +78,8 @@ func statusText(s report.Status) string {
 		return "Finished: reported to NCMEC"
 	case report.StatusFailed:
 		return "Failed: the NCMEC filing stopped"
+	case report.StatusClosed:
+		return "Closed by staff: settled outside this tool"
 	case report.StatusRetracted:
 		return "Retracted"
 	}

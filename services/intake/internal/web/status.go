@@ -7,29 +7,38 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
 
 	"takedown/pkg/auth"
+	"takedown/pkg/filing"
 	"takedown/pkg/logging"
 	"takedown/pkg/server"
+	"takedown/services/intake/internal/httpapi"
 	"takedown/services/intake/internal/report"
 	"takedown/services/intake/internal/store"
 )
 
 // statusData is the status page of one report.
 type statusData struct {
-	Title        string
-	Report       *report.Report
-	Flash        string
-	Problems     []problem
-	Reason       string
-	CanRetract   bool // the staff member may retract, and the NCMEC report is open
-	CanRefile    bool
-	Terminal     bool // nothing more will happen by itself: stop polling
-	FilesOnNCMEC int
+	Title    string
+	Report   *report.Report
+	Flash    string
+	Problems []problem
+	Reason   string
+	// The next steps (filing.Status.NextSteps) this staff member may take.
+	CanRetract     bool
+	CanRetractLost bool
+	CanRefile      bool
+	CanCorrect     bool // filing again may correct the report: nothing was opened at NCMEC
+	CanClose       bool
+	Correct        url.Values // the correction form's values
+	Terminal       bool       // nothing more will happen by itself: stop polling
+	FilesOnNCMEC   int
 }
 
 func (w *Web) loadReport(rw http.ResponseWriter, r *http.Request) (*report.Report, bool) {
@@ -53,30 +62,32 @@ func (w *Web) loadReport(rw http.ResponseWriter, r *http.Request) (*report.Repor
 	return rep, true
 }
 
-// ncmecOpen reports whether the report's NCMEC submission is open: opened
-// and neither finished nor retracted. Only then can it be retracted.
-func ncmecOpen(rep *report.Report) bool {
-	return rep.NCMEC.ReportID != 0 && rep.NCMEC.State != "finished" && rep.NCMEC.State != "retracted"
-}
-
 // settled reports whether nothing more will happen to the report by itself:
-// NCMEC finished or retracted it, and the Salesforce case shows that (its
-// last write may come after NCMEC's answer) or could not be written.
+// its current filing is settled (finished, retracted or closed) and the
+// Salesforce case shows that filing's state (its last write may come after
+// NCMEC's answer), or the case could not be written.
 func settled(rep *report.Report) bool {
-	switch rep.Status {
-	case report.StatusFinished, report.StatusRetracted:
-		return rep.Case.State == string(rep.Status) || rep.Case.Error != ""
+	if !rep.NCMEC.State.Settled() {
+		return false
 	}
-	return false
+	return (rep.Case.Filing == rep.Filing && rep.Case.State == string(rep.NCMEC.State)) || rep.Case.Error != ""
 }
 
 func (w *Web) status(r *http.Request, rep *report.Report) statusData {
 	s, _ := auth.FromContext(r.Context())
+	st := rep.FilingStatus
 	d := statusData{
 		Title: "Report " + rep.ID, Report: rep,
-		CanRetract: s.Has(auth.RoleRetractor) && ncmecOpen(rep),
-		CanRefile:  s.Has(auth.RoleReporter) && rep.Status == report.StatusRetracted,
-		Terminal:   settled(rep),
+		CanRetract:     s.Has(auth.RoleRetractor) && st.Allows(filing.Retract) == nil,
+		CanRetractLost: s.Has(auth.RoleRetractor) && st.Allows(filing.RetractLost) == nil,
+		CanRefile:      s.Has(auth.RoleReporter) && st.Allows(filing.FileAgain) == nil,
+		CanClose:       s.Has(auth.RoleReporter) && st.Allows(filing.Close) == nil,
+		Terminal:       settled(rep),
+	}
+	d.CanCorrect = d.CanRefile && st.State == filing.Failed && st.NCMECReportID == 0
+	d.Correct = url.Values{
+		"platform": {rep.Platform}, "urls": {strings.Join(rep.URLs, "\n")}, "notes": {rep.Notes},
+		"uploader.username": {rep.Uploader.Username}, "uploader.email": {rep.Uploader.Email}, "uploader.ip": {rep.Uploader.IP},
 	}
 	for _, f := range rep.Files {
 		if f.NCMECFileID != "" {
@@ -123,19 +134,48 @@ func (w *Web) listPage(rw http.ResponseWriter, r *http.Request) {
 // staff member's own token so the retraction service checks them again
 // and records who asked.
 func (w *Web) retract(rw http.ResponseWriter, r *http.Request) {
+	w.retraction(rw, r, false)
+}
+
+// retractLost asks the retraction service to retract an NCMEC report this
+// system lost track of (an ambiguous /submit), named by staff with its
+// environment, the same way as retract.
+func (w *Web) retractLost(rw http.ResponseWriter, r *http.Request) {
+	w.retraction(rw, r, true)
+}
+
+func (w *Web) retraction(rw http.ResponseWriter, r *http.Request, lost bool) {
 	rep, ok := w.loadReport(rw, r)
 	if !ok {
 		return
 	}
 	reason := strings.TrimSpace(r.PostFormValue("reason"))
+	reasonID := "f-reason"
+	body := map[string]any{"reason": reason}
+	var probs []problem
+	if lost {
+		reasonID = "f-lost-reason"
+		id, err := strconv.ParseInt(strings.TrimSpace(r.PostFormValue("ncmec_report_id")), 10, 64)
+		if err != nil || id <= 0 {
+			probs = append(probs, problem{Field: "ncmec_report_id", ID: "f-lost-id", Message: "Enter the NCMEC report id NCMEC gave you (a number)."})
+		}
+		env := r.PostFormValue("environment")
+		if env != "test" && env != "production" {
+			probs = append(probs, problem{Field: "environment", ID: "f-lost-env", Message: "Choose the NCMEC environment: test or production."})
+		}
+		body["ncmec_report_id"], body["environment"] = id, env
+	}
 	if reason == "" {
+		probs = append(probs, problem{Field: "reason", ID: reasonID, Message: "Say why the report is being retracted."})
+	}
+	if len(probs) > 0 {
 		d := w.status(r, rep)
-		d.Problems = []problem{{Field: "reason", ID: "f-reason", Message: "Say why the report is being retracted."}}
+		d.Problems, d.Reason = probs, reason
 		w.render(rw, r, http.StatusBadRequest, "status", d)
 		return
 	}
 	log := logging.FromContext(r.Context()).With("report_id", rep.ID)
-	if err := w.forwardRetraction(r, rep.ID, reason); err != nil {
+	if err := w.forwardRetraction(r, rep.ID, body); err != nil {
 		var ae *server.APIError
 		if !errors.As(err, &ae) {
 			log.Error("forward retraction", "err", err)
@@ -144,21 +184,21 @@ func (w *Web) retract(rw http.ResponseWriter, r *http.Request) {
 		d := w.status(r, rep)
 		d.Reason = reason
 		errors.As(err, &ae)
-		d.Problems = []problem{{Field: "reason", ID: "f-reason", Message: ae.Message}}
+		d.Problems = []problem{{Field: "reason", ID: reasonID, Message: ae.Message}}
 		w.render(rw, r, ae.Status, "status", d)
 		return
 	}
-	log.Info("retraction requested")
+	log.Info("retraction requested", "lost_report", lost)
 	w.sessions.PutFlash(r.Context(), "Retraction requested. This page shows when NCMEC confirms it.")
 	http.Redirect(rw, r, "/reports/"+rep.ID, http.StatusSeeOther)
 }
 
-func (w *Web) forwardRetraction(r *http.Request, id, reason string) error {
+func (w *Web) forwardRetraction(r *http.Request, id string, fields map[string]any) error {
 	token := w.sessions.Bearer(r.Context())
 	if token == "" {
 		return server.Errorf(http.StatusForbidden, "forbidden", "", "your sign-in carries no token the retraction service accepts; sign in again")
 	}
-	body, _ := json.Marshal(map[string]string{"reason": reason})
+	body, _ := json.Marshal(fields)
 	req, err := http.NewRequestWithContext(r.Context(), http.MethodPost,
 		strings.TrimSuffix(w.cfg.RetractionURL, "/")+"/api/v1/reports/"+id+"/retraction", bytes.NewReader(body))
 	if err != nil {
@@ -191,14 +231,85 @@ func (w *Web) forwardRetraction(r *http.Request, id, reason string) error {
 	return server.Errorf(status, e.Error.Code, "reason", "%s", e.Error.Message)
 }
 
-// refile files a retracted report again (the API's own refile).
+// refile files a report again (the API's own refile); the correction form
+// of a report that failed before NCMEC opened anything posts correct=1
+// with the fields to correct.
 func (w *Web) refile(rw http.ResponseWriter, r *http.Request) {
 	s, _ := auth.FromContext(r.Context())
-	rep, err := w.api.Refile(r.Context(), s, chi.URLParam(r, "id"))
+	var corr *httpapi.Correction
+	if r.PostFormValue("correct") == "1" {
+		var urls []string
+		for _, u := range strings.Split(r.PostFormValue("urls"), "\n") {
+			if u = strings.TrimSpace(u); u != "" {
+				urls = append(urls, u)
+			}
+		}
+		var err error
+		corr, err = httpapi.NewCorrection(map[string]any{
+			"platform": strings.TrimSpace(r.PostFormValue("platform")), "urls": urls, "notes": r.PostFormValue("notes"),
+			"uploader": map[string]string{"username": strings.TrimSpace(r.PostFormValue("uploader.username")),
+				"email": strings.TrimSpace(r.PostFormValue("uploader.email")), "ip": strings.TrimSpace(r.PostFormValue("uploader.ip"))},
+		})
+		if err != nil {
+			w.fail(rw, r, err)
+			return
+		}
+	}
+	rep, err := w.api.Refile(r.Context(), s, chi.URLParam(r, "id"), corr)
+	var inv *httpapi.InvalidError
+	if errors.As(err, &inv) {
+		// Show the correction form again with what was typed and every problem.
+		cur, ok := w.loadReport(rw, r)
+		if !ok {
+			return
+		}
+		d := w.status(r, cur)
+		for k := range d.Correct {
+			d.Correct.Set(k, r.PostFormValue(k))
+		}
+		for _, p := range inv.Problems {
+			d.Problems = append(d.Problems, problem{Field: p.Field, ID: "f-c-" + correctionField(p.Field), Message: label(p.Field) + p.Message})
+		}
+		w.render(rw, r, http.StatusBadRequest, "status", d)
+		return
+	}
 	if err != nil {
 		w.fail(rw, r, err)
 		return
 	}
 	w.sessions.PutFlash(r.Context(), fmt.Sprintf("Filed again (filing %d). This page follows the new filing.", rep.Filing))
+	http.Redirect(rw, r, "/reports/"+rep.ID, http.StatusSeeOther)
+}
+
+// correctionField names the correction form's field of an API field
+// ("urls[2]" is the URLs box).
+func correctionField(field string) string {
+	if i := strings.IndexByte(field, '['); i >= 0 {
+		field = field[:i]
+	}
+	return strings.ReplaceAll(field, ".", "-")
+}
+
+// closeReport settles a failed filing that staff resolved outside the tool.
+func (w *Web) closeReport(rw http.ResponseWriter, r *http.Request) {
+	s, _ := auth.FromContext(r.Context())
+	reason := r.PostFormValue("reason")
+	rep, err := w.api.Close(r.Context(), s, chi.URLParam(r, "id"), reason)
+	var ae *server.APIError
+	if errors.As(err, &ae) && ae.Status == http.StatusBadRequest {
+		cur, ok := w.loadReport(rw, r)
+		if !ok {
+			return
+		}
+		d := w.status(r, cur)
+		d.Problems = []problem{{Field: "reason", ID: "f-close-reason", Message: "Say why the report is closed: " + ae.Message}}
+		w.render(rw, r, http.StatusBadRequest, "status", d)
+		return
+	}
+	if err != nil {
+		w.fail(rw, r, err)
+		return
+	}
+	w.sessions.PutFlash(r.Context(), "Report closed.")
 	http.Redirect(rw, r, "/reports/"+rep.ID, http.StatusSeeOther)
 }

@@ -203,7 +203,9 @@ func (w *Web) Routes(r chi.Router) {
 	r.Get("/reports/{id}", w.page(w.statusPage, httpapi.ReadRoles...))
 	r.Get("/reports/{id}/live", w.page(w.livePart, httpapi.ReadRoles...))
 	r.Post("/reports/{id}/retract", w.page(w.form(w.retract), auth.RoleRetractor))
+	r.Post("/reports/{id}/retract-lost", w.page(w.form(w.retractLost), auth.RoleRetractor))
 	r.Post("/reports/{id}/refile", w.page(w.form(w.refile), auth.RoleReporter))
+	r.Post("/reports/{id}/close", w.page(w.form(w.closeReport), auth.RoleReporter))
 }
 
 // page admits a signed-in staff member holding one of roles to h. Someone
