@@ -178,8 +178,9 @@ func outranks(a, b filing.State) bool {
 	return slices.Index(filing.States, a) > slices.Index(filing.States, b)
 }
 
-// sameStatus compares two statuses as the case shows them (times by
-// instant, not by representation).
+// sameStatus compares every field of two statuses, times by instant rather
+// than by representation (a stored time comes back in another location).
+// TestSameStatusKnowsEveryField fails when pkg/filing adds a field.
 func sameStatus(a, b filing.Status) bool {
 	return a.Filing == b.Filing && a.State == b.State && a.NCMECReportID == b.NCMECReportID &&
 		a.Environment == b.Environment && a.At.Equal(b.At) && a.Error == b.Error &&

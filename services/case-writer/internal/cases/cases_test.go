@@ -2,6 +2,7 @@ package cases_test
 
 import (
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -224,5 +225,13 @@ func TestStatesComeFromFiling(t *testing.T) {
 	}
 	if want := []string{"pending", "uploaded", "failed", "closed", "retracted", "finished"}; !slices.Equal(cases.FileStates, want) {
 		t.Errorf("FileStates %v, want %v", cases.FileStates, want)
+	}
+}
+
+// sameStatus decides whether an event asks for a write by comparing every
+// field of filing.Status; a field added there must be compared too.
+func TestSameStatusKnowsEveryField(t *testing.T) {
+	if n := reflect.TypeFor[filing.Status]().NumField(); n != 12 {
+		t.Fatalf("filing.Status has %d fields; update sameStatus in cases.go and this count", n)
 	}
 }
