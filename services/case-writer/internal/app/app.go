@@ -41,7 +41,8 @@ const (
 var Consumer = stream.ConsumerConfig{
 	Durable: "case-writer",
 	Subjects: []string{events.ReportSubmitted, events.NcmecOpened, events.NcmecFileUploaded,
-		events.NcmecFinished, events.NcmecFailed, events.NcmecRetracted},
+		events.NcmecFinished, events.NcmecFailed, events.NcmecRetracted, events.NcmecRetractionFailed,
+		events.NcmecSubmitAmbiguous, events.ReportClosed},
 	Concurrency: 4,
 }
 

@@ -24,6 +24,7 @@ import (
 	"takedown/pkg/config"
 	"takedown/pkg/database"
 	"takedown/pkg/events"
+	"takedown/pkg/filing"
 	pb "takedown/pkg/proto/takedown/v1"
 	"takedown/pkg/salesforce/sfsim"
 	"takedown/pkg/service"
@@ -478,7 +479,7 @@ func TestFinishedBeforeSubmitted(t *testing.T) {
 	h.publish(h.event(id, &pb.NcmecFinished{NcmecReportId: 777, FinishedAt: timestamppb.New(finishedAt)}))
 	h.idle()
 	c, st, err := h.store.Get(context.Background(), id)
-	if err != nil || c.NCMEC.State != "finished" || c.Submitted != nil {
+	if err != nil || c.NCMEC.State != filing.Finished || c.Submitted != nil {
 		t.Fatalf("recorded %+v %+v %v", c, st, err)
 	}
 	if n := len(h.sim.Records(sfsim.CaseObject)); n != 0 {
@@ -503,7 +504,7 @@ func TestFinishedBeforeSubmitted(t *testing.T) {
 
 	h.publish(h.event(id, &pb.NcmecFailed{Step: "finish", Description: "late", ReportOpened: true, NcmecReportId: 777}))
 	h.idle()
-	if c, st2, _ := h.store.Get(context.Background(), id); st2.Rev != st.Rev || c.NCMEC.State != "finished" {
+	if c, st2, _ := h.store.Get(context.Background(), id); st2.Rev != st.Rev || c.NCMEC.State != filing.Finished {
 		t.Errorf("a late failed changed the case: %+v, %+v (before %+v)", c.NCMEC, st2, st)
 	}
 	if c := h.sfCase(id); c["NCMEC_Status__c"] != "Finished" {
@@ -518,6 +519,72 @@ func TestFinishedBeforeSubmitted(t *testing.T) {
 // refuses such a report, but an event from before its rules or another
 // org's shorter fields can still carry one): the write ends as
 // takedown.case.failed naming the field, and is not retried.
+// A report whose first filing failed and was retracted is filed again
+// (issue 15): the case ends showing the second filing — its NCMEC id, state
+// and file ids — and names the first filing's report in its history. A
+// late event of the first filing, handled after the second started, moves
+// nothing.
+func TestFiledAgainCaseShowsTheNewFiling(t *testing.T) {
+	t.Parallel()
+	h := env(t)
+	h.start()
+	sub := report(2)
+	id := sub.Report.Id
+	f0, f1 := sub.Files[0].Id, sub.Files[1].Id
+	// Filing 1: opened as NCMEC report 7, one file uploaded, then failed
+	// and retracted.
+	h.publish(h.event(id, sub))
+	h.publish(h.event(id, &pb.NcmecOpened{NcmecReportId: 7, Environment: "test", Filing: 1}))
+	h.publish(h.event(id, &pb.NcmecFileUploaded{NcmecReportId: 7, FileId: f0, NcmecFileId: "old-f0", Filing: 1}))
+	h.publish(h.event(id, &pb.NcmecFailed{Step: "upload", Description: "file rejected", ReportOpened: true, NcmecReportId: 7, FileId: f1, Filing: 1}))
+	h.publish(h.event(id, &pb.NcmecRetracted{NcmecReportId: 7, Reason: "failed", Filing: 1, Environment: "test"}))
+	h.synced(id)
+	if c := h.sfCase(id); c["NCMEC_Status__c"] != "Retracted" || c["NCMEC_Report_Id__c"] != "7" {
+		t.Fatalf("after filing 1: case %v", c)
+	}
+
+	// Filing 2: the corrected report, opened as 9, both files uploaded.
+	sub2 := proto.Clone(sub).(*pb.ReportSubmitted)
+	sub2.Report.Filing = 2
+	sub2.Report.Notes = "corrected"
+	h.publish(h.event(id, sub2))
+	h.publish(h.event(id, &pb.NcmecOpened{NcmecReportId: 9, Environment: "test", Filing: 2}))
+	// A late event of filing 1 (a redelivered upload) after filing 2 began.
+	h.publish(h.event(id, &pb.NcmecFileUploaded{NcmecReportId: 7, FileId: f1, NcmecFileId: "old-f1", Filing: 1}))
+	h.publish(h.event(id, &pb.NcmecFileUploaded{NcmecReportId: 9, FileId: f0, NcmecFileId: "new-f0", Filing: 2}))
+	h.publish(h.event(id, &pb.NcmecFileUploaded{NcmecReportId: 9, FileId: f1, NcmecFileId: "new-f1", Filing: 2}))
+	h.publish(h.event(id, &pb.NcmecFinished{NcmecReportId: 9, NcmecFileIds: []string{"new-f0", "new-f1"},
+		FinishedAt: timestamppb.New(incident.Add(6 * time.Hour)), Filing: 2, LearnedFrom: "receipt"}))
+	// And the first filing's retraction, delivered again.
+	h.publish(h.event(id, &pb.NcmecRetracted{NcmecReportId: 7, Reason: "failed", Filing: 1, Environment: "test"}))
+	h.synced(id)
+
+	c := h.checkWritten(sub)
+	if c["NCMEC_Report_Id__c"] != "9" || c["NCMEC_Status__c"] != "Finished" || !strings.HasSuffix(c["Subject"].(string), "Report# 9") ||
+		c["NCMEC_Finished_At__c"] != "2026-01-02T21:04:00.000+0000" {
+		t.Errorf("case %v, want NCMEC report 9 finished", c)
+	}
+	desc, _ := c["Description"].(string)
+	for _, want := range []string{"(filing 2)", "Notes: corrected", "NCMEC: finished, report 9", "Earlier filings: NCMEC report 7 (retracted)"} {
+		if !strings.Contains(desc, want) {
+			t.Errorf("description lacks %q:\n%s", want, desc)
+		}
+	}
+	want := map[string]string{f0: "new-f0", f1: "new-f1"}
+	for _, f := range h.sfFiles(c["Id"].(string)) {
+		if f["NCMEC_File_Id__c"] != want[f[sfsim.FileID].(string)] || f["NCMEC_Status__c"] != "Finished" || f["NCMEC_Report_Id__c"] != "9" {
+			t.Errorf("file record %v, want NCMEC file id %s of report 9, finished", f, want[f[sfsim.FileID].(string)])
+		}
+	}
+	evs := h.caseEvents(id)
+	last := evs[len(evs)-1].GetCaseUpserted()
+	if last.GetState() != "finished" || last.GetFiling() != 2 || last.GetNcmecReportId() != 9 {
+		t.Errorf("last case event %v, want finished, filing 2, NCMEC report 9", last)
+	}
+}
+
+// Salesforce refuses the case (the subject is too long for the org): the
+// write ends as takedown.case.failed naming the field, and is not retried.
 func TestValidationErrorEndsAsCaseFailed(t *testing.T) {
 	t.Parallel()
 	h := env(t)

@@ -2,125 +2,151 @@
 // case, and the rules by which events change it. Events may arrive in any
 // order and more than once; the rules make the result depend only on the
 // set of events, not on their order.
+//
+// The NCMEC side of a case is the report's filing as pkg/filing folds it:
+// the same states, precedence and filing generations every other service
+// uses, so the case never tells staff something the status page does not.
 package cases
 
 import (
-	"time"
+	"slices"
 
 	"google.golang.org/protobuf/proto"
 
+	"takedown/pkg/filing"
 	pb "takedown/pkg/proto/takedown/v1"
 )
 
-// NCMEC states a case shows. Pending means no NCMEC event arrived yet.
-const (
-	StatePending   = "pending"
-	StateOpened    = "opened"
-	StateFailed    = "failed"
-	StateFinished  = "finished"
-	StateRetracted = "retracted"
-)
+// Uploaded is the state of a file NCMEC holds while its filing is still
+// under way; files otherwise show their filing's state.
+const Uploaded = "uploaded"
 
-// States lists every NCMEC state, for configuration checks.
-var States = []string{StatePending, StateOpened, StateFailed, StateFinished, StateRetracted}
+// States lists every NCMEC state a case shows, for configuration checks.
+var States = stateNames(filing.States)
 
-// rank is the precedence of the NCMEC states: a state never gives way to a
-// lower one, whatever order the events arrive in. Failed is above opened (a
-// filing that opened and then failed has failed), finished above failed (a
-// receipt is proof the report was filed; a late "failed" from a step that was
-// retried and then succeeded must not hide it), and retracted on top: a
-// retraction withdraws the report whatever came before.
-var rank = map[string]int{StatePending: 0, StateOpened: 1, StateFailed: 2, StateFinished: 3, StateRetracted: 4}
+// FileStates lists every state a file shows, for configuration checks:
+// pending and uploaded while the filing is under way (its opened and
+// uploading states say nothing about one file), else the filing's state.
+var FileStates = func() []string {
+	out := []string{string(filing.Pending), Uploaded}
+	for _, s := range filing.States {
+		if !s.Active() {
+			out = append(out, string(s))
+		}
+	}
+	return out
+}()
 
-// NCMEC is the latest NCMEC state of a report.
-type NCMEC struct {
-	State    string
-	ReportID int64     // 0 until NCMEC assigned one
-	At       time.Time // when the event that set State happened
-	// FinishedAt is the receipt time of a finished report.
-	FinishedAt time.Time
-	// Error describes a failed filing.
-	Error string
+func stateNames(ss []filing.State) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = string(s)
+	}
+	return out
 }
 
 // Case is the desired content of one report's Salesforce case.
 type Case struct {
 	ReportID string
-	// Submitted is the report as submitted, without its data key; nil until
-	// takedown.report.submitted arrived. No case is written before it.
+	// Submitted is the report as submitted for the latest filing known,
+	// without its data key; nil until a report.submitted arrived. No case
+	// is written before it. Filing again submits a corrected report,
+	// which replaces the earlier one.
 	Submitted *pb.ReportSubmitted
-	NCMEC     NCMEC
-	// NCMECFiles maps our file ids to NCMEC's.
+	// NCMEC is the report's current filing; its Past holds the NCMEC
+	// report ids of earlier filings.
+	NCMEC filing.Status
+	// NCMECFiles maps our file ids to NCMEC's, for the current filing only:
+	// an earlier filing's ids name files of a report that was withdrawn.
 	NCMECFiles map[string]string
+	// ExtraCopiesOf are our file ids of which NCMEC holds an extra copy
+	// without details (the current filing's finish says so).
+	ExtraCopiesOf []string
+	// Earlier is the state each earlier filing's NCMEC report reached, by
+	// its id, as far as its events tell.
+	Earlier map[int64]filing.State
 }
 
 // New returns the case of a report about which nothing is known yet.
 func New(reportID string) *Case {
-	return &Case{ReportID: reportID, NCMEC: NCMEC{State: StatePending}, NCMECFiles: map[string]string{}}
+	return &Case{ReportID: reportID, NCMEC: filing.New(), NCMECFiles: map[string]string{}, Earlier: map[int64]filing.State{}}
 }
 
 // Change is the effect of one event. It reports whether the case must be
 // written to Salesforce again; a change that only matters together with a
-// later one (an NCMEC file id, which the finished event always follows)
+// later one (an NCMEC file id, which a finish or failure always follows)
 // updates the case without asking for a write.
 type Change func(c *Case) (write bool)
 
 // FromEvent returns the change an event makes, or false for events that do
 // not concern the case.
-func FromEvent(ev *pb.Envelope) (Change, bool) {
-	at := ev.GetOccurredAt().AsTime()
-	switch p := ev.Payload.(type) {
-	case *pb.Envelope_ReportSubmitted:
-		return submitted(p.ReportSubmitted), true
-	case *pb.Envelope_NcmecOpened:
-		return ncmec(NCMEC{State: StateOpened, ReportID: p.NcmecOpened.NcmecReportId, At: at}), true
-	case *pb.Envelope_NcmecFinished:
-		f := p.NcmecFinished
-		finished := at
-		if f.FinishedAt != nil {
-			finished = f.FinishedAt.AsTime()
-		}
-		return ncmec(NCMEC{State: StateFinished, ReportID: f.NcmecReportId, At: at, FinishedAt: finished}), true
-	case *pb.Envelope_NcmecFailed:
-		f := p.NcmecFailed
-		return ncmec(NCMEC{State: StateFailed, ReportID: f.NcmecReportId, At: at, Error: failure(f)}), true
-	case *pb.Envelope_NcmecRetracted:
-		return ncmec(NCMEC{State: StateRetracted, ReportID: p.NcmecRetracted.NcmecReportId, At: at}), true
-	case *pb.Envelope_NcmecFileUploaded:
-		u := p.NcmecFileUploaded
-		return func(c *Case) bool {
-			if c.NCMECFiles[u.FileId] == u.NcmecFileId {
-				return false
-			}
-			c.NCMECFiles[u.FileId] = u.NcmecFileId
-			if c.NCMEC.ReportID == 0 {
-				c.NCMEC.ReportID = u.NcmecReportId
-			}
-			return false
-		}, true
+func FromEvent(env *pb.Envelope) (Change, bool) {
+	ev, ok := filing.Of(env)
+	if !ok {
+		return nil, false
 	}
-	return nil, false
-}
-
-func failure(f *pb.NcmecFailed) string {
-	s := "at " + f.Step
-	if f.Description != "" {
-		s += ": " + f.Description
-	}
-	return s
-}
-
-// submitted stores the report once. A second report.submitted for the same
-// report (a republished event) changes nothing.
-func submitted(s *pb.ReportSubmitted) Change {
 	return func(c *Case) bool {
-		if c.Submitted != nil && proto.Equal(c.Submitted, withoutKey(s)) {
+		before := c.NCMEC
+		before.Past = slices.Clone(before.Past)
+		current := c.NCMEC.Apply(ev)
+		write := !sameStatus(before, c.NCMEC)
+		if c.NCMEC.Filing > before.Filing {
+			// Filed again: what NCMEC said about the old filing's files
+			// belongs to a withdrawn report.
+			c.remember(before.NCMECReportID, before.State)
+			clear(c.NCMECFiles)
+			c.ExtraCopiesOf = nil
+			write = true
+		}
+		if !current {
+			// Only the history moves: which state the old report reached.
+			if ev.State != "" && c.remember(ev.NCMECReportID, ev.State) {
+				write = true
+			}
+		}
+		switch p := env.Payload.(type) {
+		case *pb.Envelope_ReportSubmitted:
+			if c.submit(p.ReportSubmitted) {
+				write = true
+			}
+		case *pb.Envelope_NcmecFileUploaded:
+			if current {
+				u := p.NcmecFileUploaded
+				changed := c.NCMECFiles[u.FileId] != u.NcmecFileId
+				c.NCMECFiles[u.FileId] = u.NcmecFileId
+				// While the filing is under way, the finish or failure that
+				// follows writes the file ids: a write per uploaded file
+				// would only cost API calls. Once it stopped (the upload's
+				// event came late), nothing follows to carry it.
+				write = c.NCMEC.Filing > before.Filing || (changed && !c.NCMEC.State.Active())
+			}
+		case *pb.Envelope_NcmecFinished:
+			if current {
+				extra := union(c.ExtraCopiesOf, p.NcmecFinished.ExtraCopiesOf)
+				write = write || !slices.Equal(extra, c.ExtraCopiesOf)
+				c.ExtraCopiesOf = extra
+			}
+		}
+		return write
+	}, true
+}
+
+// submit stores the report as submitted for the latest filing. A filing's
+// report.submitted again (a republished event) changes nothing, and an
+// older filing's never replaces a newer one's.
+func (c *Case) submit(s *pb.ReportSubmitted) bool {
+	s = withoutKey(s)
+	if c.Submitted != nil {
+		have, got := filingOf(c.Submitted), filingOf(s)
+		if got < have || (got == have && proto.Equal(c.Submitted, s)) {
 			return false
 		}
-		c.Submitted = withoutKey(s)
-		return true
 	}
+	c.Submitted = s
+	return true
 }
+
+func filingOf(s *pb.ReportSubmitted) int { return int(max(s.GetReport().GetFiling(), 1)) }
 
 // withoutKey drops the wrapped data key: case-writer never needs it, and a
 // copy kept here would outlive its destruction elsewhere (DESIGN.md §4).
@@ -130,38 +156,53 @@ func withoutKey(s *pb.ReportSubmitted) *pb.ReportSubmitted {
 	return c
 }
 
-// ncmec applies a new NCMEC state unless a state of higher precedence (or
-// the same state from a later event) is already known. The NCMEC report id
-// is kept from whichever event carried it.
-func ncmec(n NCMEC) Change {
-	return func(c *Case) bool {
-		old := c.NCMEC
-		cur := &c.NCMEC
-		if rank[n.State] > rank[cur.State] || (rank[n.State] == rank[cur.State] && n.At.After(cur.At)) {
-			id := cur.ReportID
-			*cur = n
-			if cur.ReportID == 0 {
-				cur.ReportID = id
-			}
-		} else if cur.ReportID == 0 && n.ReportID != 0 {
-			cur.ReportID = n.ReportID
-		}
-		return *cur != old
+// remember folds what an earlier filing's NCMEC report reached into
+// Earlier, by filing's precedence (so the order of the old events does not
+// matter either), and reports whether it changed.
+func (c *Case) remember(id int64, s filing.State) bool {
+	if id == 0 || !s.Valid() {
+		return false
 	}
+	if c.Earlier == nil {
+		c.Earlier = map[int64]filing.State{}
+	}
+	if old, ok := c.Earlier[id]; ok && !outranks(s, old) {
+		return false
+	}
+	c.Earlier[id] = s
+	return true
 }
 
-// FileState is the NCMEC state of one file: the report's state once it is
-// final, else uploaded when NCMEC has the file, else pending.
+// outranks reports whether a takes precedence over b within one filing.
+func outranks(a, b filing.State) bool {
+	return slices.Index(filing.States, a) > slices.Index(filing.States, b)
+}
+
+// sameStatus compares every field of two statuses, times by instant rather
+// than by representation (a stored time comes back in another location).
+// TestSameStatusKnowsEveryField fails when pkg/filing adds a field.
+func sameStatus(a, b filing.Status) bool {
+	return a.Filing == b.Filing && a.State == b.State && a.NCMECReportID == b.NCMECReportID &&
+		a.Environment == b.Environment && a.At.Equal(b.At) && a.Error == b.Error &&
+		a.LearnedFrom == b.LearnedFrom && a.FinishedAt.Equal(b.FinishedAt) &&
+		a.RetractionError == b.RetractionError && a.RetractionErrorAt.Equal(b.RetractionErrorAt) &&
+		a.Ambiguous == b.Ambiguous && slices.Equal(a.Past, b.Past)
+}
+
+func union(a, b []string) []string {
+	out := slices.Concat(a, b)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// FileState is the NCMEC state of one file: its filing's state once the
+// filing stopped, else uploaded when NCMEC has the file, else pending.
 func (c *Case) FileState(fileID string) string {
-	switch c.NCMEC.State {
-	case StateFinished, StateFailed, StateRetracted:
-		return c.NCMEC.State
+	if !c.NCMEC.State.Active() {
+		return string(c.NCMEC.State)
 	}
 	if c.NCMECFiles[fileID] != "" {
-		return "uploaded"
+		return Uploaded
 	}
-	return StatePending
+	return string(filing.Pending)
 }
-
-// FileStates lists every file state, for configuration checks.
-var FileStates = []string{StatePending, "uploaded", StateFailed, StateFinished, StateRetracted}

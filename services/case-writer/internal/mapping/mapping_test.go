@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"takedown/pkg/filing"
 	pb "takedown/pkg/proto/takedown/v1"
 	"takedown/pkg/salesforce/sfsim"
 	"takedown/services/case-writer/internal/cases"
@@ -35,6 +37,21 @@ func TestDefaultFitsTheDefaultSchema(t *testing.T) {
 			}
 		}
 	}
+	// Every translated value is one of the org's restricted picklist
+	// values, or Salesforce refuses the case in that state.
+	for _, o := range sfsim.DefaultSchema() {
+		obj := m.Case
+		if o.Name != obj.Object {
+			obj = m.Files
+		}
+		for _, f := range o.Fields {
+			for ours, theirs := range obj.Fields[f.Name].Values {
+				if f.Restricted && !slices.Contains(f.Picklist, theirs) {
+					t.Errorf("%s.%s: %s maps to %q, not one of %v", o.Name, f.Name, ours, theirs, f.Picklist)
+				}
+			}
+		}
+	}
 }
 
 func TestBadMappingsNameTheField(t *testing.T) {
@@ -47,8 +64,10 @@ func TestBadMappingsNameTheField(t *testing.T) {
 			[]string{"case.fields.Subject", `unknown source "report.titel"`}},
 		{"file source on the case", strings.Replace(good, "Subject: report.title", "Subject: file.name", 1),
 			[]string{"case.fields.Subject", "per file"}},
-		{"values missing a state", strings.Replace(good, "retracted: Retracted}\n    NCMEC_Finished_At__c", "}\n    NCMEC_Finished_At__c", 1),
-			[]string{"case.fields.NCMEC_Status__c", `no entry for "retracted"`}},
+		{"values missing a state", strings.Replace(good, ", finished: Finished}\n    NCMEC_Finished_At__c", "}\n    NCMEC_Finished_At__c", 1),
+			[]string{"case.fields.NCMEC_Status__c", `no entry for "finished"`}},
+		{"file values missing a state", strings.Replace(good, "uploaded: Uploaded, failed: Failed, closed: Failed,", "uploaded: Uploaded, failed: Failed,", 1),
+			[]string{"files.fields.NCMEC_Status__c", `no entry for "closed"`}},
 		{"external id mapped as a field", strings.Replace(good, "File_Name__c: file.name", "Takedown_File_Id__c: file.name", 1),
 			[]string{"files.fields.Takedown_File_Id__c"}},
 		{"no parent", strings.Replace(good, "parent: Case__c", "", 1), []string{"files.parent"}},
@@ -101,7 +120,7 @@ func TestRender(t *testing.T) {
 			SubmittedBy: "staff@example.org", SubmittedAt: timestamppb.New(up.Add(time.Hour)), Filing: 1},
 		Files: []*pb.File{{Id: "f1", Name: "a.jpg", Size: 1234, Md5: "m", Sha1: "s1", Sha256: "s256", ObjectKey: "reports/x/y", OriginalUploadTime: timestamppb.New(up)}},
 	}
-	c.NCMEC = cases.NCMEC{State: cases.StateFinished, ReportID: 4242, At: up, FinishedAt: up.Add(2 * time.Hour)}
+	c.NCMEC = filing.Status{Filing: 1, State: filing.Finished, NCMECReportID: 4242, At: up, FinishedAt: up.Add(2 * time.Hour), LearnedFrom: filing.FromReceipt}
 	c.NCMECFiles["f1"] = "nf1"
 	m := mapping.Default()
 
@@ -161,5 +180,41 @@ func TestREADMEListsEverySource(t *testing.T) {
 		if !strings.Contains(string(b), "| `"+s+"` |") {
 			t.Errorf("README.md does not list source %s", s)
 		}
+	}
+}
+
+// After filing again the case carries the current filing; the description
+// keeps the earlier NCMEC reports and says what staff must know about
+// this one.
+func TestDescriptionOfAFilingAgain(t *testing.T) {
+	c := cases.New("r1")
+	c.Submitted = &pb.ReportSubmitted{Report: &pb.Report{Id: "r1", Filing: 3},
+		Files: []*pb.File{{Id: "f1", Name: "a.jpg"}, {Id: "f2", Name: "b.jpg"}}}
+	c.NCMEC = filing.Status{Filing: 3, State: filing.Finished, NCMECReportID: 9, LearnedFrom: filing.FromFinish5102, Ambiguous: 1, Past: []int64{5, 7}}
+	c.Earlier = map[int64]filing.State{7: filing.Retracted}
+	c.ExtraCopiesOf = []string{"f2"}
+	rec := mapping.Default().CaseRecord(c)
+	desc := rec.Fields["Description"].(string)
+	for _, s := range []string{
+		"Takedown report r1 (filing 3)",
+		"NCMEC: finished, report 9",
+		"Earlier filings: NCMEC report 5, NCMEC report 7 (retracted)",
+		"An earlier attempt may have opened an NCMEC report that NCMEC will delete unfinished.",
+		"5102 (already finished) to a repeated finish",
+		"NCMEC holds an extra copy of file b.jpg without details",
+	} {
+		if !strings.Contains(desc, s) {
+			t.Errorf("description lacks %q:\n%s", s, desc)
+		}
+	}
+	if rec.Fields["NCMEC_Report_Id__c"] != "9" || rec.Fields["NCMEC_Status__c"] != "Finished" {
+		t.Errorf("case %v", rec.Fields)
+	}
+	m, err := mapping.Parse([]byte(strings.Replace(string(mapping.DefaultYAML()), "Subject: report.title", "Subject: ncmec.past_report_ids", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.CaseRecord(c).Fields["Subject"]; got != "5, 7" {
+		t.Errorf("ncmec.past_report_ids %q", got)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"strings"
+	"takedown/pkg/filing"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -57,10 +58,10 @@ func submitted(t *testing.T, s reportrules.Sample, test bool) *pb.ReportSubmitte
 // the largest id.
 func states(sub *pb.ReportSubmitted) []*cases.Case {
 	var out []*cases.Case
-	for _, n := range []cases.NCMEC{
-		{State: cases.StatePending},
-		{State: cases.StateFailed, ReportID: math.MaxInt64, Error: strings.Repeat("e", 5000)},
-		{State: cases.StateFinished, ReportID: math.MaxInt64, FinishedAt: time.Now()},
+	for _, n := range []filing.Status{
+		{Filing: 1, State: filing.Pending},
+		{Filing: 1, State: filing.Failed, NCMECReportID: math.MaxInt64, Error: strings.Repeat("e", 5000), RetractionError: strings.Repeat("r", 5000)},
+		{Filing: 2, State: filing.Finished, NCMECReportID: math.MaxInt64, FinishedAt: time.Now(), Past: []int64{math.MaxInt64 - 1}, Ambiguous: 3},
 	} {
 		c := &cases.Case{ReportID: sub.Report.Id, Submitted: sub, NCMEC: n, NCMECFiles: map[string]string{}}
 		for _, f := range sub.Files {

@@ -6,6 +6,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"takedown/pkg/filing"
 	pb "takedown/pkg/proto/takedown/v1"
 	"takedown/services/case-writer/internal/cases"
 )
@@ -60,13 +61,14 @@ var sources = map[string]source{
 	"report.submitted_at": {caseScope, "when it was submitted (time)", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any {
 		return ts(r.GetSubmittedAt().AsTime(), r.GetSubmittedAt() != nil)
 	}},
-	"report.filing":     {caseScope, "filing number, 1 for the first (number)", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return int64(r.GetFiling()) }},
-	"report.file_count": {caseScope, "number of files (number)", nil, func(c *cases.Case, _ *pb.Report, _ *pb.File) any { return int64(len(c.Submitted.GetFiles())) }},
-	"ncmec.report_id":   {caseScope, "NCMEC report id (text), once NCMEC assigned it", nil, func(c *cases.Case, _ *pb.Report, _ *pb.File) any { return ncmecID(c) }},
-	"ncmec.state":       {caseScope, "NCMEC state: pending, opened, failed, finished or retracted", cases.States, func(c *cases.Case, _ *pb.Report, _ *pb.File) any { return c.NCMEC.State }},
-	"ncmec.state_at":    {caseScope, "when the NCMEC state was reached (time)", nil, func(c *cases.Case, _ *pb.Report, _ *pb.File) any { return ts(c.NCMEC.At, true) }},
-	"ncmec.finished_at": {caseScope, "receipt time of the finished NCMEC report (time)", nil, func(c *cases.Case, _ *pb.Report, _ *pb.File) any { return ts(c.NCMEC.FinishedAt, true) }},
-	"ncmec.error":       {caseScope, "why the NCMEC filing failed", nil, func(c *cases.Case, _ *pb.Report, _ *pb.File) any { return c.NCMEC.Error }},
+	"report.filing":         {caseScope, "filing number, 1 for the first (number)", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return int64(r.GetFiling()) }},
+	"report.file_count":     {caseScope, "number of files (number)", nil, func(c *cases.Case, _ *pb.Report, _ *pb.File) any { return int64(len(c.Submitted.GetFiles())) }},
+	"ncmec.report_id":       {caseScope, "NCMEC report id (text), once NCMEC assigned it", nil, func(c *cases.Case, _ *pb.Report, _ *pb.File) any { return ncmecID(c) }},
+	"ncmec.state":           {caseScope, "NCMEC state of the current filing: " + strings.Join(cases.States, ", "), cases.States, func(c *cases.Case, _ *pb.Report, _ *pb.File) any { return string(c.NCMEC.State) }},
+	"ncmec.state_at":        {caseScope, "when the NCMEC state was reached (time)", nil, func(c *cases.Case, _ *pb.Report, _ *pb.File) any { return ts(c.NCMEC.At, true) }},
+	"ncmec.finished_at":     {caseScope, "receipt time of the finished NCMEC report (time)", nil, func(c *cases.Case, _ *pb.Report, _ *pb.File) any { return ts(c.NCMEC.FinishedAt, true) }},
+	"ncmec.error":           {caseScope, "why the NCMEC filing failed or was closed, and a retraction that failed", nil, func(c *cases.Case, _ *pb.Report, _ *pb.File) any { return c.NCMEC.Problem() }},
+	"ncmec.past_report_ids": {caseScope, "NCMEC report ids of the report's earlier filings, comma-separated", nil, func(c *cases.Case, _ *pb.Report, _ *pb.File) any { return pastIDs(c) }},
 
 	"file.id":           {fileScope, "our file id (UUIDv7)", nil, func(_ *cases.Case, _ *pb.Report, f *pb.File) any { return f.GetId() }},
 	"file.index":        {fileScope, "position in the submission, from 0 (number)", nil, func(_ *cases.Case, _ *pb.Report, f *pb.File) any { return int64(f.GetIndex()) }},
@@ -87,7 +89,7 @@ var sources = map[string]source{
 	"file.publicly_available":      {fileScope, "whether it was publicly available (boolean)", []string{"true", "false"}, func(_ *cases.Case, _ *pb.Report, f *pb.File) any { return f.GetPubliclyAvailable() }},
 	"file.industry_classification": {fileScope, "NCMEC industry classification, e.g. A1", nil, func(_ *cases.Case, _ *pb.Report, f *pb.File) any { return f.GetIndustryClassification() }},
 	"file.ncmec_file_id":           {fileScope, "NCMEC's id of the file, once uploaded", nil, func(c *cases.Case, _ *pb.Report, f *pb.File) any { return c.NCMECFiles[f.GetId()] }},
-	"file.ncmec_state":             {fileScope, "the file's NCMEC state: pending, uploaded, failed, finished or retracted", cases.FileStates, func(c *cases.Case, _ *pb.Report, f *pb.File) any { return c.FileState(f.GetId()) }},
+	"file.ncmec_state":             {fileScope, "the file's NCMEC state: " + strings.Join(cases.FileStates, ", "), cases.FileStates, func(c *cases.Case, _ *pb.Report, f *pb.File) any { return c.FileState(f.GetId()) }},
 }
 
 func ts(t time.Time, set bool) any {
@@ -98,10 +100,18 @@ func ts(t time.Time, set bool) any {
 }
 
 func ncmecID(c *cases.Case) any {
-	if c.NCMEC.ReportID == 0 {
+	if c.NCMEC.NCMECReportID == 0 {
 		return nil
 	}
-	return fmt.Sprint(c.NCMEC.ReportID)
+	return fmt.Sprint(c.NCMEC.NCMECReportID)
+}
+
+func pastIDs(c *cases.Case) string {
+	ids := make([]string, len(c.NCMEC.Past))
+	for i, id := range c.NCMEC.Past {
+		ids[i] = fmt.Sprint(id)
+	}
+	return strings.Join(ids, ", ")
 }
 
 // maxTitle is the length of a Salesforce text field, the most any org's
@@ -174,16 +184,56 @@ func description(c *cases.Case, r *pb.Report, _ *pb.File) any {
 	}
 	line("Escalated", r.GetEscalate())
 	line("Notes", r.GetNotes())
-	state := c.NCMEC.State
+	state := string(c.NCMEC.State)
 	if id := ncmecID(c); id != nil {
 		state += fmt.Sprintf(", report %s", id)
 	}
-	if c.NCMEC.Error != "" {
+	if p := c.NCMEC.Problem(); p != "" {
 		// NCMEC's message is not under intake's rules; bounded so the
 		// description keeps within Salesforce's 32000 characters (the
 		// whole message is in the report's history).
-		state += " (" + shorten(c.NCMEC.Error, maxError) + ")"
+		state += " (" + shorten(p, maxError) + ")"
 	}
 	line("NCMEC", state)
+	if c.NCMEC.State == filing.Finished && c.NCMEC.LearnedFrom != filing.FromReceipt && c.NCMEC.LearnedFrom != "" {
+		// No receipt: staff should know the finish is NCMEC's word on a
+		// repeated call, not the receipt itself.
+		b.WriteString("Finished at NCMEC as NCMEC's answer 5102 (already finished) " + learntBy(c.NCMEC.LearnedFrom) + " shows; its receipt was not received.\n")
+	}
+	if c.NCMEC.Ambiguous > 0 {
+		b.WriteString("An earlier attempt may have opened an NCMEC report that NCMEC will delete unfinished.\n")
+	}
+	for _, id := range c.ExtraCopiesOf {
+		b.WriteString("NCMEC holds an extra copy of file " + fileName(c, id) + " without details.\n")
+	}
+	if len(c.NCMEC.Past) > 0 {
+		// Filed again: the earlier NCMEC reports stay on record (the case
+		// now carries the current one's id).
+		past := make([]string, len(c.NCMEC.Past))
+		for i, id := range c.NCMEC.Past {
+			past[i] = fmt.Sprintf("NCMEC report %d", id)
+			if s, ok := c.Earlier[id]; ok {
+				past[i] += " (" + string(s) + ")"
+			}
+		}
+		line("Earlier filings", strings.Join(past, ", "))
+	}
 	return strings.TrimRight(b.String(), "\n")
+}
+
+func learntBy(from string) string {
+	if from == filing.FromRetract5102 {
+		return "to a retraction"
+	}
+	return "to a repeated finish"
+}
+
+// fileName names a file for staff: its original name, else our id.
+func fileName(c *cases.Case, id string) string {
+	for _, f := range c.Submitted.GetFiles() {
+		if f.GetId() == id && f.GetName() != "" {
+			return f.GetName()
+		}
+	}
+	return id
 }

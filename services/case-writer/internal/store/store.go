@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"takedown/pkg/database"
+	"takedown/pkg/filing"
 	"takedown/pkg/outbox"
 	pb "takedown/pkg/proto/takedown/v1"
 	"takedown/services/case-writer/internal/cases"
@@ -40,16 +41,23 @@ type Store struct{ pool *pgxpool.Pool }
 func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
 // caseColumns are what scanCase reads, in order.
-const caseColumns = `report_id, submitted, ncmec_state, ncmec_report_id, ncmec_at, ncmec_finished_at, ncmec_error, ncmec_files`
+const caseColumns = `report_id, submitted, ncmec, ncmec_files`
+
+// ncmecDoc is the ncmec column: a case's NCMEC side (migration 0002).
+type ncmecDoc struct {
+	Status        filing.Status
+	ExtraCopiesOf []string               `json:",omitempty"`
+	Earlier       map[int64]filing.State `json:",omitempty"`
+}
 
 // scanCase reads caseColumns and then extra.
 func scanCase(row pgx.Row, extra ...any) (*cases.Case, error) {
 	var (
-		c                cases.Case
-		submitted, files []byte
-		at, finished     *time.Time
+		c                     cases.Case
+		submitted, doc, files []byte
+		n                     ncmecDoc
 	)
-	dest := append([]any{&c.ReportID, &submitted, &c.NCMEC.State, &c.NCMEC.ReportID, &at, &finished, &c.NCMEC.Error, &files}, extra...)
+	dest := append([]any{&c.ReportID, &submitted, &doc, &files}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return nil, err
 	}
@@ -59,11 +67,15 @@ func scanCase(row pgx.Row, extra ...any) (*cases.Case, error) {
 			return nil, fmt.Errorf("decode stored report %s: %w", c.ReportID, err)
 		}
 	}
-	if at != nil {
-		c.NCMEC.At = at.UTC()
+	if err := json.Unmarshal(doc, &n); err != nil {
+		return nil, fmt.Errorf("decode NCMEC state of %s: %w", c.ReportID, err)
 	}
-	if finished != nil {
-		c.NCMEC.FinishedAt = finished.UTC()
+	c.NCMEC, c.ExtraCopiesOf, c.Earlier = n.Status, n.ExtraCopiesOf, n.Earlier
+	if c.NCMEC.Filing < 1 {
+		c.NCMEC = filing.New()
+	}
+	if c.Earlier == nil {
+		c.Earlier = map[int64]filing.State{}
 	}
 	if err := json.Unmarshal(files, &c.NCMECFiles); err != nil {
 		return nil, fmt.Errorf("decode NCMEC file ids of %s: %w", c.ReportID, err)
@@ -72,13 +84,6 @@ func scanCase(row pgx.Row, extra ...any) (*cases.Case, error) {
 		c.NCMECFiles = map[string]string{}
 	}
 	return &c, nil
-}
-
-func nullTime(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	return &t
 }
 
 // Update applies change to the report's case within tx, creating the row
@@ -99,19 +104,21 @@ func Update(ctx context.Context, tx pgx.Tx, reportID string, change cases.Change
 			return fmt.Errorf("update case %s: %w", reportID, err)
 		}
 	}
+	doc, err := json.Marshal(ncmecDoc{Status: c.NCMEC, ExtraCopiesOf: c.ExtraCopiesOf, Earlier: c.Earlier})
+	if err != nil {
+		return fmt.Errorf("update case %s: %w", reportID, err)
+	}
 	files, err := json.Marshal(c.NCMECFiles)
 	if err != nil {
 		return fmt.Errorf("update case %s: %w", reportID, err)
 	}
-	if _, err := tx.Exec(ctx, `UPDATE cases SET submitted = $2, ncmec_state = $3, ncmec_report_id = $4, ncmec_at = $5,
-		ncmec_finished_at = $6, ncmec_error = $7, ncmec_files = $8,
-		rev = CASE WHEN $9 THEN rev + 1 ELSE rev END,
-		next_attempt_at = CASE WHEN $9 THEN now() ELSE next_attempt_at END,
-		attempts = CASE WHEN $9 THEN 0 ELSE attempts END,
+	if _, err := tx.Exec(ctx, `UPDATE cases SET submitted = $2, ncmec = $3, ncmec_files = $4,
+		rev = CASE WHEN $5 THEN rev + 1 ELSE rev END,
+		next_attempt_at = CASE WHEN $5 THEN now() ELSE next_attempt_at END,
+		attempts = CASE WHEN $5 THEN 0 ELSE attempts END,
 		updated_at = now()
 		WHERE report_id = $1`,
-		reportID, submitted, c.NCMEC.State, c.NCMEC.ReportID, nullTime(c.NCMEC.At), nullTime(c.NCMEC.FinishedAt),
-		c.NCMEC.Error, files, write); err != nil {
+		reportID, submitted, doc, files, write); err != nil {
 		return fmt.Errorf("update case %s: %w", reportID, err)
 	}
 	if write && c.Submitted != nil {

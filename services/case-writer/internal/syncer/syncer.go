@@ -192,10 +192,12 @@ func (s *Syncer) sync(ctx context.Context, cl *store.Claim) {
 	switch {
 	case err == nil:
 		outcome = "upserted"
-		ev, _ := events.New(cl.Case.ReportID, events.Service(Service), &pb.CaseUpserted{CaseId: caseID, State: cl.Case.NCMEC.State})
+		n := cl.Case.NCMEC
+		ev, _ := events.New(cl.Case.ReportID, events.Service(Service), &pb.CaseUpserted{CaseId: caseID,
+			State: string(n.State), Filing: uint32(n.Filing), NcmecReportId: n.NCMECReportID})
 		err = s.store.Synced(rctx, cl, caseID, ev)
 		if err == nil {
-			log.Info("case written to Salesforce", "case_id", caseID, "ncmec_state", cl.Case.NCMEC.State)
+			log.Info("case written to Salesforce", "case_id", caseID, "ncmec_state", n.State, "filing", n.Filing)
 		}
 	case ctx.Err() != nil:
 		// Stopping: the write may or may not have reached Salesforce; the
