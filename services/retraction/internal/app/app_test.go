@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -17,7 +19,7 @@ import (
 	"takedown/pkg/auth"
 	"takedown/pkg/config"
 	"takedown/pkg/events"
-	"takedown/pkg/handover"
+	"takedown/pkg/filing"
 	"takedown/pkg/ncmec"
 	"takedown/pkg/ncmec/ncmecsim"
 	pb "takedown/pkg/proto/takedown/v1"
@@ -50,7 +52,7 @@ type harness struct {
 	client *ncmec.Client
 	js     jetstream.JetStream
 	nc     *nats.Conn
-	ho     *handover.Store
+	ho     *filing.Handover
 }
 
 func start(t *testing.T, opts ...func(*app.Config)) *harness {
@@ -101,7 +103,7 @@ func start(t *testing.T, opts ...func(*app.Config)) *harness {
 		t.Fatal(err)
 	}
 	return &harness{t: t, url: "http://" + ln.Addr().String(), sim: sim, client: client, js: js, nc: nc,
-		ho: handover.New(js, handover.Config{})}
+		ho: filing.NewHandover(js, filing.HandoverConfig{})}
 }
 
 // emit publishes an event as its owning service's relay would.
@@ -131,6 +133,26 @@ func (h *harness) submitted() string {
 // open files a report at the simulator and announces it, as the reporter does.
 func (h *harness) open(id string) int64 {
 	h.t.Helper()
+	nid := h.openAtNCMEC(id, 1)
+	h.emit(id, &pb.NcmecOpened{NcmecReportId: nid, Environment: "production", Filing: 1})
+	return nid
+}
+
+// openAtNCMEC opens filing n of a report at the simulator and marks it
+// opened in the hand-over, as the reporter does, but announces nothing.
+func (h *harness) openAtNCMEC(id string, n int) int64 {
+	h.t.Helper()
+	nid := h.submitAtNCMEC()
+	if err := h.ho.Opened(context.Background(), id, n); err != nil {
+		h.t.Fatalf("hand-over: opened: %v", err)
+	}
+	return nid
+}
+
+// submitAtNCMEC opens a report at the simulator and nothing else: a
+// /submit whose answer the reporter never got.
+func (h *harness) submitAtNCMEC() int64 {
+	h.t.Helper()
 	doc, err := ncmec.EncodeReport(&ncmec.Report{
 		IncidentSummary: ncmec.IncidentSummary{IncidentType: ncmec.IncidentChildPornography, IncidentDateTime: time.Now().Add(-time.Hour)},
 		Reporter: ncmec.Reporter{ReportingPerson: ncmec.Person{FirstName: "Trust", LastName: "Safety",
@@ -143,11 +165,24 @@ func (h *harness) open(id string) int64 {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	if ok, _, err := h.ho.Claim(context.Background(), handover.Key(id, 1), []handover.State{handover.None}, handover.Filing); !ok || err != nil {
-		h.t.Fatalf("claim filing: %v %v", ok, err)
-	}
-	h.emit(id, &pb.NcmecOpened{NcmecReportId: resp.ReportID, Environment: "production", Filing: 1})
 	return resp.ReportID
+}
+
+// claim is the filing's claim in the hand-over bucket ("" for none).
+func (h *harness) claim(id string, n int) string {
+	h.t.Helper()
+	kv, err := h.js.KeyValue(context.Background(), filing.Bucket)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	e, err := kv.Get(context.Background(), fmt.Sprintf("%s.%d", id, n))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return ""
+	}
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return string(e.Value())
 }
 
 func (h *harness) status(ncmecID int64) string {
@@ -193,6 +228,12 @@ func (h *harness) state(id string) map[string]any {
 // count returns how many events of type about report are in the stream.
 func (h *harness) count(typ, report string) int {
 	h.t.Helper()
+	return len(h.published(typ, report))
+}
+
+// published returns the events of type about report in the stream.
+func (h *harness) published(typ, report string) []*pb.Envelope {
+	h.t.Helper()
 	s, err := h.js.Stream(context.Background(), events.Stream)
 	if err != nil {
 		h.t.Fatal(err)
@@ -201,7 +242,7 @@ func (h *harness) count(typ, report string) int {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	n := 0
+	var out []*pb.Envelope
 	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
 		m, err := s.GetMsg(context.Background(), seq)
 		if err != nil || m.Subject != events.Subject(typ) {
@@ -209,10 +250,10 @@ func (h *harness) count(typ, report string) int {
 		}
 		ev, err := events.Unmarshal(m.Data)
 		if err == nil && ev.ReportId == report {
-			n++
+			out = append(out, ev)
 		}
 	}
-	return n
+	return out
 }
 
 func (h *harness) waitRetracted(id string, ncmecID int64) {
@@ -238,8 +279,8 @@ func TestFailureAtEachStepAfterOpeningIsRetractedOnce(t *testing.T) {
 			if n := h.calls("retract") - before; n != 1 {
 				t.Fatalf("%d /retract calls, want exactly 1", n)
 			}
-			if st, _ := h.ho.Get(context.Background(), handover.Key(id, 1)); st != handover.Retracted {
-				t.Errorf("handover state %q", st)
+			if c := h.claim(id, 1); c != "retracted" {
+				t.Errorf("hand-over claim %q", c)
 			}
 		})
 	}
@@ -327,11 +368,15 @@ func TestRetractingAFinishedReportIs409AndSendsNothing(t *testing.T) {
 	id := h.submitted()
 	nid := h.open(id)
 	ctx := context.Background()
-	h.ho.Claim(ctx, handover.Key(id, 1), []handover.State{handover.Filing}, handover.Finishing)
+	if err := h.ho.ClaimFinish(ctx, id, 1); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := h.client.Finish(ctx, nid); err != nil {
 		t.Fatal(err)
 	}
-	h.ho.Claim(ctx, handover.Key(id, 1), []handover.State{handover.Finishing}, handover.Finished)
+	if err := h.ho.Finished(ctx, id, 1); err != nil {
+		t.Fatal(err)
+	}
 	h.emit(id, &pb.NcmecFinished{NcmecReportId: nid})
 	testenv.Eventually(t, 5*time.Second, "the service learnt of the report", func() bool { return h.state(id)["ncmec_report_id"] == float64(nid) })
 	status, out := h.retract(id, token, "changed my mind")
@@ -383,9 +428,8 @@ func TestRetractionWhileUploadingEndsRetractedNeverFinished(t *testing.T) {
 		t.Fatalf("%d %v", status, out)
 	}
 	// The reporter, done uploading, asks for the finish claim and is refused.
-	ok, cur, err := h.ho.Claim(context.Background(), handover.Key(id, 1), []handover.State{handover.None, handover.Filing}, handover.Finishing)
-	if ok || err != nil || (cur != handover.Retracting && cur != handover.Retracted) {
-		t.Fatalf("the reporter got the finish claim after a retraction began: ok=%v cur=%v err=%v", ok, cur, err)
+	if err := h.ho.ClaimFinish(context.Background(), id, 1); !errors.Is(err, filing.ErrRetracting) {
+		t.Fatalf("the reporter got the finish claim after a retraction began: %v", err)
 	}
 	h.waitRetracted(id, nid)
 	if n := h.sim.State().Calls["finish"]; n != 0 {
@@ -400,8 +444,8 @@ func TestRetractionWhileFinishingIs409AndTheReportEndsFinished(t *testing.T) {
 	nid := h.open(id)
 	ctx := context.Background()
 	testenv.Eventually(t, 5*time.Second, "the service learnt of the report", func() bool { return h.state(id)["ncmec_report_id"] == float64(nid) })
-	if ok, _, _ := h.ho.Claim(ctx, handover.Key(id, 1), []handover.State{handover.Filing}, handover.Finishing); !ok {
-		t.Fatal("the reporter could not claim the finish")
+	if err := h.ho.ClaimFinish(ctx, id, 1); err != nil {
+		t.Fatalf("the reporter could not claim the finish: %v", err)
 	}
 	status, out := h.retract(id, token, "too late")
 	if status != http.StatusConflict || out["error"].(map[string]any)["code"] != "finished" {
@@ -423,13 +467,13 @@ func TestFinishRefusedAfterClaimIsRetracted(t *testing.T) {
 	h := start(t)
 	id := h.submitted()
 	nid := h.open(id)
-	if ok, _, _ := h.ho.Claim(context.Background(), handover.Key(id, 1), []handover.State{handover.Filing}, handover.Finishing); !ok {
-		t.Fatal("the reporter could not claim the finish")
+	if err := h.ho.ClaimFinish(context.Background(), id, 1); err != nil {
+		t.Fatalf("the reporter could not claim the finish: %v", err)
 	}
 	h.emit(id, &pb.NcmecFailed{Step: "finish", Code: 4000, Description: "injected", ReportOpened: true, NcmecReportId: nid})
 	h.waitRetracted(id, nid)
-	if st, _ := h.ho.Get(context.Background(), handover.Key(id, 1)); st != handover.Retracted {
-		t.Errorf("handover state %q, want retracted", st)
+	if c := h.claim(id, 1); c != "retracted" {
+		t.Errorf("hand-over claim %q, want retracted", c)
 	}
 }
 
@@ -444,9 +488,8 @@ func TestStaffRetractionAfterARefusedFinishIsAccepted(t *testing.T) {
 	id := h.submitted()
 	nid := h.open(id)
 	ctx := context.Background()
-	key := handover.Key(id, 1)
-	if ok, _, _ := h.ho.Claim(ctx, key, []handover.State{handover.Filing}, handover.Finishing); !ok {
-		t.Fatal("the reporter could not claim the finish")
+	if err := h.ho.ClaimFinish(ctx, id, 1); err != nil {
+		t.Fatalf("the reporter could not claim the finish: %v", err)
 	}
 	h.emit(id, &pb.NcmecFailed{Step: "finish", Code: 4000, Description: "injected", ReportOpened: true, NcmecReportId: nid})
 	testenv.Eventually(t, 5*time.Second, "the service learnt of the failure", func() bool { return h.state(id)["ncmec_state"] == "failed" })
@@ -454,8 +497,8 @@ func TestStaffRetractionAfterARefusedFinishIsAccepted(t *testing.T) {
 	if status != http.StatusAccepted {
 		t.Fatalf("got %d %v, want 202", status, out)
 	}
-	if st, _ := h.ho.Get(ctx, key); st != handover.Retracting {
-		t.Errorf("handover state %q, want retracting", st)
+	if c := h.claim(id, 1); c != "retracting" {
+		t.Errorf("hand-over claim %q, want retracting", c)
 	}
 	testenv.Eventually(t, 5*time.Second, "the staff request is on record", func() bool { return h.count(events.RetractionRequested, id) == 1 })
 }
@@ -469,8 +512,8 @@ func TestRetractionBeforeNCMECOpenedSendsNothing(t *testing.T) {
 		t.Fatalf("%d %v", status, out)
 	}
 	// The reporter finds the claim taken before /submit and files nothing.
-	if st, _ := h.ho.Get(context.Background(), handover.Key(id, 1)); st != handover.Retracting {
-		t.Fatalf("handover %q", st)
+	if c := h.claim(id, 1); c != "retracting" {
+		t.Fatalf("hand-over claim %q", c)
 	}
 	h.emit(id, &pb.NcmecFailed{Step: "submit", Description: "staff asked for a retraction before the report was filed", ReportOpened: false})
 	testenv.Eventually(t, 10*time.Second, "retracted without NCMEC", func() bool {
