@@ -197,7 +197,13 @@ func (h *harness) calls(endpoint string) int { return h.sim.State().Calls[endpoi
 
 func (h *harness) retract(id, tok, reason string) (int, map[string]any) {
 	h.t.Helper()
-	body, _ := json.Marshal(map[string]string{"reason": reason})
+	return h.post(id, tok, map[string]any{"reason": reason})
+}
+
+// post sends body to the report's retraction endpoint.
+func (h *harness) post(id, tok string, payload map[string]any) (int, map[string]any) {
+	h.t.Helper()
+	body, _ := json.Marshal(payload)
 	req, _ := http.NewRequest(http.MethodPost, h.url+"/api/v1/reports/"+id+"/retraction", bytes.NewReader(body))
 	if tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
@@ -574,4 +580,178 @@ func TestFailureHandledBeforeTheReportsOtherEventsIsStillRetracted(t *testing.T)
 	h.emit(id, &pb.ReportSubmitted{Report: &pb.Report{Id: id, Filing: 1, IncidentTime: timestamppb.Now()}})
 	nid := h.open(id)
 	h.waitRetracted(id, nid)
+}
+
+// drained waits until the service's consumer has handled every event
+// published so far.
+func (h *harness) drained() {
+	h.t.Helper()
+	testenv.Eventually(h.t, 10*time.Second, "the service handled every event", func() bool {
+		c, err := h.js.Consumer(context.Background(), events.Stream, retract.Name)
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(context.Background())
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+	})
+}
+
+// A failed filing whose finish went through after all (an answer lost, the
+// reporter gave up) is answered 5102 by /retract: the retraction says so
+// with already_finished, the filing and its environment, which makes the
+// filing finished in every fold, and the hand-over ends finished.
+func TestRetraction5102PublishesAlreadyFinished(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	id := h.submitted()
+	nid := h.open(id)
+	ctx := context.Background()
+	if err := h.ho.ClaimFinish(ctx, id, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.client.Finish(ctx, nid); err != nil { // its answer lost
+		t.Fatal(err)
+	}
+	h.emit(id, &pb.NcmecFailed{Filing: 1, Step: "finish", Code: 1000, Description: "gave up", ReportOpened: true, NcmecReportId: nid})
+	testenv.Eventually(t, 10*time.Second, "retraction_failed published", func() bool { return h.count(events.NcmecRetractionFailed, id) == 1 })
+	f := h.published(events.NcmecRetractionFailed, id)[0].GetNcmecRetractionFailed()
+	if !f.AlreadyFinished || f.Filing != 1 || f.Environment != "production" || f.NcmecReportId != nid || f.Code != int32(ncmec.CodeAlreadyFinished) || f.Lost {
+		t.Fatalf("retraction_failed %v", f)
+	}
+	if ev, ok := filing.Of(h.published(events.NcmecRetractionFailed, id)[0]); !ok || ev.State != filing.Finished {
+		t.Fatalf("the fold reads it as %+v", ev)
+	}
+	if st := h.state(id); st["ncmec_state"] != "finished" || st["retraction"] != "finished_at_ncmec" {
+		t.Fatalf("state %v", st)
+	}
+	if c := h.claim(id, 1); c != "finished" {
+		t.Errorf("hand-over claim %q, want finished", c)
+	}
+	if h.status(nid) != "finished" || h.count(events.NcmecRetracted, id) != 0 {
+		t.Fatal("the finished report was taken for retracted")
+	}
+	// Staff are told it is finished.
+	if status, out := h.retract(id, token, "retract anyway"); status != http.StatusConflict || out["error"].(map[string]any)["code"] != "finished" {
+		t.Fatalf("got %d %v, want 409 finished", status, out)
+	}
+}
+
+// A report filed again: filing 1's failure arriving late is history, and
+// must not retract filing 2's NCMEC report.
+func TestLateFailureOfAnEarlierFilingSchedulesNothing(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	id := events.NewID()
+	h.emit(id, &pb.ReportSubmitted{Report: &pb.Report{Id: id, Filing: 2, IncidentTime: timestamppb.Now()}})
+	nid := h.openAtNCMEC(id, 2)
+	h.emit(id, &pb.NcmecOpened{Filing: 2, NcmecReportId: nid, Environment: "production"})
+	testenv.Eventually(t, 5*time.Second, "the service learnt of filing 2", func() bool { return h.state(id)["ncmec_report_id"] == float64(nid) })
+	h.emit(id, &pb.NcmecFailed{Filing: 1, Step: "upload", Code: 2000, Description: "old", ReportOpened: true, NcmecReportId: nid - 1})
+	h.drained()
+	time.Sleep(200 * time.Millisecond) // a few worker polls
+	st := h.state(id)
+	if st["retraction"] != "none" || st["filing"] != float64(2) || st["ncmec_state"] != "opened" || st["ncmec_report_id"] != float64(nid) {
+		t.Fatalf("state %v", st)
+	}
+	if n := h.calls("retract"); n != 0 {
+		t.Fatalf("%d /retract calls", n)
+	}
+}
+
+// An /submit whose answer was lost may have opened an NCMEC report; staff
+// who learn its id from NCMEC retract it by name. The report's own filing
+// is left alone.
+func TestRetractLostNCMECReport(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	id := h.submitted()
+	lost := h.submitAtNCMEC() // the answer never reached the reporter
+	h.emit(id, &pb.NcmecSubmitAmbiguous{Filing: 1, Attempt: 1, Description: "connection dropped"})
+	nid := h.open(id) // the reporter's fresh /submit
+	testenv.Eventually(t, 5*time.Second, "the service learnt of the report and its ambiguous submit", func() bool {
+		return h.state(id)["ncmec_report_id"] == float64(nid)
+	})
+	h.drained()
+	status, out := h.post(id, token, map[string]any{"reason": "NCMEC told us of report " + fmt.Sprint(lost), "ncmec_report_id": lost, "environment": "production"})
+	if status != http.StatusAccepted {
+		t.Fatalf("got %d %v, want 202", status, out)
+	}
+	testenv.Eventually(t, 20*time.Second, "the lost report is retracted at NCMEC and the event published", func() bool {
+		return h.status(lost) == "retracted" && h.count(events.NcmecRetracted, id) == 1
+	})
+	r := h.published(events.NcmecRetracted, id)[0].GetNcmecRetracted()
+	if !r.Lost || r.NcmecReportId != lost || r.Filing != 1 || r.Environment != "production" {
+		t.Fatalf("retracted event %v", r)
+	}
+	req := h.published(events.RetractionRequested, id)
+	if len(req) != 1 || req[0].GetRetractionRequested().NcmecReportId != lost || req[0].Actor.GetKind() != pb.Actor_KIND_STAFF {
+		t.Fatalf("retraction.requested %v", req)
+	}
+	// The filing itself goes on: its report is open, nothing owed.
+	h.drained()
+	if st := h.state(id); h.status(nid) != "open" || st["retraction"] != "none" || st["ncmec_state"] != "opened" || st["ncmec_report_id"] != float64(nid) {
+		t.Fatalf("the filing moved: NCMEC %s, state %v", h.status(nid), st)
+	}
+	if c := h.claim(id, 1); c != "filing" {
+		t.Errorf("hand-over claim %q, want filing", c)
+	}
+	if st := h.state(id); len(st["lost_retractions"].([]any)) != 1 || st["lost_retractions"].([]any)[0].(map[string]any)["outcome"] != "retracted" {
+		t.Errorf("lost retractions %v", st["lost_retractions"])
+	}
+	// Asking again is refused; so are the report's own id and another environment.
+	for _, c := range []struct {
+		body   map[string]any
+		status int
+		code   string
+	}{
+		{map[string]any{"reason": "again", "ncmec_report_id": lost}, 409, "already_retracted"},
+		{map[string]any{"reason": "own", "ncmec_report_id": nid}, 400, "invalid"},
+		{map[string]any{"reason": "elsewhere", "ncmec_report_id": lost + 1000, "environment": "test"}, 400, "invalid"},
+		{map[string]any{"reason": "bad env", "ncmec_report_id": lost + 1000, "environment": "staging"}, 400, "invalid"},
+		{map[string]any{"reason": "env alone", "environment": "production"}, 400, "invalid"},
+	} {
+		status, out := h.post(id, token, c.body)
+		if status != c.status || out["error"].(map[string]any)["code"] != c.code {
+			t.Errorf("%v: got %d %v, want %d %s", c.body, status, out, c.status, c.code)
+		}
+	}
+	if n := h.calls("retract"); n != 1 {
+		t.Fatalf("%d /retract calls, want 1", n)
+	}
+}
+
+// Without an ambiguous /submit every NCMEC report of the report is known:
+// an id from elsewhere is refused, and nothing is sent to NCMEC.
+func TestRetractLostWithoutAmbiguousSubmitIsRefused(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	id := h.submitted()
+	h.open(id)
+	other := h.submitAtNCMEC()
+	testenv.Eventually(t, 5*time.Second, "the service learnt of the report", func() bool { return h.state(id)["ncmec_state"] == "opened" })
+	status, out := h.post(id, token, map[string]any{"reason": "typo", "ncmec_report_id": other, "environment": "production"})
+	if status != http.StatusConflict || out["error"].(map[string]any)["code"] != "no_ambiguous_submit" ||
+		!strings.Contains(out["error"].(map[string]any)["message"].(string), "without an answer") {
+		t.Fatalf("got %d %v, want 409 no_ambiguous_submit", status, out)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if h.calls("retract") != 0 || h.status(other) != "open" || h.count(events.RetractionRequested, id) != 0 {
+		t.Fatal("a refused request changed something")
+	}
+}
+
+// A filing whose files are uploading is open at NCMEC as much as one just
+// opened: the sweep retracts it when it stops changing.
+func TestSweepRetractsAnUploadingFiling(t *testing.T) {
+	t.Parallel()
+	h := start(t, func(c *app.Config) { c.Retract.StaleAfter, c.Retract.Sweep = 300*time.Millisecond, 50*time.Millisecond })
+	id := h.submitted()
+	// Only the upload is announced (its opened event lost), so that the
+	// filing is never merely "opened" here.
+	nid := h.openAtNCMEC(id, 1)
+	h.emit(id, &pb.NcmecFileUploaded{Filing: 1, NcmecReportId: nid, FileId: "f1"})
+	h.waitRetracted(id, nid)
+	if st := h.state(id); !strings.Contains(st["reason"].(string), "unchanged") || st["ncmec_state"] != "retracted" {
+		t.Errorf("state %v", st)
+	}
 }
