@@ -117,9 +117,17 @@ func Of(env *pb.Envelope) (Event, bool) {
 		n, ev.State, ev.NCMECReportID, ev.Error = f.Filing, Failed, f.NcmecReportId, FailureText(f)
 	case *pb.Envelope_NcmecRetracted:
 		r := p.NcmecRetracted
+		if r.Lost {
+			// Another NCMEC report than the filing's own (a lost /submit):
+			// its id and outcome must not pass for the filing's.
+			return Event{}, false
+		}
 		n, ev.State, ev.NCMECReportID, ev.Environment = r.Filing, Retracted, r.NcmecReportId, r.Environment
 	case *pb.Envelope_NcmecRetractionFailed:
 		r := p.NcmecRetractionFailed
+		if r.Lost {
+			return Event{}, false // as NcmecRetracted.Lost
+		}
 		n, ev.NCMECReportID, ev.Environment = r.Filing, r.NcmecReportId, r.Environment
 		if r.AlreadyFinished {
 			// NCMEC's 5102 proves the report finished, though its receipt

@@ -246,3 +246,29 @@ func TestNewer(t *testing.T) {
 		}
 	}
 }
+
+// The retraction of an NCMEC report this system lost track of (an
+// ambiguous /submit, named by staff) carries the current filing's number but
+// is about another NCMEC report: in no order may it pass for the filing's
+// own retraction, its finish (5102), or its NCMEC report id.
+func TestLostReportEventsMoveNothing(t *testing.T) {
+	t.Parallel()
+	own := []*pb.Envelope{
+		env(t, 0, submitted(1, false)),
+		env(t, 1, &pb.NcmecSubmitAmbiguous{Filing: 1, Attempt: 1}),
+		env(t, 2, &pb.NcmecOpened{Filing: 1, NcmecReportId: 9, Environment: "production"}),
+	}
+	want := fold(t, own...)
+	lost := append(slices.Clone(own),
+		env(t, 3, &pb.NcmecRetracted{Filing: 1, NcmecReportId: 50, Environment: "production", Lost: true}),
+		env(t, 4, &pb.NcmecRetractionFailed{Filing: 1, NcmecReportId: 60, Environment: "test", AlreadyFinished: true, Lost: true}),
+		env(t, 5, &pb.NcmecRetractionFailed{Filing: 1, NcmecReportId: 70, Description: "down", Lost: true}))
+	permute(lost, func(order []*pb.Envelope) {
+		if diff := cmp.Diff(want, fold(t, order...)); diff != "" {
+			t.Fatalf("a lost report's event moved the filing (-want +got):\n%s", diff)
+		}
+	})
+	if want.State != filing.Opened || want.NCMECReportID != 9 || want.Ambiguous != 1 {
+		t.Fatalf("status %+v", want)
+	}
+}

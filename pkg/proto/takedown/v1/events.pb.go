@@ -1439,6 +1439,10 @@ type NcmecRetracted struct {
 	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
 	Filing        uint32                 `protobuf:"varint,3,opt,name=filing,proto3" json:"filing,omitempty"`
 	Environment   string                 `protobuf:"bytes,4,opt,name=environment,proto3" json:"environment,omitempty"`
+	// The NCMEC report is one this system lost track of, named by staff
+	// (RetractionRequested.ncmec_report_id), not the filing's own: the event
+	// moves nothing in the filing's state.
+	Lost          bool `protobuf:"varint,5,opt,name=lost,proto3" json:"lost,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1501,6 +1505,13 @@ func (x *NcmecRetracted) GetEnvironment() string {
 	return ""
 }
 
+func (x *NcmecRetracted) GetLost() bool {
+	if x != nil {
+		return x.Lost
+	}
+	return false
+}
+
 // NcmecRetractionFailed (takedown.ncmec.retraction_failed).
 type NcmecRetractionFailed struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1511,8 +1522,10 @@ type NcmecRetractionFailed struct {
 	AlreadyFinished bool   `protobuf:"varint,4,opt,name=already_finished,json=alreadyFinished,proto3" json:"already_finished,omitempty"`
 	Filing          uint32 `protobuf:"varint,5,opt,name=filing,proto3" json:"filing,omitempty"`
 	Environment     string `protobuf:"bytes,6,opt,name=environment,proto3" json:"environment,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// As NcmecRetracted.lost: about an NCMEC report this system lost track of.
+	Lost          bool `protobuf:"varint,7,opt,name=lost,proto3" json:"lost,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *NcmecRetractionFailed) Reset() {
@@ -1585,6 +1598,13 @@ func (x *NcmecRetractionFailed) GetEnvironment() string {
 		return x.Environment
 	}
 	return ""
+}
+
+func (x *NcmecRetractionFailed) GetLost() bool {
+	if x != nil {
+		return x.Lost
+	}
+	return false
 }
 
 // CaseUpserted (takedown.case.upserted).
@@ -2540,19 +2560,21 @@ const file_takedown_v1_events_proto_rawDesc = "" +
 	"\rreport_opened\x18\x04 \x01(\bR\freportOpened\x12&\n" +
 	"\x0fncmec_report_id\x18\x05 \x01(\x03R\rncmecReportId\x12\x17\n" +
 	"\afile_id\x18\x06 \x01(\tR\x06fileId\x12\x16\n" +
-	"\x06filing\x18\a \x01(\rR\x06filing\"\x8a\x01\n" +
+	"\x06filing\x18\a \x01(\rR\x06filing\"\x9e\x01\n" +
 	"\x0eNcmecRetracted\x12&\n" +
 	"\x0fncmec_report_id\x18\x01 \x01(\x03R\rncmecReportId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x16\n" +
 	"\x06filing\x18\x03 \x01(\rR\x06filing\x12 \n" +
-	"\venvironment\x18\x04 \x01(\tR\venvironment\"\xda\x01\n" +
+	"\venvironment\x18\x04 \x01(\tR\venvironment\x12\x12\n" +
+	"\x04lost\x18\x05 \x01(\bR\x04lost\"\xee\x01\n" +
 	"\x15NcmecRetractionFailed\x12&\n" +
 	"\x0fncmec_report_id\x18\x01 \x01(\x03R\rncmecReportId\x12\x12\n" +
 	"\x04code\x18\x02 \x01(\x05R\x04code\x12 \n" +
 	"\vdescription\x18\x03 \x01(\tR\vdescription\x12)\n" +
 	"\x10already_finished\x18\x04 \x01(\bR\x0falreadyFinished\x12\x16\n" +
 	"\x06filing\x18\x05 \x01(\rR\x06filing\x12 \n" +
-	"\venvironment\x18\x06 \x01(\tR\venvironment\"}\n" +
+	"\venvironment\x18\x06 \x01(\tR\venvironment\x12\x12\n" +
+	"\x04lost\x18\a \x01(\bR\x04lost\"}\n" +
 	"\fCaseUpserted\x12\x17\n" +
 	"\acase_id\x18\x01 \x01(\tR\x06caseId\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x16\n" +

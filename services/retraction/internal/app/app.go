@@ -13,7 +13,7 @@ import (
 
 	"takedown/pkg/auth"
 	"takedown/pkg/config"
-	"takedown/pkg/handover"
+	"takedown/pkg/filing"
 	"takedown/pkg/metrics"
 	"takedown/pkg/ncmec"
 	"takedown/pkg/service"
@@ -84,7 +84,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		base.Close()
 		return nil, err
 	}
-	ho := handover.New(base.JS, handover.Config{Replicas: cfg.Service.StreamReplicas})
+	ho := filing.NewHandover(base.JS, filing.HandoverConfig{Replicas: cfg.Service.StreamReplicas})
 	a := &App{cfg: cfg, base: base,
 		r: retract.New(cfg.Retract, &store.Store{Pool: base.Pool}, ho, clients, base.Metrics, log)}
 	r := base.Router()

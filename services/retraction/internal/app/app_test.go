@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -17,7 +19,7 @@ import (
 	"takedown/pkg/auth"
 	"takedown/pkg/config"
 	"takedown/pkg/events"
-	"takedown/pkg/handover"
+	"takedown/pkg/filing"
 	"takedown/pkg/ncmec"
 	"takedown/pkg/ncmec/ncmecsim"
 	pb "takedown/pkg/proto/takedown/v1"
@@ -50,7 +52,7 @@ type harness struct {
 	client *ncmec.Client
 	js     jetstream.JetStream
 	nc     *nats.Conn
-	ho     *handover.Store
+	ho     *filing.Handover
 }
 
 func start(t *testing.T, opts ...func(*app.Config)) *harness {
@@ -101,7 +103,7 @@ func start(t *testing.T, opts ...func(*app.Config)) *harness {
 		t.Fatal(err)
 	}
 	return &harness{t: t, url: "http://" + ln.Addr().String(), sim: sim, client: client, js: js, nc: nc,
-		ho: handover.New(js, handover.Config{})}
+		ho: filing.NewHandover(js, filing.HandoverConfig{})}
 }
 
 // emit publishes an event as its owning service's relay would.
@@ -132,6 +134,26 @@ func (h *harness) submitted() string {
 // open files a report at the simulator and announces it, as the reporter does.
 func (h *harness) open(id string) int64 {
 	h.t.Helper()
+	nid := h.openAtNCMEC(id, 1)
+	h.emit(id, &pb.NcmecOpened{NcmecReportId: nid, Environment: "production", Filing: 1})
+	return nid
+}
+
+// openAtNCMEC opens filing n of a report at the simulator and marks it
+// opened in the hand-over, as the reporter does, but announces nothing.
+func (h *harness) openAtNCMEC(id string, n int) int64 {
+	h.t.Helper()
+	nid := h.submitAtNCMEC()
+	if err := h.ho.Opened(context.Background(), id, n); err != nil {
+		h.t.Fatalf("hand-over: opened: %v", err)
+	}
+	return nid
+}
+
+// submitAtNCMEC opens a report at the simulator and nothing else: a
+// /submit whose answer the reporter never got.
+func (h *harness) submitAtNCMEC() int64 {
+	h.t.Helper()
 	doc, err := ncmec.EncodeReport(&ncmec.Report{
 		IncidentSummary: ncmec.IncidentSummary{IncidentType: ncmec.IncidentChildPornography, IncidentDateTime: time.Now().Add(-time.Hour)},
 		Reporter: ncmec.Reporter{ReportingPerson: ncmec.Person{FirstName: "Trust", LastName: "Safety",
@@ -144,11 +166,24 @@ func (h *harness) open(id string) int64 {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	if ok, _, err := h.ho.Claim(context.Background(), handover.Key(id, 1), []handover.State{handover.None}, handover.Filing); !ok || err != nil {
-		h.t.Fatalf("claim filing: %v %v", ok, err)
-	}
-	h.emit(id, &pb.NcmecOpened{NcmecReportId: resp.ReportID, Environment: "production", Filing: 1})
 	return resp.ReportID
+}
+
+// claim is the filing's claim in the hand-over bucket ("" for none).
+func (h *harness) claim(id string, n int) string {
+	h.t.Helper()
+	kv, err := h.js.KeyValue(context.Background(), filing.Bucket)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	e, err := kv.Get(context.Background(), fmt.Sprintf("%s.%d", id, n))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return ""
+	}
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return string(e.Value())
 }
 
 func (h *harness) status(ncmecID int64) string {
@@ -163,7 +198,13 @@ func (h *harness) calls(endpoint string) int { return h.sim.State().Calls[endpoi
 
 func (h *harness) retract(id, tok, reason string) (int, map[string]any) {
 	h.t.Helper()
-	body, _ := json.Marshal(map[string]string{"reason": reason})
+	return h.post(id, tok, map[string]any{"reason": reason})
+}
+
+// post sends body to the report's retraction endpoint.
+func (h *harness) post(id, tok string, payload map[string]any) (int, map[string]any) {
+	h.t.Helper()
+	body, _ := json.Marshal(payload)
 	req, _ := http.NewRequest(http.MethodPost, h.url+"/api/v1/reports/"+id+"/retraction", bytes.NewReader(body))
 	if tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
@@ -194,6 +235,12 @@ func (h *harness) state(id string) map[string]any {
 // count returns how many events of type about report are in the stream.
 func (h *harness) count(typ, report string) int {
 	h.t.Helper()
+	return len(h.published(typ, report))
+}
+
+// published returns the events of type about report in the stream.
+func (h *harness) published(typ, report string) []*pb.Envelope {
+	h.t.Helper()
 	s, err := h.js.Stream(context.Background(), events.Stream)
 	if err != nil {
 		h.t.Fatal(err)
@@ -202,7 +249,7 @@ func (h *harness) count(typ, report string) int {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	n := 0
+	var out []*pb.Envelope
 	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
 		m, err := s.GetMsg(context.Background(), seq)
 		if err != nil || m.Subject != events.Subject(typ) {
@@ -210,10 +257,10 @@ func (h *harness) count(typ, report string) int {
 		}
 		ev, err := events.Unmarshal(m.Data)
 		if err == nil && ev.ReportId == report {
-			n++
+			out = append(out, ev)
 		}
 	}
-	return n
+	return out
 }
 
 func (h *harness) waitRetracted(id string, ncmecID int64) {
@@ -239,8 +286,8 @@ func TestFailureAtEachStepAfterOpeningIsRetractedOnce(t *testing.T) {
 			if n := h.calls("retract") - before; n != 1 {
 				t.Fatalf("%d /retract calls, want exactly 1", n)
 			}
-			if st, _ := h.ho.Get(context.Background(), handover.Key(id, 1)); st != handover.Retracted {
-				t.Errorf("handover state %q", st)
+			if c := h.claim(id, 1); c != "retracted" {
+				t.Errorf("hand-over claim %q", c)
 			}
 		})
 	}
@@ -328,11 +375,15 @@ func TestRetractingAFinishedReportIs409AndSendsNothing(t *testing.T) {
 	id := h.submitted()
 	nid := h.open(id)
 	ctx := context.Background()
-	h.ho.Claim(ctx, handover.Key(id, 1), []handover.State{handover.Filing}, handover.Finishing)
+	if err := h.ho.ClaimFinish(ctx, id, 1); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := h.client.Finish(ctx, nid); err != nil {
 		t.Fatal(err)
 	}
-	h.ho.Claim(ctx, handover.Key(id, 1), []handover.State{handover.Finishing}, handover.Finished)
+	if err := h.ho.Finished(ctx, id, 1); err != nil {
+		t.Fatal(err)
+	}
 	h.emit(id, &pb.NcmecFinished{NcmecReportId: nid})
 	testenv.Eventually(t, 5*time.Second, "the service learnt of the report", func() bool { return h.state(id)["ncmec_report_id"] == float64(nid) })
 	status, out := h.retract(id, token, "changed my mind")
@@ -384,9 +435,8 @@ func TestRetractionWhileUploadingEndsRetractedNeverFinished(t *testing.T) {
 		t.Fatalf("%d %v", status, out)
 	}
 	// The reporter, done uploading, asks for the finish claim and is refused.
-	ok, cur, err := h.ho.Claim(context.Background(), handover.Key(id, 1), []handover.State{handover.None, handover.Filing}, handover.Finishing)
-	if ok || err != nil || (cur != handover.Retracting && cur != handover.Retracted) {
-		t.Fatalf("the reporter got the finish claim after a retraction began: ok=%v cur=%v err=%v", ok, cur, err)
+	if err := h.ho.ClaimFinish(context.Background(), id, 1); !errors.Is(err, filing.ErrRetracting) {
+		t.Fatalf("the reporter got the finish claim after a retraction began: %v", err)
 	}
 	h.waitRetracted(id, nid)
 	if n := h.sim.State().Calls["finish"]; n != 0 {
@@ -401,8 +451,8 @@ func TestRetractionWhileFinishingIs409AndTheReportEndsFinished(t *testing.T) {
 	nid := h.open(id)
 	ctx := context.Background()
 	testenv.Eventually(t, 5*time.Second, "the service learnt of the report", func() bool { return h.state(id)["ncmec_report_id"] == float64(nid) })
-	if ok, _, _ := h.ho.Claim(ctx, handover.Key(id, 1), []handover.State{handover.Filing}, handover.Finishing); !ok {
-		t.Fatal("the reporter could not claim the finish")
+	if err := h.ho.ClaimFinish(ctx, id, 1); err != nil {
+		t.Fatalf("the reporter could not claim the finish: %v", err)
 	}
 	status, out := h.retract(id, token, "too late")
 	if status != http.StatusConflict || out["error"].(map[string]any)["code"] != "finished" {
@@ -424,13 +474,13 @@ func TestFinishRefusedAfterClaimIsRetracted(t *testing.T) {
 	h := start(t)
 	id := h.submitted()
 	nid := h.open(id)
-	if ok, _, _ := h.ho.Claim(context.Background(), handover.Key(id, 1), []handover.State{handover.Filing}, handover.Finishing); !ok {
-		t.Fatal("the reporter could not claim the finish")
+	if err := h.ho.ClaimFinish(context.Background(), id, 1); err != nil {
+		t.Fatalf("the reporter could not claim the finish: %v", err)
 	}
 	h.emit(id, &pb.NcmecFailed{Step: "finish", Code: 4000, Description: "injected", ReportOpened: true, NcmecReportId: nid})
 	h.waitRetracted(id, nid)
-	if st, _ := h.ho.Get(context.Background(), handover.Key(id, 1)); st != handover.Retracted {
-		t.Errorf("handover state %q, want retracted", st)
+	if c := h.claim(id, 1); c != "retracted" {
+		t.Errorf("hand-over claim %q, want retracted", c)
 	}
 }
 
@@ -445,9 +495,8 @@ func TestStaffRetractionAfterARefusedFinishIsAccepted(t *testing.T) {
 	id := h.submitted()
 	nid := h.open(id)
 	ctx := context.Background()
-	key := handover.Key(id, 1)
-	if ok, _, _ := h.ho.Claim(ctx, key, []handover.State{handover.Filing}, handover.Finishing); !ok {
-		t.Fatal("the reporter could not claim the finish")
+	if err := h.ho.ClaimFinish(ctx, id, 1); err != nil {
+		t.Fatalf("the reporter could not claim the finish: %v", err)
 	}
 	h.emit(id, &pb.NcmecFailed{Step: "finish", Code: 4000, Description: "injected", ReportOpened: true, NcmecReportId: nid})
 	testenv.Eventually(t, 5*time.Second, "the service learnt of the failure", func() bool { return h.state(id)["ncmec_state"] == "failed" })
@@ -455,8 +504,8 @@ func TestStaffRetractionAfterARefusedFinishIsAccepted(t *testing.T) {
 	if status != http.StatusAccepted {
 		t.Fatalf("got %d %v, want 202", status, out)
 	}
-	if st, _ := h.ho.Get(ctx, key); st != handover.Retracting {
-		t.Errorf("handover state %q, want retracting", st)
+	if c := h.claim(id, 1); c != "retracting" {
+		t.Errorf("hand-over claim %q, want retracting", c)
 	}
 	testenv.Eventually(t, 5*time.Second, "the staff request is on record", func() bool { return h.count(events.RetractionRequested, id) == 1 })
 }
@@ -470,8 +519,8 @@ func TestRetractionBeforeNCMECOpenedSendsNothing(t *testing.T) {
 		t.Fatalf("%d %v", status, out)
 	}
 	// The reporter finds the claim taken before /submit and files nothing.
-	if st, _ := h.ho.Get(context.Background(), handover.Key(id, 1)); st != handover.Retracting {
-		t.Fatalf("handover %q", st)
+	if c := h.claim(id, 1); c != "retracting" {
+		t.Fatalf("hand-over claim %q", c)
 	}
 	h.emit(id, &pb.NcmecFailed{Step: "submit", Description: "staff asked for a retraction before the report was filed", ReportOpened: false})
 	testenv.Eventually(t, 10*time.Second, "retracted without NCMEC", func() bool {
@@ -532,4 +581,178 @@ func TestFailureHandledBeforeTheReportsOtherEventsIsStillRetracted(t *testing.T)
 	h.emit(id, &pb.ReportSubmitted{Report: &pb.Report{Id: id, Filing: 1, IncidentTime: timestamppb.Now()}})
 	nid := h.open(id)
 	h.waitRetracted(id, nid)
+}
+
+// drained waits until the service's consumer has handled every event
+// published so far.
+func (h *harness) drained() {
+	h.t.Helper()
+	testenv.Eventually(h.t, 10*time.Second, "the service handled every event", func() bool {
+		c, err := h.js.Consumer(context.Background(), events.Stream, retract.Name)
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(context.Background())
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+	})
+}
+
+// A failed filing whose finish went through after all (an answer lost, the
+// reporter gave up) is answered 5102 by /retract: the retraction says so
+// with already_finished, the filing and its environment, which makes the
+// filing finished in every fold, and the hand-over ends finished.
+func TestRetraction5102PublishesAlreadyFinished(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	id := h.submitted()
+	nid := h.open(id)
+	ctx := context.Background()
+	if err := h.ho.ClaimFinish(ctx, id, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.client.Finish(ctx, nid); err != nil { // its answer lost
+		t.Fatal(err)
+	}
+	h.emit(id, &pb.NcmecFailed{Filing: 1, Step: "finish", Code: 1000, Description: "gave up", ReportOpened: true, NcmecReportId: nid})
+	testenv.Eventually(t, 10*time.Second, "retraction_failed published", func() bool { return h.count(events.NcmecRetractionFailed, id) == 1 })
+	f := h.published(events.NcmecRetractionFailed, id)[0].GetNcmecRetractionFailed()
+	if !f.AlreadyFinished || f.Filing != 1 || f.Environment != "production" || f.NcmecReportId != nid || f.Code != int32(ncmec.CodeAlreadyFinished) || f.Lost {
+		t.Fatalf("retraction_failed %v", f)
+	}
+	if ev, ok := filing.Of(h.published(events.NcmecRetractionFailed, id)[0]); !ok || ev.State != filing.Finished {
+		t.Fatalf("the fold reads it as %+v", ev)
+	}
+	if st := h.state(id); st["ncmec_state"] != "finished" || st["retraction"] != "finished_at_ncmec" {
+		t.Fatalf("state %v", st)
+	}
+	if c := h.claim(id, 1); c != "finished" {
+		t.Errorf("hand-over claim %q, want finished", c)
+	}
+	if h.status(nid) != "finished" || h.count(events.NcmecRetracted, id) != 0 {
+		t.Fatal("the finished report was taken for retracted")
+	}
+	// Staff are told it is finished.
+	if status, out := h.retract(id, token, "retract anyway"); status != http.StatusConflict || out["error"].(map[string]any)["code"] != "finished" {
+		t.Fatalf("got %d %v, want 409 finished", status, out)
+	}
+}
+
+// A report filed again: filing 1's failure arriving late is history, and
+// must not retract filing 2's NCMEC report.
+func TestLateFailureOfAnEarlierFilingSchedulesNothing(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	id := events.NewID()
+	h.emit(id, &pb.ReportSubmitted{Report: &pb.Report{Id: id, Filing: 2, IncidentTime: timestamppb.Now()}})
+	nid := h.openAtNCMEC(id, 2)
+	h.emit(id, &pb.NcmecOpened{Filing: 2, NcmecReportId: nid, Environment: "production"})
+	testenv.Eventually(t, 5*time.Second, "the service learnt of filing 2", func() bool { return h.state(id)["ncmec_report_id"] == float64(nid) })
+	h.emit(id, &pb.NcmecFailed{Filing: 1, Step: "upload", Code: 2000, Description: "old", ReportOpened: true, NcmecReportId: nid - 1})
+	h.drained()
+	time.Sleep(200 * time.Millisecond) // a few worker polls
+	st := h.state(id)
+	if st["retraction"] != "none" || st["filing"] != float64(2) || st["ncmec_state"] != "opened" || st["ncmec_report_id"] != float64(nid) {
+		t.Fatalf("state %v", st)
+	}
+	if n := h.calls("retract"); n != 0 {
+		t.Fatalf("%d /retract calls", n)
+	}
+}
+
+// An /submit whose answer was lost may have opened an NCMEC report; staff
+// who learn its id from NCMEC retract it by name. The report's own filing
+// is left alone.
+func TestRetractLostNCMECReport(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	id := h.submitted()
+	lost := h.submitAtNCMEC() // the answer never reached the reporter
+	h.emit(id, &pb.NcmecSubmitAmbiguous{Filing: 1, Attempt: 1, Description: "connection dropped"})
+	nid := h.open(id) // the reporter's fresh /submit
+	testenv.Eventually(t, 5*time.Second, "the service learnt of the report and its ambiguous submit", func() bool {
+		return h.state(id)["ncmec_report_id"] == float64(nid)
+	})
+	h.drained()
+	status, out := h.post(id, token, map[string]any{"reason": "NCMEC told us of report " + fmt.Sprint(lost), "ncmec_report_id": lost, "environment": "production"})
+	if status != http.StatusAccepted {
+		t.Fatalf("got %d %v, want 202", status, out)
+	}
+	testenv.Eventually(t, 20*time.Second, "the lost report is retracted at NCMEC and the event published", func() bool {
+		return h.status(lost) == "retracted" && h.count(events.NcmecRetracted, id) == 1
+	})
+	r := h.published(events.NcmecRetracted, id)[0].GetNcmecRetracted()
+	if !r.Lost || r.NcmecReportId != lost || r.Filing != 1 || r.Environment != "production" {
+		t.Fatalf("retracted event %v", r)
+	}
+	req := h.published(events.RetractionRequested, id)
+	if len(req) != 1 || req[0].GetRetractionRequested().NcmecReportId != lost || req[0].Actor.GetKind() != pb.Actor_KIND_STAFF {
+		t.Fatalf("retraction.requested %v", req)
+	}
+	// The filing itself goes on: its report is open, nothing owed.
+	h.drained()
+	if st := h.state(id); h.status(nid) != "open" || st["retraction"] != "none" || st["ncmec_state"] != "opened" || st["ncmec_report_id"] != float64(nid) {
+		t.Fatalf("the filing moved: NCMEC %s, state %v", h.status(nid), st)
+	}
+	if c := h.claim(id, 1); c != "filing" {
+		t.Errorf("hand-over claim %q, want filing", c)
+	}
+	if st := h.state(id); len(st["lost_retractions"].([]any)) != 1 || st["lost_retractions"].([]any)[0].(map[string]any)["outcome"] != "retracted" {
+		t.Errorf("lost retractions %v", st["lost_retractions"])
+	}
+	// Asking again is refused; so are the report's own id and another environment.
+	for _, c := range []struct {
+		body   map[string]any
+		status int
+		code   string
+	}{
+		{map[string]any{"reason": "again", "ncmec_report_id": lost}, 409, "already_retracted"},
+		{map[string]any{"reason": "own", "ncmec_report_id": nid}, 400, "invalid"},
+		{map[string]any{"reason": "elsewhere", "ncmec_report_id": lost + 1000, "environment": "test"}, 400, "invalid"},
+		{map[string]any{"reason": "bad env", "ncmec_report_id": lost + 1000, "environment": "staging"}, 400, "invalid"},
+		{map[string]any{"reason": "env alone", "environment": "production"}, 400, "invalid"},
+	} {
+		status, out := h.post(id, token, c.body)
+		if status != c.status || out["error"].(map[string]any)["code"] != c.code {
+			t.Errorf("%v: got %d %v, want %d %s", c.body, status, out, c.status, c.code)
+		}
+	}
+	if n := h.calls("retract"); n != 1 {
+		t.Fatalf("%d /retract calls, want 1", n)
+	}
+}
+
+// Without an ambiguous /submit every NCMEC report of the report is known:
+// an id from elsewhere is refused, and nothing is sent to NCMEC.
+func TestRetractLostWithoutAmbiguousSubmitIsRefused(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	id := h.submitted()
+	h.open(id)
+	other := h.submitAtNCMEC()
+	testenv.Eventually(t, 5*time.Second, "the service learnt of the report", func() bool { return h.state(id)["ncmec_state"] == "opened" })
+	status, out := h.post(id, token, map[string]any{"reason": "typo", "ncmec_report_id": other, "environment": "production"})
+	if status != http.StatusConflict || out["error"].(map[string]any)["code"] != "no_ambiguous_submit" ||
+		!strings.Contains(out["error"].(map[string]any)["message"].(string), "without an answer") {
+		t.Fatalf("got %d %v, want 409 no_ambiguous_submit", status, out)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if h.calls("retract") != 0 || h.status(other) != "open" || h.count(events.RetractionRequested, id) != 0 {
+		t.Fatal("a refused request changed something")
+	}
+}
+
+// A filing whose files are uploading is open at NCMEC as much as one just
+// opened: the sweep retracts it when it stops changing.
+func TestSweepRetractsAnUploadingFiling(t *testing.T) {
+	t.Parallel()
+	h := start(t, func(c *app.Config) { c.Retract.StaleAfter, c.Retract.Sweep = 300*time.Millisecond, 50*time.Millisecond })
+	id := h.submitted()
+	// Only the upload is announced (its opened event lost), so that the
+	// filing is never merely "opened" here.
+	nid := h.openAtNCMEC(id, 1)
+	h.emit(id, &pb.NcmecFileUploaded{Filing: 1, NcmecReportId: nid, FileId: "f1"})
+	h.waitRetracted(id, nid)
+	if st := h.state(id); !strings.Contains(st["reason"].(string), "unchanged") || st["ncmec_state"] != "retracted" {
+		t.Errorf("state %v", st)
+	}
 }

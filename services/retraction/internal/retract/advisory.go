@@ -12,8 +12,7 @@ import (
 
 	"takedown/pkg/database"
 	"takedown/pkg/events"
-	"takedown/pkg/outbox"
-	pb "takedown/pkg/proto/takedown/v1"
+	"takedown/pkg/filing"
 )
 
 // AdvisoryStream keeps the max-deliveries advisories of the TAKEDOWN
@@ -103,25 +102,24 @@ func (r *Retractor) advisory(ctx context.Context, js jetstream.JetStream, data [
 		return nil
 	}
 	reason := fmt.Sprintf("the ncmec-reporter gave up on the %s event after %d deliveries", env.Type, a.Deliveries)
-	r.log.Error("reporter exhausted its deliveries; retracting whatever was opened", "report_id", env.ReportId, "stream_seq", a.StreamSeq)
-	return database.InTx(ctx, r.store.Pool, func(tx pgx.Tx) error {
-		if sub := env.GetReportSubmitted(); sub != nil {
-			envName := "production"
-			if sub.GetReport().GetTest() {
-				envName = "test"
-			}
-			if err := r.store.Known(ctx, tx, env.ReportId, int(max(1, sub.GetReport().GetFiling())), envName); err != nil {
-				return err
-			}
-		}
-		ok, err := r.store.Request(ctx, tx, env.ReportId, reason, Name)
-		if err != nil || !ok {
+	if ev, ok := filing.Of(env); ok {
+		// Fold it first: the report may be known here only from it.
+		current := false
+		err := database.InTx(ctx, r.store.Pool, func(tx pgx.Tx) error {
+			_, _, cur, err := r.fold(ctx, tx, env.ReportId, ev)
+			current = cur
 			return err
-		}
-		ev, err := events.New(env.ReportId, events.Service(Name), &pb.RetractionRequested{Reason: reason})
+		})
 		if err != nil {
 			return err
 		}
-		return outbox.Add(ctx, tx, ev)
-	})
+		if !current {
+			// An earlier filing's event: the filing now under way is a
+			// new NCMEC report, not the one the reporter gave up on.
+			r.log.Warn("the reporter gave up on an earlier filing's event; nothing to retract now", "report_id", env.ReportId, "stream_seq", a.StreamSeq)
+			return nil
+		}
+	}
+	r.log.Error("reporter exhausted its deliveries; retracting whatever was opened", "report_id", env.ReportId, "stream_seq", a.StreamSeq)
+	return r.requestFor(ctx, env.ReportId, reason, Name)
 }

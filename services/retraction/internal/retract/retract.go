@@ -2,12 +2,17 @@
 // when the filing failed, when staff ask, when the reporter gave up on a
 // report's event, and when a report has sat open too long because its
 // failure event was lost. It never races the reporter: both sides move a
-// report's state in pkg/handover by compare-and-swap before acting.
+// filing's claim in pkg/filing's hand-over by compare-and-swap before
+// acting. It also retracts, on staff's word, an NCMEC report this system
+// lost track of (an /submit whose answer was lost).
+//
+// What it knows of a report's filing is pkg/filing's fold of the report's
+// events (its own included), kept in the report's row: the same state
+// intake and case-writer show.
 package retract
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -19,7 +24,7 @@ import (
 
 	"takedown/pkg/database"
 	"takedown/pkg/events"
-	"takedown/pkg/handover"
+	"takedown/pkg/filing"
 	"takedown/pkg/metrics"
 	"takedown/pkg/ncmec"
 	"takedown/pkg/outbox"
@@ -30,6 +35,14 @@ import (
 
 // Name is the service's name, its actor in events.
 const Name = "retraction"
+
+// bySweep is who asked for a retraction the sweep found owed.
+const bySweep = "retraction sweep"
+
+// byService are the requesters of the retractions the service scheduled by
+// itself (a failure, the sweep, the advisories): a staff request replaces
+// theirs.
+var byService = []string{Name, bySweep}
 
 // Config tunes the worker.
 type Config struct {
@@ -46,14 +59,14 @@ type Config struct {
 type Retractor struct {
 	cfg      Config
 	store    *store.Store
-	handover *handover.Store
+	handover *filing.Handover
 	clients  map[string]*ncmec.Client // by environment
 	log      *slog.Logger
 	outcomes *prometheus.CounterVec
 }
 
 // New returns a Retractor.
-func New(cfg Config, st *store.Store, ho *handover.Store, clients map[string]*ncmec.Client, m *metrics.Factory, log *slog.Logger) *Retractor {
+func New(cfg Config, st *store.Store, ho *filing.Handover, clients map[string]*ncmec.Client, m *metrics.Factory, log *slog.Logger) *Retractor {
 	r := &Retractor{cfg: cfg, store: st, handover: ho, clients: clients, log: log,
 		outcomes: m.Counter("retractions_total", "Retractions ended, by result: retracted, failed, finished_at_ncmec.", "result")}
 	// Every result exists from the start, so that an alert on the first
@@ -70,81 +83,131 @@ func New(cfg Config, st *store.Store, ho *handover.Store, clients map[string]*nc
 	return r
 }
 
-// Consumer is the durable consumer of the events the service learns from.
+// Consumer is the durable consumer of the events the service learns from:
+// every event that moves a filing (the fold needs them all to agree with
+// intake's), and staff's requests.
 var Consumer = stream.ConsumerConfig{
 	Durable: Name,
 	Subjects: []string{events.ReportSubmitted, events.NcmecOpened, events.NcmecFileUploaded,
-		events.NcmecFinished, events.NcmecFailed, events.RetractionRequested},
+		events.NcmecFinished, events.NcmecFailed, events.NcmecSubmitAmbiguous, events.ReportClosed,
+		events.RetractionRequested},
 	Concurrency: 4,
 }
 
-// Apply records what an event says about a report's filing; a failure after
-// opening, or a staff request, makes a retraction due.
+// Apply folds an event into the report's filing; when it is about the
+// current filing, a failure after opening or a staff request makes a
+// retraction due, and a failure before opening settles a retraction owed.
 func (r *Retractor) Apply(ctx context.Context, tx pgx.Tx, m stream.Message) error {
 	id := m.ReportId
-	at := m.OccurredAt.AsTime()
 	if id == "" {
 		return nil
 	}
-	if err := r.store.Ensure(ctx, tx, id); err != nil {
+	var ev filing.Event
+	var req *pb.RetractionRequested
+	if req = m.GetRetractionRequested(); req != nil {
+		if req.NcmecReportId != 0 {
+			return r.recordLost(ctx, tx, id, req, actorName(m.Actor))
+		}
+		// A request moves no state; folding its filing number tells
+		// whether it is about the current filing.
+		ev = filing.Event{Filing: int(max(req.Filing, 1)), At: m.OccurredAt.AsTime()}
+	} else {
+		var ok bool
+		if ev, ok = filing.Of(m.Envelope); !ok {
+			return nil
+		}
+	}
+	rep, st, current, err := r.fold(ctx, tx, id, ev)
+	if err != nil || !current {
+		// An earlier filing's event belongs to the history only: its
+		// failure owes nothing, the next filing being a new NCMEC report.
 		return err
 	}
-	switch p := m.Payload.(type) {
-	case *pb.Envelope_ReportSubmitted:
-		env := "production"
-		if p.ReportSubmitted.GetReport().GetTest() {
-			env = "test"
-		}
-		return r.store.Known(ctx, tx, id, int(max(1, p.ReportSubmitted.GetReport().GetFiling())), env)
-	case *pb.Envelope_NcmecOpened:
-		o := p.NcmecOpened
-		return r.store.Opened(ctx, tx, id, int(max(1, o.Filing)), o.Environment, o.NcmecReportId, at)
-	case *pb.Envelope_NcmecFileUploaded:
-		return r.store.Changed(ctx, tx, id, at)
-	case *pb.Envelope_NcmecFinished:
-		return r.store.NCMECState(ctx, tx, id, "finished", p.NcmecFinished.NcmecReportId)
-	case *pb.Envelope_NcmecFailed:
-		f := p.NcmecFailed
-		if err := r.store.NCMECState(ctx, tx, id, "failed", f.NcmecReportId); err != nil {
-			return err
-		}
-		if !f.ReportOpened {
-			return r.nothingOpened(ctx, tx, id)
-		}
-		reason := fmt.Sprintf("the filing failed at %s: %s", f.Step, f.Description)
-		_, err := r.store.Request(ctx, tx, id, reason, Name)
+	switch {
+	case req != nil:
+		_, err := r.store.Request(ctx, tx, id, req.Reason, actorName(m.Actor), false)
 		return err
-	case *pb.Envelope_RetractionRequested:
-		_, err := r.store.Request(ctx, tx, id, p.RetractionRequested.Reason, actorName(m.Actor))
+	case ev.State == filing.Failed && st.State == filing.Failed:
+		f := m.GetNcmecFailed()
+		if !f.ReportOpened && st.NCMECReportID == 0 {
+			return r.nothingOpened(ctx, tx, rep)
+		}
+		_, err := r.store.Request(ctx, tx, id, fmt.Sprintf("the filing failed at %s: %s", f.Step, f.Description), Name, false)
 		return err
 	}
 	return nil
+}
+
+// fold folds ev into the report's row, locked for the rest of tx, and
+// returns the row as it now is, the filing's status, and whether ev is
+// about the current filing.
+func (r *Retractor) fold(ctx context.Context, tx pgx.Tx, id string, ev filing.Event) (store.Report, filing.Status, bool, error) {
+	rep, err := r.store.Lock(ctx, tx, id)
+	if err != nil {
+		return rep, filing.Status{}, false, err
+	}
+	st := rep.Status()
+	current := st.Apply(ev)
+	if err := r.store.Save(ctx, tx, rep, st, ev); err != nil {
+		return rep, st, false, err
+	}
+	if st.Filing > rep.Filing {
+		rep.Retraction, rep.Reason, rep.RequestedBy, rep.Attempts, rep.FirstTriedAt, rep.LastError = store.None, "", "", 0, nil, ""
+	}
+	rep.Filing, rep.NCMECState, rep.NCMECReportID, rep.Environment, rep.Ambiguous = st.Filing, st.State, st.NCMECReportID, st.Environment, st.Ambiguous
+	return rep, st, current, nil
+}
+
+// publish adds the service's event to the outbox within tx and folds it
+// into the report's row at once, so that the row says what the service
+// said (a retraction makes the filing retracted; 5102 makes it finished).
+func (r *Retractor) publish(ctx context.Context, tx pgx.Tx, actor *pb.Actor, reportID string, payload proto.Message) error {
+	env, err := events.New(reportID, actor, payload)
+	if err != nil {
+		return err
+	}
+	if err := outbox.Add(ctx, tx, env); err != nil {
+		return err
+	}
+	if ev, ok := filing.Of(env); ok {
+		_, _, _, err = r.fold(ctx, tx, reportID, ev)
+	}
+	return err
 }
 
 // nothingOpened settles a retraction owed for a filing that failed before
 // NCMEC opened anything (the reporter stops before /submit once a retraction
 // began): the report is withdrawn without a call to NCMEC.
-func (r *Retractor) nothingOpened(ctx context.Context, tx pgx.Tx, id string) error {
-	rep, err := r.store.Lock(ctx, tx, id)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && rep.Retraction != store.Pending) {
+func (r *Retractor) nothingOpened(ctx context.Context, tx pgx.Tx, rep store.Report) error {
+	if rep.Retraction != store.Pending {
 		return nil
 	}
+	if _, err := r.store.Settle(ctx, tx, rep.ReportID, rep.Filing, store.Retracted, ""); err != nil {
+		return err
+	}
+	err := r.publish(ctx, tx, events.Service(Name), rep.ReportID, &pb.NcmecRetracted{
+		Reason: rep.Reason + " (nothing had been filed with NCMEC)", Filing: uint32(rep.Filing), Environment: rep.Environment})
 	if err != nil {
 		return err
 	}
-	if err := r.store.Settle(ctx, tx, id, store.Retracted, ""); err != nil {
-		return err
+	if err := r.handover.Retracted(ctx, rep.ReportID, rep.Filing); err != nil {
+		r.log.Warn("hand-over not marked retracted; its retracting claim keeps the reporter away all the same", "report_id", rep.ReportID, "err", err)
 	}
-	ev, err := events.New(id, events.Service(Name), &pb.NcmecRetracted{Reason: rep.Reason + " (nothing had been filed with NCMEC)"})
-	if err != nil {
-		return err
-	}
-	if err := outbox.Add(ctx, tx, ev); err != nil {
-		return err
-	}
-	r.move(ctx, handover.Key(id, rep.Filing), handover.Retracted)
 	r.outcomes.WithLabelValues(store.Retracted).Inc()
 	return nil
+}
+
+// recordLost records a staff request to retract an NCMEC report this
+// system lost track of. The endpoint records it before publishing the
+// request; this makes the event, wherever it came from, enough.
+func (r *Retractor) recordLost(ctx context.Context, tx pgx.Tx, id string, req *pb.RetractionRequested, by string) error {
+	if req.Environment == "" {
+		r.log.Error("a request to retract a lost NCMEC report names no environment; ignored", "report_id", id, "ncmec_report_id", req.NcmecReportId)
+		return nil
+	}
+	_, err := r.store.RequestLost(ctx, tx, store.Lost{ReportID: id, NCMECReportID: req.NcmecReportId, Environment: req.Environment,
+		Filing: int(max(req.Filing, 1)), Reason: req.Reason, RequestedBy: by}, false)
+	return err
 }
 
 func actorName(a *pb.Actor) string {
@@ -154,8 +217,8 @@ func actorName(a *pb.Actor) string {
 	return a.GetId()
 }
 
-// Run retracts due reports until ctx ends, and sweeps for stale ones at
-// start and every Sweep.
+// Run retracts due reports (and due lost NCMEC reports) until ctx ends,
+// and sweeps for stale ones at start and every Sweep.
 func (r *Retractor) Run(ctx context.Context) error {
 	nextSweep := time.Now()
 	for {
@@ -172,7 +235,14 @@ func (r *Retractor) Run(ctx context.Context) error {
 		for _, id := range ids {
 			r.attempt(ctx, id)
 		}
-		if len(ids) > 0 {
+		lost, err := r.store.DueLost(ctx, 16, r.cfg.Lease)
+		if err != nil && ctx.Err() == nil {
+			r.log.Warn("looking for due retractions of lost NCMEC reports failed", "err", err)
+		}
+		for _, l := range lost {
+			r.attemptLost(ctx, l)
+		}
+		if len(ids)+len(lost) > 0 {
 			continue
 		}
 		select {
@@ -183,25 +253,10 @@ func (r *Retractor) Run(ctx context.Context) error {
 	}
 }
 
-// claimable returns the handover states from which a retraction may take
-// rep's filing: one not yet opened or still filing, and the given others.
-// The reporter claims "finishing" before /finish and leaves it there when
-// NCMEC refuses the finish (or it gives up retrying): its failure event
-// comes after its last call, and a failed filing is never resumed, so once
-// that failure is recorded no finish will follow and the claim is ours to
-// take. Should the finish have gone through after all (an answer lost, then
-// given up on), NCMEC answers the retraction with 5102.
-func claimable(rep store.Report, others ...handover.State) []handover.State {
-	from := append([]handover.State{handover.None, handover.Filing}, others...)
-	if rep.NCMECState == "failed" {
-		from = append(from, handover.Finishing)
-	}
-	return from
-}
-
-// sweep makes a retraction due for every report opened at NCMEC and unchanged
-// for StaleAfter: NCMEC deletes such reports an hour after their last change,
-// but until then a half-filed report is on record.
+// sweep makes a retraction due for every report open at NCMEC (opened or
+// uploading) and unchanged for StaleAfter: NCMEC deletes such reports an
+// hour after their last change, but until then a half-filed report is on
+// record.
 func (r *Retractor) sweep(ctx context.Context) error {
 	ids, err := r.store.Stale(ctx, r.cfg.StaleAfter)
 	if err != nil {
@@ -209,18 +264,7 @@ func (r *Retractor) sweep(ctx context.Context) error {
 	}
 	for _, id := range ids {
 		reason := fmt.Sprintf("opened at NCMEC and unchanged for over %v without finishing; its failure event was lost or the reporter stopped", r.cfg.StaleAfter)
-		err := database.InTx(ctx, r.store.Pool, func(tx pgx.Tx) error {
-			ok, err := r.store.Request(ctx, tx, id, reason, "retraction sweep")
-			if err != nil || !ok {
-				return err
-			}
-			ev, err := events.New(id, events.Service(Name), &pb.RetractionRequested{Reason: reason})
-			if err != nil {
-				return err
-			}
-			return outbox.Add(ctx, tx, ev)
-		})
-		if err != nil {
+		if err := r.requestFor(ctx, id, reason, bySweep); err != nil {
 			return err
 		}
 		r.log.Warn("stale NCMEC report found by the sweep; retracting", "report_id", id)
@@ -228,70 +272,114 @@ func (r *Retractor) sweep(ctx context.Context) error {
 	return nil
 }
 
-// attempt tries one due retraction once.
+// requestFor makes a retraction of the report's current filing due on the
+// service's own initiative, and says so in a retraction.requested event.
+func (r *Retractor) requestFor(ctx context.Context, id, reason, by string) error {
+	return database.InTx(ctx, r.store.Pool, func(tx pgx.Tx) error {
+		rep, err := r.store.Lock(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		ok, err := r.store.Request(ctx, tx, id, reason, by, false)
+		if err != nil || !ok {
+			return err
+		}
+		return r.publish(ctx, tx, events.Service(Name), id, &pb.RetractionRequested{Reason: reason,
+			Filing: uint32(rep.Filing), Environment: rep.Environment})
+	})
+}
+
+// attempt tries one due retraction of a report's filing once.
 func (r *Retractor) attempt(ctx context.Context, id string) {
-	log := r.log.With("report_id", id)
 	rep, err := r.store.Get(ctx, r.store.Pool, id)
 	if err != nil || rep.Retraction != store.Pending {
 		return
 	}
-	if rep.NCMECReportID == 0 {
-		// Asked before NCMEC answered /submit: the opened event makes it due.
+	if rep.NCMECReportID == 0 || rep.Environment == "" {
+		// Asked before NCMEC answered /submit: the opened event makes it
+		// due. An id is never sent to an environment merely assumed.
 		if rep.FirstTriedAt != nil && time.Since(*rep.FirstTriedAt) > r.cfg.GiveUpAfter {
-			r.settle(ctx, rep, store.Failed, &pb.NcmecRetractionFailed{Description: "no NCMEC report was opened for this report within " + r.cfg.GiveUpAfter.String() + "; nothing to retract"})
+			r.settle(ctx, rep, store.Failed, r.failed(rep, 0, "no NCMEC report was opened for this report within "+r.cfg.GiveUpAfter.String()+"; nothing to retract", false))
 			return
 		}
-		_ = r.store.Retry(ctx, id, r.cfg.Poll*5, "waiting for NCMEC to open the report")
+		_ = r.store.Retry(ctx, id, rep.Filing, r.cfg.Poll*5, "waiting for NCMEC to open the report")
 		return
 	}
-	ok, cur, err := r.handover.Claim(ctx, handover.Key(id, rep.Filing), claimable(rep, handover.Retracting), handover.Retracting)
+	// Once the filing has failed, a finish the reporter claimed will not
+	// follow (a failed filing is never resumed): its claim is ours to take,
+	// and NCMEC's 5102 tells us should the finish have gone through.
+	claim, err := r.handover.ClaimRetract(ctx, id, rep.Filing, rep.NCMECState == filing.Failed)
 	switch {
 	case err != nil:
-		_ = r.store.Wait(ctx, id, r.cfg.Poll, "handover unavailable: "+err.Error())
+		_ = r.store.Wait(ctx, id, rep.Filing, r.cfg.Poll, "hand-over unavailable: "+err.Error())
 		return
-	case !ok && cur == handover.Finishing:
+	case claim == filing.FinishInProgress:
 		// The reporter claimed the finish first; its outcome decides.
-		_ = r.store.Wait(ctx, id, r.cfg.Poll, "the reporter is finishing the report")
+		_ = r.store.Wait(ctx, id, rep.Filing, r.cfg.Poll, "the reporter is finishing the report")
 		return
-	case !ok && cur == handover.Finished:
-		r.settle(ctx, rep, store.FinishedAtNCMEC, &pb.NcmecRetractionFailed{NcmecReportId: rep.NCMECReportID, AlreadyFinished: true,
-			Description: "the report was finished before the retraction could begin; only NCMEC can withdraw a finished report"})
+	case claim == filing.FinishedFirst:
+		r.settle(ctx, rep, store.FinishedAtNCMEC, r.failed(rep, 0, "the report was finished before the retraction could begin; only NCMEC can withdraw a finished report", true))
 		return
-	case !ok && cur == handover.Retracted:
+	case claim == filing.RetractedBefore:
 		r.settle(ctx, rep, store.Retracted, nil)
 		return
 	}
-	client := r.clients[rep.Environment]
-	if client == nil {
-		r.settle(ctx, rep, store.Failed, &pb.NcmecRetractionFailed{NcmecReportId: rep.NCMECReportID,
-			Description: "no NCMEC credentials are configured for the " + rep.Environment + " environment"})
-		return
-	}
-	_, err = client.Retract(ctx, rep.NCMECReportID)
-	code := ncmec.CodeOf(err)
-	switch {
-	case err == nil, code == ncmec.CodeAlreadyRetracted:
-		// 5101: a retraction whose answer was lost, repeated.
-		r.settle(ctx, rep, store.Retracted, &pb.NcmecRetracted{NcmecReportId: rep.NCMECReportID, Reason: rep.Reason})
-		r.move(ctx, handover.Key(id, rep.Filing), handover.Retracted)
-	case code == ncmec.CodeReportNotFound:
-		// NCMEC deleted the unfinished report (it expires an hour after its
-		// last change): nothing of it remains on record.
-		r.settle(ctx, rep, store.Retracted, &pb.NcmecRetracted{NcmecReportId: rep.NCMECReportID,
-			Reason: rep.Reason + " (NCMEC had already deleted the unfinished report)"})
-		r.move(ctx, handover.Key(id, rep.Filing), handover.Retracted)
-	case code == ncmec.CodeAlreadyFinished:
-		log.Error("NCMEC says the report is finished although the retraction held the claim; staff must ask NCMEC to withdraw it", "ncmec_report_id", rep.NCMECReportID)
-		r.settle(ctx, rep, store.FinishedAtNCMEC, &pb.NcmecRetractionFailed{NcmecReportId: rep.NCMECReportID, Code: int32(code), AlreadyFinished: true,
-			Description: "NCMEC answered that the report is finished (5102); it was not retracted: only NCMEC can withdraw it"})
-		r.move(ctx, handover.Key(id, rep.Filing), handover.Finished)
-	case ncmec.IsRetryable(err) && (rep.FirstTriedAt == nil || time.Since(*rep.FirstTriedAt) < r.cfg.GiveUpAfter):
+	outcome, code, detail := r.retract(ctx, rep.Environment, rep.NCMECReportID, rep.FirstTriedAt)
+	switch outcome {
+	case "":
 		delay := backoff(rep.Attempts, r.cfg.MinDelay, r.cfg.MaxDelay)
-		log.Warn("retraction failed; will retry", "err", err, "retry_in", delay)
-		_ = r.store.Retry(ctx, id, delay, err.Error())
+		r.log.Warn("retraction failed; will retry", "report_id", id, "err", detail, "retry_in", delay)
+		_ = r.store.Retry(ctx, id, rep.Filing, delay, detail)
+	case store.Retracted:
+		r.settle(ctx, rep, outcome, &pb.NcmecRetracted{NcmecReportId: rep.NCMECReportID, Reason: rep.Reason + detail,
+			Filing: uint32(rep.Filing), Environment: rep.Environment})
+		if err := r.handover.Retracted(ctx, id, rep.Filing); err != nil {
+			r.log.Warn("hand-over not marked retracted; its retracting claim keeps the reporter away all the same", "report_id", id, "err", err)
+		}
+	case store.FinishedAtNCMEC:
+		r.log.Error("NCMEC says the report is finished although the retraction held the claim; staff must ask NCMEC to withdraw it",
+			"report_id", id, "ncmec_report_id", rep.NCMECReportID)
+		r.settle(ctx, rep, outcome, r.failed(rep, code, detail, true))
+		if err := r.handover.FinishedAtNCMEC(ctx, id, rep.Filing); err != nil {
+			r.log.Warn("hand-over not marked finished", "report_id", id, "err", err)
+		}
 	default:
-		r.settle(ctx, rep, store.Failed, &pb.NcmecRetractionFailed{NcmecReportId: rep.NCMECReportID, Code: int32(code), Description: err.Error()})
+		r.settle(ctx, rep, outcome, r.failed(rep, code, detail, false))
 	}
+}
+
+// failed is the retraction_failed event of rep's filing.
+func (r *Retractor) failed(rep store.Report, code int32, description string, finished bool) *pb.NcmecRetractionFailed {
+	return &pb.NcmecRetractionFailed{NcmecReportId: rep.NCMECReportID, Code: code, Description: description,
+		AlreadyFinished: finished, Filing: uint32(rep.Filing), Environment: rep.Environment}
+}
+
+// retract calls NCMEC's /retract for report nid in env and says what the
+// answer means: an outcome (store.Retracted, store.FinishedAtNCMEC,
+// store.Failed) with NCMEC's code and a detail (for Retracted, a note to
+// add to the reason), or "" when a transient failure is to be retried.
+func (r *Retractor) retract(ctx context.Context, env string, nid int64, firstTried *time.Time) (outcome string, code int32, detail string) {
+	client := r.clients[env]
+	if client == nil {
+		return store.Failed, 0, "no NCMEC credentials are configured for the " + env + " environment"
+	}
+	_, err := client.Retract(ctx, nid)
+	c := ncmec.CodeOf(err)
+	switch {
+	case err == nil, c == ncmec.CodeAlreadyRetracted:
+		// 5101: a retraction whose answer was lost, repeated.
+		return store.Retracted, 0, ""
+	case c == ncmec.CodeReportNotFound:
+		// NCMEC deletes an unfinished report by itself (an hour after its
+		// last change): nothing of it remains on record.
+		return store.Retracted, int32(c), " (NCMEC has no such report (5001): it had already deleted the unfinished report)"
+	case c == ncmec.CodeAlreadyFinished:
+		// 5102 means finished at NCMEC (DESIGN.md §5).
+		return store.FinishedAtNCMEC, int32(c), "NCMEC answered that the report is finished (5102); it was not retracted: only NCMEC can withdraw it"
+	case ncmec.IsRetryable(err) && (firstTried == nil || time.Since(*firstTried) < r.cfg.GiveUpAfter):
+		return "", int32(c), err.Error()
+	}
+	return store.Failed, int32(c), err.Error()
 }
 
 // settle records the outcome and its event (none when payload is nil) in
@@ -303,32 +391,60 @@ func (r *Retractor) settle(ctx context.Context, rep store.Report, outcome string
 		cause = f.Description
 	}
 	err := database.InTx(ctx, r.store.Pool, func(tx pgx.Tx) error {
-		if err := r.store.Settle(ctx, tx, rep.ReportID, outcome, cause); err != nil {
+		if _, err := r.store.Settle(ctx, tx, rep.ReportID, rep.Filing, outcome, cause); err != nil {
 			return err
 		}
 		if payload == nil {
 			return nil
 		}
-		ev, err := events.New(rep.ReportID, events.Service(Name), payload)
-		if err != nil {
-			return err
-		}
-		return outbox.Add(ctx, tx, ev)
+		// Published even if a newer filing has begun meanwhile: it is true
+		// of the filing it names, and the fold files it under that one.
+		return r.publish(ctx, tx, events.Service(Name), rep.ReportID, payload)
 	})
 	if err != nil {
 		r.log.Error("recording the retraction's outcome failed; it will be tried again", "report_id", rep.ReportID, "outcome", outcome, "err", err)
 		return
 	}
 	r.outcomes.WithLabelValues(outcome).Inc()
-	r.log.Info("retraction settled", "report_id", rep.ReportID, "outcome", outcome, "ncmec_report_id", rep.NCMECReportID, "cause", cause)
+	r.log.Info("retraction settled", "report_id", rep.ReportID, "filing", rep.Filing, "outcome", outcome, "ncmec_report_id", rep.NCMECReportID, "cause", cause)
 }
 
-// move sets the handover state after the outcome is recorded. If it fails the
-// state stays retracting, which keeps the reporter away all the same.
-func (r *Retractor) move(ctx context.Context, key string, to handover.State) {
-	if _, _, err := r.handover.Claim(ctx, key, []handover.State{handover.Retracting}, to); err != nil {
-		r.log.Warn("handover state not updated", "key", key, "to", to, "err", err)
+// attemptLost tries once to retract an NCMEC report this system lost track
+// of. It holds no hand-over claim: that report is no filing's, and nobody
+// can finish a report whose id we never learnt (DESIGN.md §5).
+func (r *Retractor) attemptLost(ctx context.Context, l store.Lost) {
+	log := r.log.With("report_id", l.ReportID, "ncmec_report_id", l.NCMECReportID, "environment", l.Environment)
+	outcome, code, detail := r.retract(ctx, l.Environment, l.NCMECReportID, l.FirstTriedAt)
+	var payload proto.Message
+	switch outcome {
+	case "":
+		delay := backoff(l.Attempts, r.cfg.MinDelay, r.cfg.MaxDelay)
+		log.Warn("retraction of a lost NCMEC report failed; will retry", "err", detail, "retry_in", delay)
+		_ = r.store.RetryLost(ctx, l, delay, detail)
+		return
+	case store.Retracted:
+		payload = &pb.NcmecRetracted{NcmecReportId: l.NCMECReportID, Reason: l.Reason + detail,
+			Filing: uint32(l.Filing), Environment: l.Environment, Lost: true}
+		detail = ""
+	default:
+		if outcome == store.FinishedAtNCMEC {
+			log.Error("an NCMEC report named as lost is finished at NCMEC: check the id with NCMEC; only NCMEC can withdraw it")
+		}
+		payload = &pb.NcmecRetractionFailed{NcmecReportId: l.NCMECReportID, Code: code, Description: detail,
+			AlreadyFinished: outcome == store.FinishedAtNCMEC, Filing: uint32(l.Filing), Environment: l.Environment, Lost: true}
 	}
+	err := database.InTx(ctx, r.store.Pool, func(tx pgx.Tx) error {
+		if err := r.store.SettleLost(ctx, tx, l, outcome, detail); err != nil {
+			return err
+		}
+		return r.publish(ctx, tx, events.Service(Name), l.ReportID, payload)
+	})
+	if err != nil {
+		log.Error("recording the lost retraction's outcome failed; it will be tried again", "outcome", outcome, "err", err)
+		return
+	}
+	r.outcomes.WithLabelValues(outcome).Inc()
+	log.Info("retraction of a lost NCMEC report settled", "outcome", outcome, "cause", detail)
 }
 
 func backoff(attempt int, lo, hi time.Duration) time.Duration {

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"takedown/pkg/database"
+	"takedown/pkg/filing"
 )
 
 //go:embed migrations/*.sql
@@ -30,16 +31,21 @@ const (
 	FinishedAtNCMEC = "finished_at_ncmec"
 )
 
-// ErrNotFound is returned for a report the service has never heard of.
+// ErrNotFound is returned for a report (or lost retraction) the service has
+// never heard of.
 var ErrNotFound = errors.New("report not known")
 
-// Report is one report's row.
+// Report is one report's row: the fold of its current filing
+// (pkg/filing) and the retraction owed for it.
 type Report struct {
 	ReportID      string
 	Filing        int
-	Environment   string
+	Environment   string // "" until an event names it
 	NCMECReportID int64
-	NCMECState    string
+	NCMECState    filing.State
+	StateAt       time.Time
+	Ambiguous     int  // ambiguous /submits of the current filing
+	EverAmbiguous bool // any filing of the report had one
 	LastChangeAt  time.Time
 	Retraction    string
 	Reason        string
@@ -49,87 +55,92 @@ type Report struct {
 	LastError     string
 }
 
+// Status is the filing as pkg/filing's fold left it.
+func (r Report) Status() filing.Status {
+	return filing.Status{Filing: max(r.Filing, 1), State: r.NCMECState, NCMECReportID: r.NCMECReportID,
+		Environment: r.Environment, At: r.StateAt, Ambiguous: r.Ambiguous}
+}
+
 // Store reads and writes the schema.
 type Store struct{ Pool *pgxpool.Pool }
 
-const columns = `report_id::text, filing, environment, coalesce(ncmec_report_id, 0), ncmec_state, last_change_at,
+// Querier is a pool or a transaction.
+type Querier interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}
+
+const columns = `report_id::text, filing, environment, coalesce(ncmec_report_id, 0), ncmec_state, ncmec_state_at,
+	ambiguous, ever_ambiguous, last_change_at,
 	retraction, coalesce(reason, ''), coalesce(requested_by, ''), attempts, first_tried_at, coalesce(last_error, '')`
 
 func scan(row pgx.Row) (Report, error) {
 	var r Report
-	err := row.Scan(&r.ReportID, &r.Filing, &r.Environment, &r.NCMECReportID, &r.NCMECState, &r.LastChangeAt,
+	var stateAt *time.Time
+	err := row.Scan(&r.ReportID, &r.Filing, &r.Environment, &r.NCMECReportID, &r.NCMECState, &stateAt,
+		&r.Ambiguous, &r.EverAmbiguous, &r.LastChangeAt,
 		&r.Retraction, &r.Reason, &r.RequestedBy, &r.Attempts, &r.FirstTriedAt, &r.LastError)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return r, ErrNotFound
+	}
+	if stateAt != nil {
+		r.StateAt = *stateAt
 	}
 	return r, err
 }
 
 // Get returns a report's row.
-func (s *Store) Get(ctx context.Context, q interface {
-	QueryRow(context.Context, string, ...any) pgx.Row
-}, reportID string) (Report, error) {
+func (s *Store) Get(ctx context.Context, q Querier, reportID string) (Report, error) {
 	return scan(q.QueryRow(ctx, `SELECT `+columns+` FROM reports WHERE report_id = $1`, reportID))
 }
 
-// Lock returns a report's row locked for the rest of tx.
+// Lock returns a report's row locked for the rest of tx, creating it first:
+// events of one report may be handled in any order (a failure before the
+// report's submission), so every event finds a row to fold into.
 func (s *Store) Lock(ctx context.Context, tx pgx.Tx, reportID string) (Report, error) {
+	if _, err := tx.Exec(ctx, `INSERT INTO reports (report_id) VALUES ($1) ON CONFLICT DO NOTHING`, reportID); err != nil {
+		return Report{}, err
+	}
 	return scan(tx.QueryRow(ctx, `SELECT `+columns+` FROM reports WHERE report_id = $1 FOR UPDATE`, reportID))
 }
 
-// Ensure makes sure the report has a row. Events of one report may be
-// handled in any order (a failure before the report's submission), so every
-// event first ensures the row its update needs.
-func (s *Store) Ensure(ctx context.Context, tx pgx.Tx, reportID string) error {
-	_, err := tx.Exec(ctx, `INSERT INTO reports (report_id) VALUES ($1) ON CONFLICT DO NOTHING`, reportID)
-	return err
-}
-
-// Known records a submitted report, so that a retraction can be asked for
-// before NCMEC opens it. A later filing of the same report starts afresh.
-func (s *Store) Known(ctx context.Context, tx pgx.Tx, reportID string, filing int, environment string) error {
-	_, err := tx.Exec(ctx, `INSERT INTO reports (report_id, filing, environment) VALUES ($1, $2, $3)
-		ON CONFLICT (report_id) DO UPDATE SET filing = excluded.filing, environment = excluded.environment,
-			ncmec_report_id = NULL, ncmec_state = 'unknown', retraction = 'none', reason = NULL, requested_by = NULL,
-			attempts = 0, first_tried_at = NULL, next_attempt_at = NULL, last_error = NULL, last_change_at = now()
-		WHERE reports.filing < excluded.filing`, reportID, filing, environment)
-	return err
-}
-
-// Opened records the NCMEC report id of a filing; a retraction waiting for
-// it becomes due at once.
-func (s *Store) Opened(ctx context.Context, tx pgx.Tx, reportID string, filing int, environment string, ncmecID int64, at time.Time) error {
-	if err := s.Known(ctx, tx, reportID, filing, environment); err != nil {
-		return err
+// Save stores st, the fold of rep (locked in tx) with one more event at
+// `at`. A newer filing starts afresh: a retraction owed for the filing it
+// supersedes is not owed for the new one (which is a new NCMEC report). A
+// retraction waiting for the NCMEC report id becomes due once it is known.
+func (s *Store) Save(ctx context.Context, tx pgx.Tx, rep Report, st filing.Status, ev filing.Event) error {
+	if st.Filing > rep.Filing {
+		if _, err := tx.Exec(ctx, `UPDATE reports SET retraction = 'none', reason = NULL, requested_by = NULL,
+				attempts = 0, first_tried_at = NULL, next_attempt_at = NULL, last_error = NULL, last_change_at = now()
+			WHERE report_id = $1`, rep.ReportID); err != nil {
+			return err
+		}
 	}
-	_, err := tx.Exec(ctx, `UPDATE reports SET ncmec_report_id = $3, environment = $4, last_change_at = greatest(last_change_at, $5),
-			ncmec_state = CASE WHEN ncmec_state = 'unknown' THEN 'opened' ELSE ncmec_state END,
-			next_attempt_at = CASE WHEN retraction = 'pending' THEN now() ELSE next_attempt_at END
-		WHERE report_id = $1 AND filing = $2`, reportID, filing, ncmecID, environment, at)
+	var stateAt *time.Time
+	if !st.At.IsZero() {
+		stateAt = &st.At
+	}
+	_, err := tx.Exec(ctx, `UPDATE reports SET filing = $2, ncmec_state = $3, ncmec_report_id = nullif($4, 0), environment = $5,
+			ncmec_state_at = $6, ambiguous = $7, ever_ambiguous = ever_ambiguous OR $9,
+			last_change_at = greatest(last_change_at, $8),
+			next_attempt_at = CASE WHEN retraction = 'pending' AND ncmec_report_id IS NULL AND $4 <> 0 THEN now() ELSE next_attempt_at END
+		WHERE report_id = $1`,
+		rep.ReportID, st.Filing, st.State, st.NCMECReportID, st.Environment, stateAt, st.Ambiguous, ev.At,
+		ev.Ambiguous > 0) // an earlier filing's ambiguity too
+
 	return err
 }
 
-// Changed notes progress of the filing (a file uploaded): the sweep measures
-// staleness from the last change, as NCMEC's expiry does.
-func (s *Store) Changed(ctx context.Context, tx pgx.Tx, reportID string, at time.Time) error {
-	_, err := tx.Exec(ctx, `UPDATE reports SET last_change_at = greatest(last_change_at, $2) WHERE report_id = $1`, reportID, at)
-	return err
-}
-
-// NCMECState sets the filing's state (finished or failed), never moving a
-// finished filing back.
-func (s *Store) NCMECState(ctx context.Context, tx pgx.Tx, reportID, state string, ncmecID int64) error {
-	_, err := tx.Exec(ctx, `UPDATE reports SET ncmec_state = CASE WHEN ncmec_state = 'finished' THEN ncmec_state ELSE $2 END,
-			ncmec_report_id = coalesce(ncmec_report_id, nullif($3, 0)), last_change_at = now()
-		WHERE report_id = $1`, reportID, state, ncmecID)
-	return err
-}
-
-// Request schedules a retraction unless one is already owed or done. It
-// reports whether this call scheduled it.
-func (s *Store) Request(ctx context.Context, tx pgx.Tx, reportID, reason, by string) (bool, error) {
-	tag, err := tx.Exec(ctx, `UPDATE reports SET retraction = 'pending', reason = $2, requested_by = $3, next_attempt_at = now()
-		WHERE report_id = $1 AND retraction = 'none'`, reportID, reason, by)
+// Request schedules a retraction of the filing unless one is already owed
+// or done. A staff request (staff) also retries a failed one, and takes
+// over one the service scheduled by itself (requested by one of services),
+// so that staff's reason is what the row says. It reports whether this
+// call scheduled it.
+func (s *Store) Request(ctx context.Context, tx pgx.Tx, reportID, reason, by string, staff bool, services ...string) (bool, error) {
+	tag, err := tx.Exec(ctx, `UPDATE reports SET retraction = 'pending', reason = $2, requested_by = $3, next_attempt_at = now(),
+			attempts = 0, first_tried_at = NULL, last_error = NULL
+		WHERE report_id = $1 AND (retraction = 'none'
+			OR ($4 AND (retraction = 'failed' OR (retraction = 'pending' AND requested_by = ANY($5)))))`,
+		reportID, reason, by, staff, services)
 	if err != nil {
 		return false, fmt.Errorf("request retraction: %w", err)
 	}
@@ -149,45 +160,51 @@ func (s *Store) Due(ctx context.Context, n int, lease time.Duration) ([]string, 
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
+// The updates below name the filing they are about: once a newer filing
+// has reset the row, an attempt begun for the old one changes nothing.
+
 // Retry schedules the next attempt after a failed one.
-func (s *Store) Retry(ctx context.Context, reportID string, after time.Duration, cause string) error {
+func (s *Store) Retry(ctx context.Context, reportID string, filing int, after time.Duration, cause string) error {
 	_, err := s.Pool.Exec(ctx, `UPDATE reports SET attempts = attempts + 1, first_tried_at = coalesce(first_tried_at, now()),
-			next_attempt_at = now() + $2::interval, last_error = $3
-		WHERE report_id = $1 AND retraction = 'pending'`, reportID, after.String(), cause)
+			next_attempt_at = now() + $3::interval, last_error = $4
+		WHERE report_id = $1 AND filing = $2 AND retraction = 'pending'`, reportID, filing, after.String(), cause)
 	return err
 }
 
-// Wait defers a retraction that cannot be tried yet (no NCMEC report id, or
-// the reporter holds the finish claim) without counting an attempt.
-func (s *Store) Wait(ctx context.Context, reportID string, after time.Duration, why string) error {
-	_, err := s.Pool.Exec(ctx, `UPDATE reports SET next_attempt_at = now() + $2::interval, last_error = $3
-		WHERE report_id = $1 AND retraction = 'pending'`, reportID, after.String(), why)
+// Wait defers a retraction that cannot be tried yet (the reporter holds the
+// finish claim, the hand-over is unreachable) without counting an attempt.
+func (s *Store) Wait(ctx context.Context, reportID string, filing int, after time.Duration, why string) error {
+	_, err := s.Pool.Exec(ctx, `UPDATE reports SET next_attempt_at = now() + $3::interval, last_error = $4
+		WHERE report_id = $1 AND filing = $2 AND retraction = 'pending'`, reportID, filing, after.String(), why)
 	return err
 }
 
-// Settle records how a retraction ended, within tx.
-func (s *Store) Settle(ctx context.Context, tx pgx.Tx, reportID, outcome, cause string) error {
-	_, err := tx.Exec(ctx, `UPDATE reports SET retraction = $2, next_attempt_at = NULL, last_error = nullif($3, ''),
+// Settle records how a retraction of the filing ended, within tx. It
+// reports false when the row has moved on to a newer filing.
+func (s *Store) Settle(ctx context.Context, tx pgx.Tx, reportID string, filing int, outcome, cause string) (bool, error) {
+	tag, err := tx.Exec(ctx, `UPDATE reports SET retraction = $3, next_attempt_at = NULL, last_error = nullif($4, ''),
 			attempts = attempts + 1, first_tried_at = coalesce(first_tried_at, now())
-		WHERE report_id = $1`, reportID, outcome, cause)
-	return err
+		WHERE report_id = $1 AND filing = $2`, reportID, filing, outcome, cause)
+	return tag.RowsAffected() == 1, err
 }
 
-// Stale returns reports opened at NCMEC, neither finished nor retracted, and
-// unchanged for longer than age: their failure event was lost, or the
-// reporter stopped without one.
+// Stale returns reports open at NCMEC (opened, or uploading files), with
+// no retraction, and unchanged for longer than age: their failure event was
+// lost, or the reporter stopped without one.
 func (s *Store) Stale(ctx context.Context, age time.Duration) ([]string, error) {
 	rows, err := s.Pool.Query(ctx, `SELECT report_id::text FROM reports
-		WHERE ncmec_state = 'opened' AND retraction = 'none' AND last_change_at < now() - $1::interval`, age.String())
+		WHERE ncmec_state IN ('opened', 'uploading') AND retraction = 'none' AND last_change_at < now() - $1::interval`, age.String())
 	if err != nil {
 		return nil, err
 	}
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
-// Counts returns how many reports are in each retraction state, for metrics.
+// Counts returns how many retractions (of filings and of lost NCMEC
+// reports) are in each state, for metrics.
 func (s *Store) Counts(ctx context.Context) (map[string]int, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT retraction, count(*) FROM reports GROUP BY retraction`)
+	rows, err := s.Pool.Query(ctx, `SELECT retraction, count(*) FROM reports GROUP BY retraction
+		UNION ALL SELECT outcome, count(*) FROM lost_retractions GROUP BY outcome`)
 	if err != nil {
 		return nil, err
 	}
@@ -199,7 +216,95 @@ func (s *Store) Counts(ctx context.Context) (map[string]int, error) {
 		if err := rows.Scan(&k, &n); err != nil {
 			return nil, err
 		}
-		out[k] = n
+		out[k] += n
 	}
 	return out, rows.Err()
+}
+
+// Lost is the retraction of an NCMEC report this system lost track of (an
+// /submit whose answer was lost), named by staff.
+type Lost struct {
+	ReportID      string
+	NCMECReportID int64
+	Environment   string
+	Filing        int
+	Reason        string
+	RequestedBy   string
+	Outcome       string
+	Attempts      int
+	FirstTriedAt  *time.Time
+	LastError     string
+}
+
+const lostColumns = `report_id::text, ncmec_report_id, environment, filing, reason, requested_by, outcome, attempts,
+	first_tried_at, coalesce(last_error, '')`
+
+// RequestLost records a retraction of a lost NCMEC report, unless one is
+// owed or done already; retryFailed lets staff try a failed one again. It
+// reports whether this call scheduled it.
+func (s *Store) RequestLost(ctx context.Context, tx pgx.Tx, l Lost, retryFailed bool) (bool, error) {
+	tag, err := tx.Exec(ctx, `INSERT INTO lost_retractions (report_id, ncmec_report_id, environment, filing, reason, requested_by)
+		VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (report_id, ncmec_report_id) DO UPDATE SET outcome = 'pending', environment = excluded.environment,
+			filing = excluded.filing, reason = excluded.reason, requested_by = excluded.requested_by, requested_at = now(),
+			attempts = 0, first_tried_at = NULL, next_attempt_at = now(), last_error = NULL
+		WHERE $7 AND lost_retractions.outcome = 'failed'`,
+		l.ReportID, l.NCMECReportID, l.Environment, l.Filing, l.Reason, l.RequestedBy, retryFailed)
+	if err != nil {
+		return false, fmt.Errorf("request retraction of a lost NCMEC report: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// GetLost returns one lost retraction.
+func (s *Store) GetLost(ctx context.Context, reportID string, ncmecID int64) (Lost, error) {
+	return scanLost(s.Pool.QueryRow(ctx, `SELECT `+lostColumns+` FROM lost_retractions WHERE report_id = $1 AND ncmec_report_id = $2`,
+		reportID, ncmecID))
+}
+
+func scanLost(row pgx.Row) (Lost, error) {
+	var l Lost
+	err := row.Scan(&l.ReportID, &l.NCMECReportID, &l.Environment, &l.Filing, &l.Reason, &l.RequestedBy,
+		&l.Outcome, &l.Attempts, &l.FirstTriedAt, &l.LastError)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return l, ErrNotFound
+	}
+	return l, err
+}
+
+// ListLost returns a report's lost retractions, oldest request first.
+func (s *Store) ListLost(ctx context.Context, reportID string) ([]Lost, error) {
+	rows, err := s.Pool.Query(ctx, `SELECT `+lostColumns+` FROM lost_retractions WHERE report_id = $1 ORDER BY requested_at`, reportID)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Lost, error) { return scanLost(row) })
+}
+
+// DueLost claims up to n due lost retractions for lease, as Due does.
+func (s *Store) DueLost(ctx context.Context, n int, lease time.Duration) ([]Lost, error) {
+	rows, err := s.Pool.Query(ctx, `UPDATE lost_retractions SET next_attempt_at = now() + $2::interval
+		WHERE (report_id, ncmec_report_id) IN (SELECT report_id, ncmec_report_id FROM lost_retractions
+			WHERE outcome = 'pending' AND next_attempt_at <= now() ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+		RETURNING `+lostColumns, n, lease.String())
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Lost, error) { return scanLost(row) })
+}
+
+// RetryLost schedules the next attempt after a failed one.
+func (s *Store) RetryLost(ctx context.Context, l Lost, after time.Duration, cause string) error {
+	_, err := s.Pool.Exec(ctx, `UPDATE lost_retractions SET attempts = attempts + 1, first_tried_at = coalesce(first_tried_at, now()),
+			next_attempt_at = now() + $3::interval, last_error = $4
+		WHERE report_id = $1 AND ncmec_report_id = $2 AND outcome = 'pending'`, l.ReportID, l.NCMECReportID, after.String(), cause)
+	return err
+}
+
+// SettleLost records how a lost retraction ended, within tx.
+func (s *Store) SettleLost(ctx context.Context, tx pgx.Tx, l Lost, outcome, cause string) error {
+	_, err := tx.Exec(ctx, `UPDATE lost_retractions SET outcome = $3, next_attempt_at = NULL, last_error = nullif($4, ''),
+			attempts = attempts + 1, first_tried_at = coalesce(first_tried_at, now())
+		WHERE report_id = $1 AND ncmec_report_id = $2`, l.ReportID, l.NCMECReportID, outcome, cause)
+	return err
 }
