@@ -66,15 +66,15 @@ type Stack struct {
 	SF       *sfsim.Server
 	S3       *testenv.S3Server
 
-	nats      []*natsNode
+	nats []*natsNode
 	// NATS passwords of this run: each service's user (the service's
 	// name, as in deploy/nats/nats.conf) and the local admin's.
 	natsPasswords     map[string]string
 	natsAdminPassword string
-	services  map[string]*proc    // instance name → process
-	instances map[string][]string // service → its instance names, replica 1 first
-	addrs     map[string]string   // instance name → host:port
-	client    *http.Client
+	services          map[string]*proc    // instance name → process
+	instances         map[string][]string // service → its instance names, replica 1 first
+	addrs             map[string]string   // instance name → host:port
+	client            *http.Client
 }
 
 // Start starts everything and waits until every service is ready. All of it
