@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"takedown/e2e/stack"
+	"takedown/pkg/events"
 	"takedown/pkg/ncmec/ncmecsim"
 	"takedown/pkg/salesforce/sfsim"
 )
@@ -123,6 +124,7 @@ func chaos(t *testing.T, seed uint64, n, replicas int) {
 	// time, until the load is submitted.
 	rng := rand.New(rand.NewPCG(seed, 1))
 	counts := map[string]int{}
+	holds := &holder{rng: rand.New(rand.NewPCG(seed, 3))}
 	for done := false; !done; {
 		select {
 		case <-loadDone:
@@ -134,6 +136,12 @@ func chaos(t *testing.T, seed uint64, n, replicas int) {
 		action := chaosAction(t, s, rng)
 		counts[action]++
 		t.Logf("chaos %v: %s (%v)", actionStart.Sub(start).Round(100*time.Millisecond), action, time.Since(actionStart).Round(100*time.Millisecond))
+		mu.Lock()
+		subs := append([]stack.Submitted(nil), submitted...)
+		mu.Unlock()
+		if h := holds.step(t, ctx, s, subs); h != "" {
+			counts[h]++
+		}
 	}
 	phase.Store("waiting for the last submissions")
 	wg.Wait()
@@ -146,6 +154,7 @@ func chaos(t *testing.T, seed uint64, n, replicas int) {
 	s.NCMEC.ClearFaults()
 	s.SF.ClearFaults()
 	s.EnsureRunning()
+	counts["lift legal hold"] += holds.liftAll(t, ctx, s)
 	phase.Store("settling")
 	t.Logf("load submitted in %v; settling", loadTime.Round(time.Second))
 	settleStart := time.Now()
@@ -191,10 +200,18 @@ func chaos(t *testing.T, seed uint64, n, replicas int) {
 	// The audit log trails the other consumers (it handles one event at a
 	// time, and was killed too): the check is repeated for up to a minute
 	// before what it finds counts.
-	res := s.Check(ctx, submitted)
+	// Besides each report's own check: every event of the stream is in the
+	// audit log, and every hold placed and lifted is there too.
+	check := func() stack.Result {
+		res := s.Check(ctx, submitted)
+		res.Problems = append(res.Problems, checkStreamAudited(s, ctx)...)
+		res.Problems = append(res.Problems, holds.check(s, ctx)...)
+		return res
+	}
+	res := check()
 	for deadline := time.Now().Add(time.Minute); len(res.Problems) > 0 && time.Now().Before(deadline); {
 		time.Sleep(2 * time.Second)
-		res = s.Check(ctx, submitted)
+		res = check()
 	}
 	for _, p := range res.Problems {
 		t.Error(p)
@@ -216,6 +233,102 @@ func chaos(t *testing.T, seed uint64, n, replicas int) {
 		}
 	}
 	t.Log("\n" + summary(seed, replicas, submitted, retries, counts, s, res, loadTime, settle))
+}
+
+// holder places legal holds on reports already submitted and lifts them
+// while the load flows (intake's evidence-admin API): their events go
+// through intake's outbox and its NATS user like every other, and a
+// refused one would stall the reports behind it. Its own random source
+// keeps the chaos schedule of a seed as it was.
+type holder struct {
+	rng    *rand.Rand
+	open   []heldReport // placed, not lifted yet
+	placed map[string]int
+	lifted map[string]int
+}
+
+type heldReport struct{ reportID, holdID string }
+
+// step places a hold on a random submitted report, or lifts the oldest
+// hold, or does nothing; it names what it did.
+func (h *holder) step(t *testing.T, ctx context.Context, s *stack.Stack, subs []stack.Submitted) string {
+	switch k := h.rng.IntN(4); {
+	case k == 0 && len(subs) > 0:
+		id := subs[h.rng.IntN(len(subs))].ID
+		if id == "" {
+			return ""
+		}
+		h.retry(t, "place a legal hold on "+id, func() error {
+			hold, err := s.PlaceHold(ctx, id, "chaos: litigation hold")
+			if err == nil {
+				h.open = append(h.open, heldReport{id, hold.ID})
+			}
+			return err
+		})
+		h.count(&h.placed, id)
+		return "place legal hold"
+	case k == 1 && len(h.open) > 0:
+		h.lift(t, ctx, s)
+		return "lift legal hold"
+	}
+	return ""
+}
+
+func (h *holder) lift(t *testing.T, ctx context.Context, s *stack.Stack) {
+	r := h.open[0]
+	h.retry(t, "lift legal hold "+r.holdID, func() error { return s.LiftHold(ctx, r.reportID, r.holdID, "chaos: litigation over") })
+	h.open = h.open[1:]
+	h.count(&h.lifted, r.reportID)
+}
+
+// liftAll lifts every hold still standing, so that each placed is
+// lifted, and counts them.
+func (h *holder) liftAll(t *testing.T, ctx context.Context, s *stack.Stack) int {
+	n := len(h.open)
+	for len(h.open) > 0 {
+		h.lift(t, ctx, s)
+	}
+	return n
+}
+
+func (h *holder) count(m *map[string]int, id string) {
+	if *m == nil {
+		*m = map[string]int{}
+	}
+	(*m)[id]++
+}
+
+// retry repeats a call to intake for up to a minute: every process is up
+// between chaos actions, but a restarted intake may still be reconnecting.
+func (h *holder) retry(t *testing.T, what string, f func() error) {
+	t.Helper()
+	var err error
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
+		if err = f(); err == nil {
+			return
+		}
+	}
+	t.Fatalf("%s: %v", what, err)
+}
+
+// check finds each hold's placing and lifting in the audit log.
+func (h *holder) check(s *stack.Stack, ctx context.Context) []string {
+	var problems []string
+	for id, placed := range h.placed {
+		entries, err := s.Audit(ctx, id)
+		if err != nil {
+			return []string{fmt.Sprintf("audit of %s: %v", id, err)}
+		}
+		got := map[string]int{}
+		for _, e := range entries {
+			got[e.Type]++
+		}
+		if got[events.EvidenceHoldPlaced] != placed || got[events.EvidenceHoldLifted] != h.lifted[id] {
+			problems = append(problems, fmt.Sprintf("report %s: %d holds placed and %d lifted, the audit log holds %d and %d",
+				id, placed, h.lifted[id], got[events.EvidenceHoldPlaced], got[events.EvidenceHoldLifted]))
+		}
+	}
+	return problems
 }
 
 type loadItem struct {

@@ -402,6 +402,46 @@ func checkExactlyOnce(t *testing.T, s *stack.Stack, ctx context.Context, subs []
 // messages unaudited. The stream is read before the audit log, since reading
 // the audit log is a staff action, an event of its own.
 func checkCounts(s *stack.Stack, ctx context.Context, subs []stack.Submitted) []string {
+	problems := checkStreamAudited(s, ctx)
+	audit, err := s.Audit(ctx, "")
+	if err != nil {
+		return append(problems, fmt.Sprintf("audit list: %v", err))
+	}
+	upserted := map[string]int{}
+	for _, e := range audit {
+		if e.Type == events.CaseUpserted {
+			upserted[e.ReportID]++
+		}
+	}
+	caseOf := map[string]string{}
+	for _, c := range s.SF.Records(sfsim.CaseObject) {
+		id, _ := c[sfsim.CaseReportID].(string)
+		caseOf[id], _ = c["Id"].(string)
+	}
+	writes := map[string]int{} // case id → writes of each of its file records, summed
+	for _, f := range s.SF.Records(sfsim.FileObject) {
+		caseID, _ := f[sfsim.FileCase].(string)
+		writes[caseID] += s.SF.Writes(f["Id"].(string))
+	}
+	for _, sub := range subs {
+		caseID := caseOf[sub.ID]
+		if caseID == "" {
+			continue // stack.Check reports it
+		}
+		n := s.SF.Writes(caseID)
+		if n != upserted[sub.ID] {
+			problems = append(problems, fmt.Sprintf("report %s (%s): case %s written %d times, %d case.upserted events", sub.Key, sub.ID, caseID, n, upserted[sub.ID]))
+		}
+		if writes[caseID] != n*sub.Files {
+			problems = append(problems, fmt.Sprintf("report %s (%s): its %d file records written %d times in all, want %d (each with every write of the case)", sub.Key, sub.ID, sub.Files, writes[caseID], n*sub.Files))
+		}
+	}
+	return problems
+}
+
+// checkStreamAudited holds the stream to the audit log: every message of
+// the stream is in the audit log once.
+func checkStreamAudited(s *stack.Stack, ctx context.Context) []string {
 	var (
 		problems []string
 		stream   stack.StreamReplica
@@ -432,35 +472,6 @@ func checkCounts(s *stack.Stack, ctx context.Context, subs []stack.Submitted) []
 	for seq, n := range audited {
 		if n > 1 {
 			problems = append(problems, fmt.Sprintf("stream message %d is in the audit log %d times", seq, n))
-		}
-	}
-	upserted := map[string]int{}
-	for _, e := range audit {
-		if e.Type == events.CaseUpserted {
-			upserted[e.ReportID]++
-		}
-	}
-	caseOf := map[string]string{}
-	for _, c := range s.SF.Records(sfsim.CaseObject) {
-		id, _ := c[sfsim.CaseReportID].(string)
-		caseOf[id], _ = c["Id"].(string)
-	}
-	writes := map[string]int{} // case id → writes of each of its file records, summed
-	for _, f := range s.SF.Records(sfsim.FileObject) {
-		caseID, _ := f[sfsim.FileCase].(string)
-		writes[caseID] += s.SF.Writes(f["Id"].(string))
-	}
-	for _, sub := range subs {
-		caseID := caseOf[sub.ID]
-		if caseID == "" {
-			continue // stack.Check reports it
-		}
-		n := s.SF.Writes(caseID)
-		if n != upserted[sub.ID] {
-			problems = append(problems, fmt.Sprintf("report %s (%s): case %s written %d times, %d case.upserted events", sub.Key, sub.ID, caseID, n, upserted[sub.ID]))
-		}
-		if writes[caseID] != n*sub.Files {
-			problems = append(problems, fmt.Sprintf("report %s (%s): its %d file records written %d times in all, want %d (each with every write of the case)", sub.Key, sub.ID, sub.Files, writes[caseID], n*sub.Files))
 		}
 	}
 	return problems

@@ -14,10 +14,11 @@ import (
 // Services are the five services, in the order they are started.
 var Services = []string{"audit-logger", "intake", "ncmec-reporter", "case-writer", "retraction"}
 
-// natsServer is the pinned NATS server (pkg/go.mod), built from the module
-// cache like the services, so that a restart is a real process restart on
-// the same store and CI needs no nats-server installed.
-const natsServer = "github.com/nats-io/nats-server/v2"
+// natsServer is the pinned NATS server (pkg/go.mod) running the shipped
+// deploy/nats/nats.conf, built like the services, so that a restart is a
+// real process restart on the same store and CI needs no nats-server
+// installed.
+const natsServer = "takedown/pkg/cmd/localnats"
 
 var build struct {
 	once sync.Once

@@ -214,3 +214,50 @@ func (s *Stack) do(req *http.Request, want int, v any) error {
 	}
 	return nil
 }
+
+// Hold is a legal hold on a report's evidence.
+type Hold struct {
+	ID string `json:"id"`
+}
+
+// PlaceHold places a legal hold on a report (role evidence-admin, which the
+// development token holds).
+func (s *Stack) PlaceHold(ctx context.Context, reportID, reason string) (Hold, error) {
+	var h Hold
+	err := s.send(ctx, http.MethodPost, s.URL("intake")+"/api/v1/reports/"+url.PathEscape(reportID)+"/holds",
+		map[string]string{"reason": reason}, http.StatusCreated, &h)
+	return h, err
+}
+
+// LiftHold lifts a legal hold.
+func (s *Stack) LiftHold(ctx context.Context, reportID, holdID, reason string) error {
+	return s.send(ctx, http.MethodDelete, s.URL("intake")+"/api/v1/reports/"+url.PathEscape(reportID)+"/holds/"+url.PathEscape(holdID),
+		map[string]string{"reason": reason}, http.StatusNoContent, nil)
+}
+
+// Refile files a retracted report again (POST /api/v1/reports/{id}/refile).
+func (s *Stack) Refile(ctx context.Context, reportID string) (Report, error) {
+	var rep Report
+	err := s.send(ctx, http.MethodPost, s.URL("intake")+"/api/v1/reports/"+url.PathEscape(reportID)+"/refile", nil, http.StatusAccepted, &rep)
+	return rep, err
+}
+
+// send is a request with a JSON body (none when body is nil).
+func (s *Stack) send(ctx context.Context, method, url string, body any, want int, v any) error {
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, r)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return s.do(req, want, v)
+}

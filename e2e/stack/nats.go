@@ -3,6 +3,7 @@ package stack
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -15,10 +16,11 @@ import (
 	"takedown/pkg/testenv"
 )
 
-// natsNode is one nats-server process with its ports and store.
+// natsNode is one NATS server process (localnats: nats-server with the
+// shipped deploy/nats/nats.conf) with its ports and store.
 //
 // The issue speaks of embedded servers on loopback; these are separate
-// nats-server processes on loopback instead, as the single node always was:
+// processes on loopback instead, as the single node always was:
 // kill -9 of a process drops its sockets and its unsynced state the way a
 // crashed host does, which an embedded server's Shutdown inside the test
 // process would not, and the services are separate processes too.
@@ -29,7 +31,7 @@ type natsNode struct {
 	monitor    string // host:port of the HTTP monitoring endpoint
 }
 
-// startNATSCluster writes the configuration of n nodes and starts them: one
+// startNATSCluster starts n nodes of the shipped configuration: one
 // node alone as before (server_name e2e, log nats.log), or a cluster of n
 // routed to each other, node i named e2e-i with log nats-i.log.
 func (s *Stack) startNATSCluster(tb testing.TB, natsBin string, n int) {
@@ -49,18 +51,29 @@ func (s *Stack) startNATSCluster(tb testing.TB, natsBin string, n int) {
 	for i := range nodes {
 		nodes[i].client, nodes[i].monitor, nodes[i].route = ports()
 	}
+	// The shipped configuration with its per-service users and
+	// permissions (a permission a service lacks fails the tests as it
+	// would production), loaded by localnats; this run's passwords in the
+	// environment, as docker-compose passes them.
+	conf, err := shippedNATSConf()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	env := []string{"NATS_ADMIN_PASSWORD=" + s.natsAdminPassword}
+	for svc, pw := range s.natsPasswords {
+		env = append(env, localstack.NATSPasswordVar(svc)+"="+pw)
+	}
 	for i, nd := range nodes {
 		name, serverName := "nats", "e2e"
 		if n > 1 {
 			name, serverName = fmt.Sprintf("nats-%d", i+1), fmt.Sprintf("e2e-%d", i+1)
 		}
-		// Every write synced, as RELIABILITY.md asks of a single node: a
-		// restart test must not pass only because nothing was lost in a
-		// buffer. A cluster keeps it, so that a node killed and restarted
-		// comes back with all it acknowledged.
-		var conf strings.Builder
-		fmt.Fprintf(&conf, "listen: 127.0.0.1:%d\nserver_name: %s\nhttp: 127.0.0.1:%d\n", nd.client, serverName, nd.monitor)
-		fmt.Fprintf(&conf, "jetstream {\n  store_dir: %q\n  sync_interval: always\n}\n", tb.TempDir())
+		// The file syncs every write, as RELIABILITY.md asks of a single
+		// node: a restart test must not pass only because nothing was lost
+		// in a buffer. A cluster keeps it, so that a node killed and
+		// restarted comes back with all it acknowledged.
+		args := []string{"-conf", conf, "-port", fmt.Sprint(nd.client), "-http-port", fmt.Sprint(nd.monitor),
+			"-store", tb.TempDir(), "-name", serverName}
 		if n > 1 {
 			var routes []string
 			for j, other := range nodes {
@@ -68,13 +81,9 @@ func (s *Stack) startNATSCluster(tb testing.TB, natsBin string, n int) {
 					routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", other.route))
 				}
 			}
-			fmt.Fprintf(&conf, "cluster {\n  name: e2e\n  listen: 127.0.0.1:%d\n  routes: [%s]\n}\n", nd.route, strings.Join(routes, ", "))
+			args = append(args, "-cluster", "e2e", "-cluster-port", fmt.Sprint(nd.route), "-routes", strings.Join(routes, ","))
 		}
-		path := filepath.Join(tb.TempDir(), name+".conf")
-		if err := os.WriteFile(path, []byte(conf.String()), 0o600); err != nil {
-			tb.Fatal(err)
-		}
-		p := &proc{name: name, bin: filepath.Join(natsBin, "nats-server"), args: []string{"-c", path}, logPath: filepath.Join(s.logDir, name+".log")}
+		p := &proc{name: name, bin: filepath.Join(natsBin, "localnats"), args: args, env: env, logPath: filepath.Join(s.logDir, name+".log")}
 		tb.Cleanup(p.stop)
 		s.nats = append(s.nats, &natsNode{proc: p, serverName: serverName,
 			url: fmt.Sprintf("nats://127.0.0.1:%d", nd.client), monitor: fmt.Sprintf("127.0.0.1:%d", nd.monitor)})
@@ -276,4 +285,55 @@ func (s *Stack) StreamLeader(ctx context.Context, stream string) (int, error) {
 		last = fmt.Errorf("no node knows a leader of %s", stream)
 	}
 	return 0, last
+}
+
+// NATSAdmin is the user and password of a connection that may do what no
+// service may (inspect or purge streams): a user the local stack adds to the
+// shipped configuration, never in deploy/nats/nats.conf.
+func (s *Stack) NATSAdmin() (user, password string) {
+	return localstack.NATSAdmin, s.natsAdminPassword
+}
+
+// shippedNATSConf is deploy/nats/nats.conf of the workspace the test runs
+// in, found from the working directory up to go.work.
+func shippedNATSConf() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			return filepath.Join(dir, "deploy", "nats", "nats.conf"), nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("stack: no go.work above the working directory, so no deploy/nats/nats.conf")
+		}
+		dir = parent
+	}
+}
+
+// PermissionViolations are the lines of every NATS node's and every
+// instance's log that tell of a refused permission: the server logs
+// "Publish Violation" / "Subscription Violation", a client is told
+// "Permissions Violation" (pkg/service logs the server's errors). A
+// service whose user lacks a permission it uses shows here.
+func (s *Stack) PermissionViolations() []string {
+	var names []string
+	for _, n := range s.nats {
+		names = append(names, n.proc.name)
+	}
+	var out []string
+	for _, name := range append(names, s.instanceNames()...) {
+		b, err := os.ReadFile(filepath.Join(s.logDir, name+".log"))
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, " Violation") {
+				out = append(out, name+": "+l)
+			}
+		}
+	}
+	return out
 }

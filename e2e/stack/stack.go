@@ -66,11 +66,15 @@ type Stack struct {
 	SF       *sfsim.Server
 	S3       *testenv.S3Server
 
-	nats      []*natsNode
-	services  map[string]*proc    // instance name → process
-	instances map[string][]string // service → its instance names, replica 1 first
-	addrs     map[string]string   // instance name → host:port
-	client    *http.Client
+	nats []*natsNode
+	// NATS passwords of this run: each service's user (the service's
+	// name, as in deploy/nats/nats.conf) and the local admin's.
+	natsPasswords     map[string]string
+	natsAdminPassword string
+	services          map[string]*proc    // instance name → process
+	instances         map[string][]string // service → its instance names, replica 1 first
+	addrs             map[string]string   // instance name → host:port
+	client            *http.Client
 }
 
 // Start starts everything and waits until every service is ready. All of it
@@ -114,6 +118,10 @@ func Start(tb testing.TB, opts Options) *Stack {
 	s.NCMEC, s.NCMECURL = ncmecsim.StartTest(tb, simOpts)
 	s.SF = sfsim.Start(tb, sfsim.Config{ClientID: "e2e", ClientSecret: "e2e-secret"})
 
+	s.natsPasswords, s.natsAdminPassword = map[string]string{}, randomHex(16)
+	for _, service := range Services {
+		s.natsPasswords[service] = randomHex(16)
+	}
 	s.startNATSCluster(tb, natsBin, max(1, opts.NATSNodes))
 
 	masterKey := base64.StdEncoding.EncodeToString(randomBytes(32))
@@ -157,7 +165,8 @@ func Start(tb testing.TB, opts Options) *Stack {
 	}
 	for _, service := range Services {
 		for _, name := range s.instances[service] {
-			env := append(append([]string{}, common...), "LISTEN_ADDR="+s.addrs[name])
+			env := append(append([]string{}, common...), "LISTEN_ADDR="+s.addrs[name],
+				"NATS_USER="+service, "NATS_PASSWORD="+s.natsPasswords[service])
 			if service == "intake" {
 				// Where its pages send a browser: itself (the OIDC callback)
 				// and the retraction service.

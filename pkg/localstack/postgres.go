@@ -1,6 +1,8 @@
 // Package localstack starts the servers of a local takedown stack that are
-// not Go libraries: a throwaway PostgreSQL cluster and versitygw. The test
-// harness (pkg/testenv) and `make run` (cmd/devstack) share it.
+// not Go libraries: a throwaway PostgreSQL cluster and versitygw; and loads
+// the shipped NATS configuration for a local server (nats.go). The test
+// harness (pkg/testenv), the end-to-end stack and `make run` (cmd/devstack)
+// share it.
 package localstack
 
 import (

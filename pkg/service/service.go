@@ -83,7 +83,18 @@ func Open(ctx context.Context, name, schema string, cfg Config, log *slog.Logger
 		pool.Close()
 		return nil, err
 	}
-	var natsOpts []nats.Option
+	natsOpts := []nats.Option{
+		// The server's asynchronous errors, above all a permission it
+		// refuses: without this handler nats.go drops them, and a refused
+		// publish shows only as a publish that never gets its ack.
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			if sub != nil {
+				log.Error("nats error", "err", err, "subject", sub.Subject)
+				return
+			}
+			log.Error("nats error", "err", err)
+		}),
+	}
 	if cfg.NATSUser != "" {
 		natsOpts = append(natsOpts, nats.UserInfo(cfg.NATSUser, cfg.NATSPassword.Reveal()))
 	}

@@ -4,8 +4,11 @@
 // server, the two simulators and the five services, each a process of its
 // own with its output prefixed by its name. Ctrl-C stops all of it.
 //
+// NATS runs deploy/nats/nats.conf itself: each service signs in as its own
+// user, with the permissions it has in production.
+//
 // Secrets of the local stack (the development token, the master key, the
-// S3 keys) are made once and kept under var/, so a restart keeps its data
+// S3 keys, the NATS passwords) are made once and kept under var/, so a restart keeps its data
 // readable.
 package main
 
@@ -89,14 +92,28 @@ func run(ctx context.Context, root string, natsPort, s3Port, pgPort int) error {
 		dbURL = pg.URL("takedown")
 	}
 
-	// NATS JetStream, in this process, syncing every write (RELIABILITY.md).
-	ns, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: natsPort, JetStream: true, StoreDir: filepath.Join(data, "nats"),
-		SyncAlways: true, NoSigs: true, ServerName: "devstack",
+	// NATS JetStream, in this process, with the shipped configuration
+	// (deploy/nats/nats.conf: every write synced, one user per service
+	// with the least it needs), so that a service's missing permission
+	// shows here as it would in production. Each service's password, and
+	// the local admin's for inspecting the stream, are kept under var/.
+	natsPasswords := map[string]string{}
+	for _, s := range services {
+		natsPasswords[s.name] = secret("nats-password-"+s.name, func() string { return randomHex(16) })
+	}
+	natsOpts, err := localstack.NATSOptions(filepath.Join(root, "deploy", "nats", "nats.conf"), localstack.NATSLocal{
+		Port: natsPort, StoreDir: filepath.Join(data, "nats"), ServerName: "devstack", Passwords: natsPasswords,
+		AdminPassword: secret("nats-admin-password", func() string { return randomHex(16) }),
 	})
+	if err != nil {
+		return err
+	}
+	natsOpts.NoSigs = true
+	ns, err := server.NewServer(natsOpts)
 	if err != nil {
 		return fmt.Errorf("nats: %w", err)
 	}
+	ns.ConfigureLogger() // a refused permission is logged as "Publish Violation"
 	go ns.Start()
 	if !ns.ReadyForConnections(10 * time.Second) {
 		return errors.New("nats did not start")
@@ -150,10 +167,8 @@ func run(ctx context.Context, root string, natsPort, s3Port, pgPort int) error {
 		"NCMEC_REPORTER_FIRST_NAME=Trust", "NCMEC_REPORTER_LAST_NAME=Safety", "NCMEC_REPORTER_EMAIL=trust-safety@example.com",
 		"SALESFORCE_URL=http://127.0.0.1:8091", "SALESFORCE_CLIENT_ID=" + sfClient, "SALESFORCE_CLIENT_SECRET=" + sfSecret,
 	}
-	for _, s := range []struct{ name, addr string }{
-		{"intake", ":8080"}, {"retraction", ":8081"}, {"audit-logger", ":8082"}, {"ncmec-reporter", ":8083"}, {"case-writer", ":8084"},
-	} {
-		env := append(common, "LISTEN_ADDR=127.0.0.1"+s.addr)
+	for _, s := range services {
+		env := append(common, "LISTEN_ADDR=127.0.0.1"+s.addr, "NATS_USER="+s.name, "NATS_PASSWORD="+natsPasswords[s.name])
 		if s.name == "intake" {
 			// The development sign-in: the browser form has no identity
 			// provider on one machine.
@@ -173,9 +188,10 @@ takedown is running.
       curl -H "Authorization: Bearer %s" http://127.0.0.1:8080/api/v1/reports
   retraction:             http://127.0.0.1:8081/    audit log: http://127.0.0.1:8082/
   NCMEC simulator:        http://127.0.0.1:8090/_sim/state    Salesforce simulator: http://127.0.0.1:8091/_sim/state
+  NATS:                   %s (user %s, password in var/nats-admin-password)
   data:                   %s
 Press Ctrl-C to stop.
-`, token, token, data)
+`, token, token, natsURL, localstack.NATSAdmin, data)
 	select {
 	case <-ctx.Done():
 	case name := <-procs.exited:
@@ -183,6 +199,12 @@ Press Ctrl-C to stop.
 	}
 	fmt.Println("\nstopping…")
 	return nil
+}
+
+// services are the five services and their addresses; each signs in to
+// NATS as the user of its name in deploy/nats/nats.conf.
+var services = []struct{ name, addr string }{
+	{"intake", ":8080"}, {"retraction", ":8081"}, {"audit-logger", ":8082"}, {"ncmec-reporter", ":8083"}, {"case-writer", ":8084"},
 }
 
 // group runs child processes and stops them together.
