@@ -15,7 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"takedown/pkg/events"
-	"takedown/pkg/handover"
+	"takedown/pkg/filing"
 	"takedown/pkg/metrics"
 	"takedown/pkg/stream"
 	"takedown/pkg/testenv"
@@ -209,11 +209,11 @@ func TestNATSPermissionsAllowWhatEachServiceDoes(t *testing.T) {
 			t.Errorf("%s: fetched %d events (%v), want 1", svc, n, batch.Error())
 		}
 		if svc == "ncmec-reporter" || svc == "retraction" {
-			h := handover.New(c.js, handover.Config{})
-			if _, _, err := h.Claim(ctx(t), "r-"+svc, []handover.State{handover.None}, handover.Filing); err != nil {
+			h := filing.NewHandover(c.js, filing.HandoverConfig{})
+			if err := h.Opened(ctx(t), "r-"+svc, 1); err != nil {
 				t.Errorf("%s: handover claim: %v", svc, err)
 			}
-			if _, err := h.Get(ctx(t), "r-"+svc); err != nil {
+			if _, err := h.RetractionBegun(ctx(t), "r-"+svc, 1); err != nil {
 				t.Errorf("%s: handover get: %v", svc, err)
 			}
 		}
@@ -314,16 +314,16 @@ func TestNATSPermissionsRefuseEverythingElse(t *testing.T) {
 			}
 			if svc != "ncmec-reporter" && svc != "retraction" {
 				short, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
-				_, err := c.js.CreateOrUpdateKeyValue(short, jetstream.KeyValueConfig{Bucket: handover.Bucket})
+				_, err := c.js.CreateOrUpdateKeyValue(short, jetstream.KeyValueConfig{Bucket: filing.Bucket})
 				cancel()
 				if err == nil {
 					t.Error("bound the handover bucket")
 				}
-				if err := c.nc.Publish("$KV."+handover.Bucket+".some-report", []byte(handover.Finished)); err != nil {
+				if err := c.nc.Publish("$KV."+filing.Bucket+".some-report", []byte("finished")); err != nil {
 					t.Fatal(err)
 				}
 				c.nc.Flush()
-				testenv.Eventually(t, 5*time.Second, "KV write refused", func() bool { return c.wasDenied("$KV." + handover.Bucket + ".some-report") })
+				testenv.Eventually(t, 5*time.Second, "KV write refused", func() bool { return c.wasDenied("$KV." + filing.Bucket + ".some-report") })
 			}
 		})
 	}

@@ -14,7 +14,7 @@ import (
 
 	"takedown/e2e/stack"
 	"takedown/pkg/events"
-	"takedown/pkg/handover"
+	"takedown/pkg/filing"
 	"takedown/pkg/salesforce/sfsim"
 )
 
@@ -210,7 +210,7 @@ func TestNATSClusterNodeKilled(t *testing.T) {
 		}
 	}
 	t.Logf("each node holds %d messages of the stream (last sequence %d)", copies[0].Messages, copies[0].LastSeq)
-	for _, name := range []string{events.Stream, "KV_" + handover.Bucket} {
+	for _, name := range []string{events.Stream, "KV_" + filing.Bucket} {
 		if r, err := s.StreamReplica(ctx, 1, name); err != nil || len(r.Peers) != 2 {
 			t.Errorf("stream %s: %+v, %v; want 3 replicas", name, r, err)
 		}
