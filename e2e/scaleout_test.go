@@ -124,7 +124,7 @@ func TestReplicasShareConsumers(t *testing.T) {
 	waitSettled(t, s, ctx, more, 2*time.Minute)
 	res := checkOnce(t, s, ctx, more)
 	t.Logf("after the kill: %d reports settled at %v, outcomes %v, left for staff %d, NCMEC file copies %d, %s filed %d of them",
-		len(more), time.Since(start).Round(100*time.Millisecond), countOutcomes(res), res.LeftForStaff, res.DuplicateFiles, survivor, s.LogCount(survivor, msgFiled)-before)
+		len(more), time.Since(start).Round(100*time.Millisecond), countOutcomes(res), res.LeftToExpire, res.DuplicateFiles, survivor, s.LogCount(survivor, msgFiled)-before)
 	for _, id := range inHand {
 		if s.LogCount(survivor, msgFiled, id) != 1 {
 			t.Errorf("report %s, opened by %s before it was killed, was not finished by %s", id, victim, survivor)
@@ -375,8 +375,8 @@ func checkExactlyOnce(t *testing.T, s *stack.Stack, ctx context.Context, subs []
 			t.Errorf("report %s (%s): outcome %q, want %s", sub.Key, sub.ID, o, stack.OutcomeFinished)
 		}
 	}
-	if res.Duplicates != 0 || res.LeftForStaff != 0 || res.DuplicateFiles != 0 {
-		t.Errorf("NCMEC holds %d duplicate reports, %d left open for staff, %d duplicate files; want none", res.Duplicates, res.LeftForStaff, res.DuplicateFiles)
+	if res.Duplicates != 0 || res.LeftToExpire != 0 || res.DuplicateFiles != 0 {
+		t.Errorf("NCMEC holds %d duplicate reports, %d left open to expire, %d duplicate files; want none", res.Duplicates, res.LeftToExpire, res.DuplicateFiles)
 	}
 	calls := s.NCMEC.State().Calls
 	for ep, want := range map[string]int{"submit": len(subs), "upload": files, "finish": len(subs), "retract": 0} {

@@ -33,9 +33,16 @@ const (
 type Result struct {
 	Outcomes   map[string]string // intake id → outcome
 	Duplicates int               // NCMEC reports opened beside the one filed, all retracted
-	// LeftForStaff counts NCMEC reports opened by a /submit whose answer
-	// was lost: open, unknown to us, their filing failed as ambiguous.
-	LeftForStaff int
+	// LeftToExpire counts NCMEC reports opened by a /submit whose answer
+	// was lost: open, unknown to us, left for NCMEC to delete while the
+	// filing opened a fresh report (DESIGN.md §5).
+	LeftToExpire int
+	// AmbiguousSubmits counts /submit attempts whose answer was lost, and
+	// AmbiguousFailed the reports whose filing gave up after too many.
+	AmbiguousSubmits, AmbiguousFailed int
+	// FinishedBy5102 counts reports whose finish was learnt from NCMEC's
+	// "already finished" (a lost receipt), not from a receipt.
+	FinishedBy5102 int
 	// DuplicateFiles counts identical copies of a file NCMEC holds because
 	// an upload's answer was lost and the upload repeated.
 	DuplicateFiles int
@@ -68,15 +75,20 @@ func (s *Stack) Check(ctx context.Context, reports []Submitted) Result {
 	// Intake's view of every report first: which ones failed at an
 	// ambiguous /submit decides which open NCMEC report is accounted for.
 	intake := map[string]Report{}
-	ambiguous := map[string]int{} // key → reports that failed at an ambiguous /submit
+	ambiguous := map[string]int{} // key → /submit attempts whose answer was lost
 	for _, sub := range reports {
 		rep, err := s.Report(ctx, sub.ID)
 		if err != nil {
 			continue // reported below
 		}
 		intake[sub.ID] = rep
+		ambiguous[sub.Key] += rep.NCMEC.AmbiguousSubmits
+		res.AmbiguousSubmits += rep.NCMEC.AmbiguousSubmits
 		if AmbiguousSubmit(rep) {
-			ambiguous[sub.Key]++
+			res.AmbiguousFailed++
+		}
+		if rep.NCMEC.LearnedFrom != "" && rep.NCMEC.LearnedFrom != "receipt" {
+			res.FinishedBy5102++
 		}
 	}
 
@@ -90,14 +102,13 @@ func (s *Stack) Check(ctx context.Context, reports []Submitted) Result {
 		}
 		if r.Status == ncmecsim.StatusOpen || r.Status == ncmecsim.StatusExpired {
 			// A /submit whose answer was lost opened this report, and its id
-			// never reached us: by design (DESIGN.md §5) it is neither
-			// submitted again nor retracted automatically; the filing fails
-			// as ambiguous for staff to settle with NCMEC. That is the one
-			// open report allowed: no files, and a report with its key that
-			// failed that way, one open report each.
+			// never reached us: by design (DESIGN.md §5) NCMEC deletes it
+			// unfinished and the filing opened a fresh report. Those are the
+			// open reports allowed: no files, at most one per ambiguous
+			// /submit intake recorded for a report with its key.
 			if key != "" && ambiguous[key] > 0 && len(r.Files) == 0 {
 				ambiguous[key]--
-				res.LeftForStaff++
+				res.LeftToExpire++
 				continue
 			}
 			fail("NCMEC report %d is left %s", r.ID, r.Status)
@@ -236,9 +247,8 @@ func (s *Stack) Check(ctx context.Context, reports []Submitted) Result {
 	return res
 }
 
-// AmbiguousSubmit says whether the reporter gave up on a report because
-// its /submit failed ambiguously (NCMEC may have opened a report whose id
-// never reached us).
+// AmbiguousSubmit says whether the reporter gave up on a report because its
+// /submit failed ambiguously too many times in a row.
 func AmbiguousSubmit(r Report) bool {
 	return r.Status == "failed" && r.NCMEC.ReportID == 0 && strings.Contains(r.NCMEC.LastError, "/submit failed ambiguously")
 }

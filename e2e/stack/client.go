@@ -31,6 +31,10 @@ type Report struct {
 		ReportID  int64  `json:"report_id"`
 		State     string `json:"state"`
 		LastError string `json:"last_error"`
+		// AmbiguousSubmits counts /submit attempts whose answer was lost:
+		// each may have opened an NCMEC report that NCMEC deletes unfinished.
+		AmbiguousSubmits int    `json:"ambiguous_submits"`
+		LearnedFrom      string `json:"learned_from"`
 	} `json:"ncmec"`
 	Case struct {
 		ID    string `json:"id"`
