@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -132,7 +133,21 @@ func describe(ev *pb.Envelope) string {
 		return fmt.Sprintf("File uploaded to NCMEC as %s.", p.NcmecFileUploaded.NcmecFileId)
 	case *pb.Envelope_NcmecFinished:
 		f := p.NcmecFinished
-		return fmt.Sprintf("NCMEC report %d finished with %d file(s).", f.NcmecReportId, len(f.NcmecFileIds))
+		msg := fmt.Sprintf("NCMEC report %d finished with %d file(s).", f.NcmecReportId, len(f.NcmecFileIds))
+		if f.LearnedFrom != "" && f.LearnedFrom != filing.FromReceipt {
+			msg += " NCMEC answered that it was already finished (5102); its receipt was lost."
+		}
+		if len(f.ExtraCopiesOf) > 0 || len(f.ExtraNcmecFileIds) > 0 {
+			// The protocol cannot name a copy an /upload with a lost answer
+			// left: staff should know NCMEC holds it without details.
+			msg += fmt.Sprintf(" NCMEC may hold an extra copy without details of file(s) %s (an upload whose answer was lost was repeated)",
+				strings.Join(f.ExtraCopiesOf, ", "))
+			if len(f.ExtraNcmecFileIds) > 0 {
+				msg += "; NCMEC file id(s) " + strings.Join(f.ExtraNcmecFileIds, ", ")
+			}
+			msg += "."
+		}
+		return msg
 	case *pb.Envelope_NcmecFailed:
 		return filing.FailureText(p.NcmecFailed) + "."
 	case *pb.Envelope_NcmecRetracted:
