@@ -125,6 +125,7 @@ func chaos(t *testing.T, seed uint64, n, replicas int) {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	counts := map[string]int{}
 	holds := &holder{rng: rand.New(rand.NewPCG(seed, 3))}
+	resume := &resumeWatch{}
 	for done := false; !done; {
 		select {
 		case <-loadDone:
@@ -133,7 +134,7 @@ func chaos(t *testing.T, seed uint64, n, replicas int) {
 		case <-time.After(time.Duration(300+rng.IntN(1500)) * time.Millisecond):
 		}
 		actionStart := time.Now()
-		action := chaosAction(t, s, rng)
+		action := chaosAction(t, s, rng, resume)
 		counts[action]++
 		t.Logf("chaos %v: %s (%v)", actionStart.Sub(start).Round(100*time.Millisecond), action, time.Since(actionStart).Round(100*time.Millisecond))
 		mu.Lock()
@@ -232,7 +233,7 @@ func chaos(t *testing.T, seed uint64, n, replicas int) {
 			t.Errorf("%s exited on its own %d times", name, c)
 		}
 	}
-	t.Log("\n" + summary(seed, replicas, submitted, retries, counts, s, res, loadTime, settle))
+	t.Log("\n" + summary(seed, replicas, submitted, retries, counts, s, res, loadTime, settle, resume))
 }
 
 // holder places legal holds on reports already submitted and lifts them
@@ -364,14 +365,18 @@ var (
 )
 
 // chaosAction does one seeded random thing to the stack and names it.
-func chaosAction(t *testing.T, s *stack.Stack, rng *rand.Rand) string {
+func chaosAction(t *testing.T, s *stack.Stack, rng *rand.Rand, resume *resumeWatch) string {
 	switch k := rng.IntN(10); {
 	case k < 3:
 		name := stack.Services[rng.IntN(len(stack.Services))]
 		if inst := s.Instances(name); len(inst) > 1 {
 			name = inst[rng.IntN(len(inst))]
 		}
-		s.RestartService(name)
+		if strings.HasPrefix(name, "ncmec-reporter") {
+			resume.restart(s, func() { s.RestartService(name) })
+		} else {
+			s.RestartService(name)
+		}
 		return "kill -9 " + name
 	case k == 3:
 		s.KillNATS()
@@ -420,7 +425,7 @@ func chaosAction(t *testing.T, s *stack.Stack, rng *rand.Rand) string {
 	}
 }
 
-func summary(seed uint64, replicas int, subs []stack.Submitted, retries int, counts map[string]int, s *stack.Stack, res stack.Result, load, settle time.Duration) string {
+func summary(seed uint64, replicas int, subs []stack.Submitted, retries int, counts map[string]int, s *stack.Stack, res stack.Result, load, settle time.Duration, resume *resumeWatch) string {
 	var b strings.Builder
 	files := 0
 	for _, sub := range subs {
@@ -452,6 +457,7 @@ func summary(seed uint64, replicas int, subs []stack.Submitted, retries int, cou
 	fmt.Fprintf(&b, "  %-44s %d\n", "duplicate NCMEC reports absorbed (retracted)", res.Duplicates)
 	fmt.Fprintf(&b, "  %-44s %d\n", "ambiguous /submit (a fresh report opened)", res.AmbiguousSubmits)
 	fmt.Fprintf(&b, "  %-44s %d\n", "reports failed by ambiguous /submit", res.AmbiguousFailed)
+	fmt.Fprintf(&b, "  %-44s %s\n", "resume after a reporter kill (restart→NCMEC)", resume)
 	fmt.Fprintf(&b, "  %-44s %d\n", "NCMEC reports left to expire (lost /submit)", res.LeftToExpire)
 	fmt.Fprintf(&b, "  %-44s %d\n", "finishes learnt from 5102 (receipt lost)", res.FinishedBy5102)
 	fmt.Fprintf(&b, "  %-44s %d\n", "NCMEC file copies (lost /upload answers)", res.DuplicateFiles)
