@@ -18,6 +18,7 @@ import (
 	"takedown/pkg/auth"
 	"takedown/pkg/config"
 	"takedown/pkg/database"
+	"takedown/pkg/events"
 	"takedown/pkg/service"
 	"takedown/pkg/stream"
 	"takedown/services/audit-logger/internal/auditlog"
@@ -26,7 +27,7 @@ import (
 
 // Name and Schema of the service.
 const (
-	Name   = "audit-logger"
+	Name   = events.AuditLogger
 	Schema = "audit"
 )
 

@@ -31,7 +31,7 @@ import (
 
 // Name and Schema of the service.
 const (
-	Name   = "case-writer"
+	Name   = events.CaseWriter
 	Schema = "casewriter"
 )
 

@@ -32,7 +32,7 @@ import (
 )
 
 // Service is the actor of case-writer's events.
-const Service = "case-writer"
+const Service = events.CaseWriter
 
 // filesPerCall is how many file records go with the case in one composite
 // call: Salesforce allows 25 subrequests and the case upsert is one. A report

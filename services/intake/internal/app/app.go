@@ -15,6 +15,7 @@ import (
 
 	"takedown/pkg/auth"
 	"takedown/pkg/config"
+	"takedown/pkg/events"
 	"takedown/pkg/evidence"
 	"takedown/pkg/keyring"
 	"takedown/pkg/metrics"
@@ -29,7 +30,7 @@ import (
 
 // Name and Schema of the service.
 const (
-	Name   = "intake"
+	Name   = events.Intake
 	Schema = "intake"
 )
 

@@ -32,7 +32,7 @@ import (
 
 // Name and Schema of the service.
 const (
-	Name   = "ncmec-reporter"
+	Name   = events.NcmecReporter
 	Schema = "ncmec"
 )
 

@@ -96,7 +96,7 @@ func (c *Config) defaults() {
 		c.BackoffMax = max(2*time.Minute, c.BackoffMin)
 	}
 	if c.Service == "" {
-		c.Service = "ncmec-reporter"
+		c.Service = events.NcmecReporter
 	}
 }
 

@@ -34,7 +34,7 @@ import (
 )
 
 // Name is the service's name, its actor in events.
-const Name = "retraction"
+const Name = events.Retraction
 
 // bySweep is who asked for a retraction the sweep found owed.
 const bySweep = "retraction sweep"
