@@ -139,7 +139,7 @@ func Start(tb testing.TB, opts Options) *Stack {
 		"SALESFORCE_URL=" + s.SF.URL(), "SALESFORCE_CLIENT_ID=e2e", "SALESFORCE_CLIENT_SECRET=e2e-secret",
 		// Short retry delays, so that a test waits seconds, not minutes, for
 		// a report to get past a transient fault.
-		"RETRY_MIN_DELAY=100ms", "RETRY_MAX_DELAY=2s", "FILING_POLL_INTERVAL=200ms", "FILING_LEASE=20s",
+		"RETRY_MIN_DELAY=100ms", "RETRY_MAX_DELAY=2s", "FILING_POLL_INTERVAL=200ms",
 		"NCMEC_CALL_TIMEOUT=15s",
 		"RETRACTION_POLL_INTERVAL=200ms", "RETRACTION_LEASE=20s",
 		// Leases as short as the calls they cover allow: a service killed
@@ -165,8 +165,10 @@ func Start(tb testing.TB, opts Options) *Stack {
 	}
 	for _, service := range Services {
 		for _, name := range s.instances[service] {
+			// INSTANCE_ID: a restarted instance is the same one, as a
+			// restarted container keeps its host name.
 			env := append(append([]string{}, common...), "LISTEN_ADDR="+s.addrs[name],
-				"NATS_USER="+service, "NATS_PASSWORD="+s.natsPasswords[service])
+				"NATS_USER="+service, "NATS_PASSWORD="+s.natsPasswords[service], "INSTANCE_ID="+name)
 			if service == "intake" {
 				// Where its pages send a browser: itself (the OIDC callback)
 				// and the retraction service.

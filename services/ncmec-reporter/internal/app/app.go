@@ -58,6 +58,7 @@ func LoadConfig(l *config.Loader) Config {
 			Concurrency:    l.Int("FILING_CONCURRENCY", 16, 1, 1000),
 			UploadParallel: l.Int("UPLOAD_PARALLELISM", 3, 1, 32),
 			Lease:          l.Duration("FILING_LEASE", 12*time.Second),
+			Instance:       l.String("INSTANCE_ID", ""),
 			AmbiguousLimit: l.Int("AMBIGUOUS_SUBMIT_LIMIT", 3, 1, 100),
 			Poll:           l.Duration("FILING_POLL_INTERVAL", time.Second),
 			Window:         l.Duration("RETRY_WINDOW", 45*time.Minute),

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -53,6 +54,7 @@ type harness struct {
 	running  *running
 	lastKey  *pb.WrappedKey
 	pg       *pgxpool.Pool
+	starts   int
 }
 
 type harnessOpts struct {
@@ -151,7 +153,14 @@ type running struct {
 // start runs the real wiring; a previous App must have stopped.
 func (h *harness) start(o app.Options) *running {
 	h.t.Helper()
-	a, err := app.New(context.Background(), h.cfg, testenv.Logger(h.t), o)
+	// Each start is another process (another replica taking over once the
+	// leases end) unless the test names the instance that restarts.
+	cfg := h.cfg
+	h.starts++
+	if cfg.Worker.Instance == "" {
+		cfg.Worker.Instance = fmt.Sprintf("harness-%d", h.starts)
+	}
+	a, err := app.New(context.Background(), cfg, testenv.Logger(h.t), o)
 	if err != nil {
 		h.t.Fatal(err)
 	}

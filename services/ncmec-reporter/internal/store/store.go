@@ -225,6 +225,17 @@ func (s *Store) Release(ctx context.Context, f *Filing) error {
 	return err
 }
 
+// ReleaseInstance gives up every lease whose owner starts with prefix (a
+// dead instance's workers) and returns how many it released.
+func (s *Store) ReleaseInstance(ctx context.Context, prefix string) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE filings SET lease_owner = NULL, lease_until = NULL
+		WHERE lease_until IS NOT NULL AND starts_with(lease_owner, $1)`, prefix)
+	if err != nil {
+		return 0, fmt.Errorf("release instance %q: %w", prefix, err)
+	}
+	return tag.RowsAffected(), nil
+}
+
 // update runs fn in a transaction after checking, under a row lock, that f's
 // lease is still this worker's.
 func (s *Store) update(ctx context.Context, f *Filing, fn func(tx pgx.Tx) error) error {

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -52,10 +53,16 @@ type Config struct {
 	Concurrency    int           // filings driven at once (default 16)
 	UploadParallel int           // files of one filing uploaded at once (default 3)
 	Lease          time.Duration // a crashed worker's filing is taken over after this (default 12s; renewed every third)
-	Poll           time.Duration // how often idle workers look for due filings (default 1s)
-	Window         time.Duration // retry transient failures this long after the last change (default 45m)
-	BackoffMin     time.Duration // first retry delay (default 1s)
-	BackoffMax     time.Duration // longest retry delay (default 2m)
+	// Instance names this process among the reporter's replicas and stays
+	// the same across its restarts (INSTANCE_ID; default host:pid, which a
+	// container keeps). A restarted instance knows its previous life is
+	// dead and resumes that life's filings at once instead of waiting for
+	// their leases to end. Two live processes must never share it.
+	Instance   string
+	Poll       time.Duration // how often idle workers look for due filings (default 1s)
+	Window     time.Duration // retry transient failures this long after the last change (default 45m)
+	BackoffMin time.Duration // first retry delay (default 1s)
+	BackoffMax time.Duration // longest retry delay (default 2m)
 	// AmbiguousLimit bounds the ambiguous /submit attempts in a row after
 	// which the filing fails for staff instead of opening a fresh report
 	// (default 3).
@@ -73,6 +80,10 @@ func (c *Config) defaults() {
 	}
 	if c.UploadParallel <= 0 {
 		c.UploadParallel = 3
+	}
+	if c.Instance == "" {
+		host, _ := os.Hostname()
+		c.Instance = fmt.Sprintf("%s:%d", host, os.Getpid())
 	}
 	if c.Lease <= 0 {
 		// Short, so that a killed worker's filings resume within seconds:
@@ -136,7 +147,7 @@ type Pool struct {
 // New returns a pool.
 func New(cfg Config, d Deps) *Pool {
 	cfg.defaults()
-	p := &Pool{cfg: cfg, d: d, wake: newSignal(), id: randomID()}
+	p := &Pool{cfg: cfg, d: d, wake: newSignal(), id: cfg.Instance + "#" + randomID()}
 	m := d.Metrics
 	p.outcomes = m.Counter("filings_total", "Filings ended, by outcome (finished, failed, retracted).", "outcome")
 	p.retries = m.Counter("retries_total", "Transient failures scheduled for a retry, by step.", "step")
@@ -171,6 +182,14 @@ func (p *Pool) Run(ctx context.Context) error {
 	stop, cancelStop := context.WithCancel(ctx)
 	defer cancelStop()
 	p.kill = func() { cancelStop(); cancelHard() }
+
+	// This instance's previous life is dead: its filings are ours to
+	// resume now. (Should this fail, their leases end on their own.)
+	if n, err := p.d.Store.ReleaseInstance(ctx, p.cfg.Instance+"#"); err != nil {
+		p.d.Log.Warn("resume the previous instance's filings", "instance", p.cfg.Instance, "err", err)
+	} else if n > 0 {
+		p.d.Log.Info("resuming the filings a previous instance left", "instance", p.cfg.Instance, "filings", n)
+	}
 
 	var wg sync.WaitGroup
 	for i := range p.cfg.Concurrency {
