@@ -119,6 +119,7 @@ type App struct {
 	store    *store.Store
 	evidence *evidence.Store
 	sessions *auth.Sessions
+	site     *web.Web
 	handler  chi.Router
 	// Lifecycle keeps, holds, expires and destroys evidence, and rewraps
 	// data keys; the intake commands use it too.
@@ -182,6 +183,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		a.Close()
 		return nil, err
 	}
+	a.site = site
 	if cfg.DevSignIn {
 		log.Warn("DEV_SIGN_IN is on: anyone who reaches this address can sign in with every role; only for the local stack")
 	}
@@ -201,7 +203,7 @@ func (a *App) Listen() (net.Listener, error) { return a.base.Listen() }
 
 // Run serves until ctx ends.
 func (a *App) Run(ctx context.Context, ln net.Listener) error {
-	return a.base.Run(ctx, ln, a.handler, a.consume, a.sweep,
+	return a.base.Run(ctx, ln, a.handler, a.consume, a.sweep, a.site.RecordDenials,
 		func(ctx context.Context) error { return a.Lifecycle.Run(ctx, a.cfg.LifecycleEvery) })
 }
 

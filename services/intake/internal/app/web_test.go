@@ -33,6 +33,7 @@ import (
 	"takedown/pkg/config"
 	"takedown/pkg/events"
 	pb "takedown/pkg/proto/takedown/v1"
+	"takedown/pkg/staffaction"
 	"takedown/pkg/testenv"
 	"takedown/services/intake/internal/app"
 	"takedown/services/intake/internal/progress"
@@ -555,4 +556,74 @@ func value[T any](t *testing.T, ctx context.Context, step string, a chromedp.Act
 		t.Fatalf("%s: %v", step, err)
 	}
 	return v
+}
+
+// staffActions returns the staff actions intake has recorded for the audit log.
+func (h *harness) staffActions() []*pb.Envelope {
+	h.t.Helper()
+	c, err := pgxConnect(h.t, h.db)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	rows, err := c.Query(h.t.Context(), `SELECT payload FROM intake.outbox WHERE subject = 'takedown.staff.action' ORDER BY id`)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []*pb.Envelope
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
+			h.t.Fatal(err)
+		}
+		env, err := events.Unmarshal(b)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		out = append(out, env)
+	}
+	if err := rows.Err(); err != nil {
+		h.t.Fatal(err)
+	}
+	return out
+}
+
+// An anonymous client must not be able to grow the audit log without bound:
+// its refusals are recorded cut to size, without its query's values, and
+// only the first few of each minute one by one (pkg/staffaction).
+func TestAnonymousRefusalsCannotFloodTheAuditLog(t *testing.T) {
+	t.Parallel()
+	s := startSite(t)
+	long := strings.Repeat("A", 200_000)
+	anonymous := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, u := range []string{
+		"/api/v1/reports?secret=" + long + "&more=" + long,
+		"/auth/callback?error=" + long + "&state=" + long,
+	} {
+		for range 15 {
+			resp, err := anonymous.Get(s.url + u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("anonymous GET %.40s...: %d", u, resp.StatusCode)
+			}
+		}
+	}
+	var denials int
+	for _, env := range s.staffActions() {
+		sa := env.GetStaffAction()
+		if sa.GetAction() != "denied" {
+			continue
+		}
+		denials++
+		if n := proto.Size(env); n > 2048 || strings.Contains(sa.Path+sa.Detail, "AAAA") {
+			t.Errorf("denial of %d bytes recorded: path %.80q, detail %.80q", n, sa.Path, sa.Detail)
+		}
+	}
+	if denials != staffaction.PerClient {
+		t.Errorf("%d denials recorded one by one from 30 anonymous requests; want %d", denials, staffaction.PerClient)
+	}
 }

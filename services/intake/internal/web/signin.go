@@ -46,7 +46,7 @@ func (w *Web) callback(rw http.ResponseWriter, r *http.Request) {
 	c, next := w.sessions.PopChallenge(r.Context())
 	q := r.URL.Query()
 	if e := q.Get("error"); e != "" {
-		w.recordDenied(r, auth.Staff{}, "sign-in refused by the identity provider: "+e)
+		w.recordDenied(r, auth.Staff{}, "sign-in refused by the identity provider: "+errorCode(e))
 		w.fail(rw, r, server.Errorf(http.StatusUnauthorized, "unauthenticated", "", "the sign-in was refused (%s); try again or ask your administrator", e))
 		return
 	}
@@ -58,6 +58,17 @@ func (w *Web) callback(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.signIn(rw, r, s, idToken, localPath(next))
+}
+
+// errorCode returns the OAuth 2.0 error code of a callback (RFC 6749
+// §4.1.2.1: "access_denied", "login_required"...) for the audit log, or
+// "(not an error code)": the callback's query is anyone's to write, and its
+// values stay out of the log.
+func errorCode(e string) string {
+	if len(e) > 64 || strings.Trim(e, "abcdefghijklmnopqrstuvwxyz_") != "" {
+		return "(not an error code)"
+	}
+	return e
 }
 
 func (w *Web) signIn(rw http.ResponseWriter, r *http.Request, s auth.Staff, bearer, next string) {
