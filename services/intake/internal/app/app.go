@@ -176,7 +176,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		base.Close()
 		return nil, err
 	}
-	a.sessions = auth.NewSessions(base.Pool, cfg.Session)
+	sessionCfg := cfg.Session
+	sessionCfg.Keys = keys
+	if a.sessions, err = auth.NewSessions(base.Pool, sessionCfg); err != nil {
+		a.Close()
+		return nil, err
+	}
 	site, err := web.New(web.Config{DevSignIn: cfg.DevSignIn, DevToken: cfg.DevToken.Reveal(), RetractionURL: cfg.RetractionURL},
 		api, a.store, a.sessions, oidc, bearer, log)
 	if err != nil {
