@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
@@ -74,31 +75,37 @@ func (o *OIDC) AuthCodeURL(c Challenge) string {
 	return o.oauth.AuthCodeURL(c.State, oidc.Nonce(c.Nonce), oauth2.S256ChallengeOption(c.Verifier))
 }
 
+// IDToken is a verified ID token: the service may forward Raw as a bearer
+// token to its sibling services on the staff member's behalf until Expiry.
+type IDToken struct {
+	Raw    string
+	Expiry time.Time
+}
+
 // Exchange completes a sign-in: it trades the code for tokens, verifies the
 // ID token (signature, issuer, audience, expiry, nonce) and returns who
-// signed in with their ID token, which the service may forward as a bearer
-// token to its sibling services on their behalf.
-func (o *OIDC) Exchange(ctx context.Context, c Challenge, state, code string) (Staff, string, error) {
+// signed in with their ID token.
+func (o *OIDC) Exchange(ctx context.Context, c Challenge, state, code string) (Staff, IDToken, error) {
 	if state == "" || state != c.State {
-		return Staff{}, "", errors.New("the sign-in state does not match; start again")
+		return Staff{}, IDToken{}, errors.New("the sign-in state does not match; start again")
 	}
 	tok, err := o.oauth.Exchange(ctx, code, oauth2.VerifierOption(c.Verifier))
 	if err != nil {
-		return Staff{}, "", fmt.Errorf("exchange code: %w", err)
+		return Staff{}, IDToken{}, fmt.Errorf("exchange code: %w", err)
 	}
 	raw, ok := tok.Extra("id_token").(string)
 	if !ok {
-		return Staff{}, "", errors.New("the provider sent no id_token")
+		return Staff{}, IDToken{}, errors.New("the provider sent no id_token")
 	}
 	idt, err := o.verifier.Verify(ctx, raw)
 	if err != nil {
-		return Staff{}, "", fmt.Errorf("verify id token: %w", err)
+		return Staff{}, IDToken{}, fmt.Errorf("verify id token: %w", err)
 	}
 	if idt.Nonce != c.Nonce {
-		return Staff{}, "", errors.New("the id token's nonce does not match; start again")
+		return Staff{}, IDToken{}, errors.New("the id token's nonce does not match; start again")
 	}
 	s, err := o.staff(idt)
-	return s, raw, err
+	return s, IDToken{Raw: raw, Expiry: idt.Expiry}, err
 }
 
 // Bearer accepts "Authorization: Bearer <ID token>" issued by the provider

@@ -6,6 +6,8 @@ import (
 	"crypto/subtle"
 	"database/sql"
 	"encoding/base64"
+	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -15,12 +17,14 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 
+	"takedown/pkg/keyring"
 	"takedown/pkg/logging"
 	"takedown/pkg/server"
 )
 
 // SessionsTable is the table the sessions live in, in the service's own
-// schema; the service's migrations create it:
+// schema; the service's migrations create it (token holds the SHA-256 of
+// the cookie's token, data the session sealed under the master keys):
 //
 //	CREATE TABLE sessions (token text PRIMARY KEY, data bytea NOT NULL, expiry timestamptz NOT NULL);
 //	CREATE INDEX sessions_expiry_idx ON sessions (expiry);
@@ -34,14 +38,27 @@ type SessionConfig struct {
 	// prefix, which pins it to this host and path /). Off only for the
 	// local stack on plain http.
 	Secure bool
+	// Keys seal what the sessions table holds: whoever can read the table
+	// must not be able to act as a staff member with the bearer token it
+	// keeps for forwarding.
+	Keys *keyring.Keyring
 }
 
 // Sessions keeps signed-in staff in server-side sessions in PostgreSQL. The
 // browser holds only a random token in an HttpOnly cookie; signing out or an
 // expiry deletes the row, so a stolen cookie dies with the session.
+//
+// A row is of no use to whoever can read the table: it is keyed by the
+// token's SHA-256, and its data (roles, forgery protection token, the
+// bearer token forwarded on the staff member's behalf) is sealed under the
+// master keys. A session ends when the ID token it came from expires (or
+// Lifetime, whichever is first), so its roles are never older than the
+// provider's word. Only a sign-in makes a row: someone not signed in costs
+// no storage (a sign-in in progress waits in a sealed cookie instead).
 type Sessions struct {
 	m     *scs.SessionManager
 	store *postgresstore.PostgresStore
+	keys  *keyring.Keyring
 }
 
 // Session keys.
@@ -51,20 +68,31 @@ const (
 	keyRoles     = "roles"
 	keyCSRF      = "csrf"
 	keyBearer    = "bearer"
-	keyState     = "oidc_state"
-	keyNonce     = "oidc_nonce"
-	keyVerifier  = "oidc_verifier"
-	keyReturnTo  = "return_to"
 	keyFlash     = "flash"
 	cookieName   = "takedown_session"
 	cleanupEvery = 5 * time.Minute
+
+	// A sign-in in progress: its cookie, and how long the staff member
+	// has at the provider.
+	signinCookie = "takedown_signin"
+	signinTime   = 10 * time.Minute
+
+	// Purposes of sealed values (keyring.Seal).
+	sealSession = "takedown/session"
+	sealSignin  = "takedown/signin"
 )
 
-// NewSessions keeps sessions in the sessions table of pool's schema.
-func NewSessions(pool *pgxpool.Pool, cfg SessionConfig) *Sessions {
+// NewSessions keeps sessions in the sessions table of pool's schema, sealed
+// under cfg.Keys.
+func NewSessions(pool *pgxpool.Pool, cfg SessionConfig) (*Sessions, error) {
+	if pool == nil || cfg.Keys == nil {
+		return nil, errors.New("sessions: a pool and the master keys are required")
+	}
 	store := postgresstore.NewWithCleanupInterval(sqlDB(pool), cleanupEvery)
 	m := scs.New()
 	m.Store = store
+	m.HashTokenInStore = true
+	m.Codec = sealedCodec{keys: cfg.Keys}
 	m.IdleTimeout = cfg.IdleTimeout
 	m.Lifetime = cfg.Lifetime
 	m.Cookie.Name = cookieName
@@ -83,7 +111,29 @@ func NewSessions(pool *pgxpool.Pool, cfg SessionConfig) *Sessions {
 		logging.FromContext(r.Context()).Error("session store", "err", err)
 		server.WriteError(w, server.Errorf(http.StatusServiceUnavailable, "session_unavailable", "", "sessions cannot be read right now; try again in a minute"))
 	}
-	return &Sessions{m: m, store: store}
+	return &Sessions{m: m, store: store, keys: cfg.Keys}, nil
+}
+
+// sealedCodec seals the session data at rest (scs's gob encoding inside).
+type sealedCodec struct{ keys *keyring.Keyring }
+
+func (c sealedCodec) Encode(deadline time.Time, values map[string]any) ([]byte, error) {
+	b, err := scs.GobCodec{}.Encode(deadline, values)
+	if err != nil {
+		return nil, err
+	}
+	return c.keys.Seal(sealSession, b)
+}
+
+// Decode opens a session. One that no longer opens (its master key
+// retired) is an empty session that has already ended: its staff member
+// signs in again, rather than seeing an error until the cookie goes.
+func (c sealedCodec) Decode(b []byte) (time.Time, map[string]any, error) {
+	plain, err := c.keys.Open(sealSession, b)
+	if err != nil {
+		return time.Now(), map[string]any{}, nil
+	}
+	return scs.GobCodec{}.Decode(plain)
 }
 
 func sqlDB(pool *pgxpool.Pool) *sql.DB { return stdlib.OpenDBFromPool(pool) }
@@ -133,10 +183,15 @@ func (s *Sessions) Staff(ctx context.Context) (Staff, bool) {
 // SignIn records st in the session under a new token (the old one, which
 // may have been planted before sign-in, stops working) with a fresh forgery
 // protection token. bearer is the token to forward to sibling services on
-// the staff member's behalf (their ID token; the development token).
-func (s *Sessions) SignIn(ctx context.Context, st Staff, bearer string) error {
+// the staff member's behalf (their ID token; the development token), and
+// the session ends when it expires (zero: it does not, as the development
+// token; the session's Lifetime applies).
+func (s *Sessions) SignIn(ctx context.Context, st Staff, bearer string, expires time.Time) error {
 	if err := s.m.RenewToken(ctx); err != nil {
 		return err
+	}
+	if !expires.IsZero() && expires.Before(s.m.Deadline(ctx)) {
+		s.m.SetDeadline(ctx, expires)
 	}
 	s.m.Put(ctx, keySubject, st.Subject)
 	s.m.Put(ctx, keyName, st.Name)
@@ -152,17 +207,10 @@ func (s *Sessions) SignOut(ctx context.Context) error { return s.m.Destroy(ctx) 
 // Bearer returns the token SignIn recorded for forwarding.
 func (s *Sessions) Bearer(ctx context.Context) string { return s.m.GetString(ctx, keyBearer) }
 
-// CSRFToken returns the session's forgery protection token for forms and
-// the X-CSRF-Token header, creating one for a session that has none yet
-// (the sign-in page of someone not signed in).
-func (s *Sessions) CSRFToken(ctx context.Context) string {
-	t := s.m.GetString(ctx, keyCSRF)
-	if t == "" {
-		t = randomToken()
-		s.m.Put(ctx, keyCSRF, t)
-	}
-	return t
-}
+// CSRFToken returns the signed-in session's forgery protection token for
+// forms and the X-CSRF-Token header; "" for someone not signed in, who
+// gets no session (and so nothing a form of theirs could change).
+func (s *Sessions) CSRFToken(ctx context.Context) string { return s.m.GetString(ctx, keyCSRF) }
 
 // ErrCSRF refuses a state-changing request that does not carry the
 // session's forgery protection token.
@@ -178,22 +226,66 @@ func (s *Sessions) CheckCSRF(ctx context.Context, token string) error {
 	return nil
 }
 
-// PutChallenge remembers a sign-in in progress and where to go after it.
-func (s *Sessions) PutChallenge(ctx context.Context, c Challenge, returnTo string) {
-	s.m.Put(ctx, keyState, c.State)
-	s.m.Put(ctx, keyNonce, c.Nonce)
-	s.m.Put(ctx, keyVerifier, c.Verifier)
-	s.m.Put(ctx, keyReturnTo, returnTo)
+// signin is a sign-in in progress, as its cookie holds it.
+type signin struct {
+	Challenge
+	ReturnTo string
+	Expires  time.Time
+}
+
+func (s *Sessions) signinCookie() *http.Cookie {
+	c := &http.Cookie{Name: signinCookie, Path: "/", HttpOnly: true, Secure: s.m.Cookie.Secure,
+		// Lax: the provider sends the browser back with a top-level GET.
+		SameSite: http.SameSiteLaxMode}
+	if c.Secure {
+		c.Name = "__Host-" + c.Name
+	}
+	return c
+}
+
+// PutChallenge remembers a sign-in in progress and where to go after it,
+// in a sealed cookie of its own: someone who starts a sign-in and never
+// finishes it costs no session row.
+func (s *Sessions) PutChallenge(w http.ResponseWriter, c Challenge, returnTo string) error {
+	b, err := json.Marshal(signin{Challenge: c, ReturnTo: returnTo, Expires: time.Now().Add(signinTime)})
+	if err != nil {
+		return err
+	}
+	sealed, err := s.keys.Seal(sealSignin, b)
+	if err != nil {
+		return err
+	}
+	ck := s.signinCookie()
+	ck.Value = base64.RawURLEncoding.EncodeToString(sealed)
+	ck.MaxAge = int(signinTime / time.Second)
+	http.SetCookie(w, ck)
+	return nil
 }
 
 // PopChallenge returns and forgets the sign-in in progress: a callback is
-// good once.
-func (s *Sessions) PopChallenge(ctx context.Context) (Challenge, string) {
-	return Challenge{
-		State:    s.m.PopString(ctx, keyState),
-		Nonce:    s.m.PopString(ctx, keyNonce),
-		Verifier: s.m.PopString(ctx, keyVerifier),
-	}, s.m.PopString(ctx, keyReturnTo)
+// good once. Without one (none, expired, altered) the challenge is empty,
+// which no callback matches.
+func (s *Sessions) PopChallenge(w http.ResponseWriter, r *http.Request) (Challenge, string) {
+	ck := s.signinCookie()
+	got, err := r.Cookie(ck.Name)
+	ck.MaxAge = -1
+	http.SetCookie(w, ck)
+	if err != nil {
+		return Challenge{}, ""
+	}
+	sealed, err := base64.RawURLEncoding.DecodeString(got.Value)
+	if err != nil {
+		return Challenge{}, ""
+	}
+	b, err := s.keys.Open(sealSignin, sealed)
+	if err != nil {
+		return Challenge{}, ""
+	}
+	var in signin
+	if json.Unmarshal(b, &in) != nil || time.Now().After(in.Expires) {
+		return Challenge{}, ""
+	}
+	return in.Challenge, in.ReturnTo
 }
 
 func randomToken() string {

@@ -284,3 +284,68 @@ func (kr *Keyring) Rewrap(reportID string, w WrappedKey) (WrappedKey, error) {
 func aad(masterKeyID, reportID string) []byte {
 	return []byte(aadPrefix + masterKeyID + "\x00" + reportID)
 }
+
+// sealPrefix keeps the data keys of sealed values apart from reports' (whose
+// ids are UUIDs): a key wrapped for one never unwraps for the other.
+const sealPrefix = "seal:"
+
+// Seal encrypts a small value kept at rest (a browser session's data) under
+// a fresh data key wrapped by the current master key. purpose is bound in:
+// a value sealed for one purpose does not open for another. The sealed form
+// names its master key, so rotation works as for reports: a value sealed
+// under a retired key no longer opens.
+func (kr *Keyring) Seal(purpose string, plain []byte) ([]byte, error) {
+	key, wrapped, err := kr.NewDataKey(sealPrefix + purpose)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: seal %s: %w", purpose, err)
+	}
+	defer clear(key)
+	aead, err := newAEAD(key)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: seal %s: %w", purpose, err)
+	}
+	out := make([]byte, 0, 1+len(wrapped.MasterKeyID)+len(wrapped.Ciphertext)+aead.NonceSize()+len(plain)+aead.Overhead())
+	out = append(out, byte(len(wrapped.MasterKeyID)))
+	out = append(out, wrapped.MasterKeyID...)
+	out = append(out, wrapped.Ciphertext...)
+	nonce := make([]byte, aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, fmt.Errorf("keyring: seal %s: %w", purpose, err)
+	}
+	out = append(out, nonce...)
+	return aead.Seal(out, nonce, plain, []byte(purpose)), nil
+}
+
+// Open returns the value Seal sealed for purpose. It fails with
+// *RetiredKeyError when its master key is not held and with ErrUnwrap when
+// it does not authenticate.
+func (kr *Keyring) Open(purpose string, sealed []byte) ([]byte, error) {
+	if len(sealed) < 1 || len(sealed) < 1+int(sealed[0]) {
+		return nil, fmt.Errorf("keyring: open %s: too short: %w", purpose, ErrUnwrap)
+	}
+	id := string(sealed[1 : 1+sealed[0]])
+	rest := sealed[1+len(id):]
+	aead, ok := kr.aeads[id]
+	if !ok {
+		return nil, fmt.Errorf("keyring: open %s: %w", purpose, &RetiredKeyError{MasterKeyID: id})
+	}
+	wrappedLen := aead.NonceSize() + KeySize + aead.Overhead()
+	if len(rest) < wrappedLen+aead.NonceSize()+aead.Overhead() {
+		return nil, fmt.Errorf("keyring: open %s: too short: %w", purpose, ErrUnwrap)
+	}
+	key, err := kr.Unwrap(sealPrefix+purpose, WrappedKey{MasterKeyID: id, Ciphertext: rest[:wrappedLen]})
+	if err != nil {
+		return nil, fmt.Errorf("keyring: open %s: %w", purpose, err)
+	}
+	defer clear(key)
+	data, err := newAEAD(key)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: open %s: %w", purpose, err)
+	}
+	rest = rest[wrappedLen:]
+	plain, err := data.Open(nil, rest[:data.NonceSize()], rest[data.NonceSize():], []byte(purpose))
+	if err != nil {
+		return nil, fmt.Errorf("keyring: open %s: %w", purpose, ErrUnwrap)
+	}
+	return plain, nil
+}

@@ -216,3 +216,41 @@ func TestPrintingShowsNoKeys(t *testing.T) {
 		}
 	}
 }
+
+func TestSealOpen(t *testing.T) {
+	k1, k2 := b64(randKey(t)), b64(randKey(t))
+	kr := mustParse(t, "k1:"+k1, "k1")
+	secret := []byte("eyJhbGciOi.the-bearer-token.sig")
+	sealed, err := kr.Seal("session", secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(sealed, secret) || bytes.Contains(sealed, []byte("bearer")) {
+		t.Error("sealed value shows the secret")
+	}
+	if got, err := kr.Open("session", sealed); err != nil || !bytes.Equal(got, secret) {
+		t.Fatalf("Open = %q, %v", got, err)
+	}
+	if _, err := kr.Open("signin", sealed); !errors.Is(err, keyring.ErrUnwrap) {
+		t.Errorf("opened for another purpose: %v", err)
+	}
+	for i := range sealed {
+		bad := bytes.Clone(sealed)
+		bad[i] ^= 1
+		if _, err := kr.Open("session", bad); err == nil {
+			t.Fatalf("byte %d flipped still opens", i)
+		}
+	}
+	if _, err := kr.Open("session", sealed[:20]); !errors.Is(err, keyring.ErrUnwrap) {
+		t.Errorf("truncated: %v", err)
+	}
+	// Rotation: opens while the old key is held, not after it is retired.
+	both := mustParse(t, "k1:"+k1+",k2:"+k2, "k2")
+	if _, err := both.Open("session", sealed); err != nil {
+		t.Errorf("open under the rotated keyring: %v", err)
+	}
+	var retired *keyring.RetiredKeyError
+	if _, err := mustParse(t, "k2:"+k2, "k2").Open("session", sealed); !errors.As(err, &retired) {
+		t.Errorf("open after retirement: %v, want *RetiredKeyError", err)
+	}
+}

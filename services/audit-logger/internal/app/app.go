@@ -77,6 +77,7 @@ type App struct {
 	cfg     Config
 	base    *service.Base
 	handler chi.Router
+	api     *httpapi.API
 	entries *prometheus.CounterVec
 	lastSeq prometheus.Gauge
 }
@@ -129,7 +130,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		log.Warn("TAKEDOWN_DEV_TOKEN is not set and no other sign-in is configured: the audit API refuses everyone")
 	}
 	r := base.Router()
-	httpapi.New(writer, base.Metrics, log).Routes(r, authn...)
+	a.api = httpapi.New(writer, base.Metrics, log)
+	a.api.Routes(r, authn...)
 	a.handler = r
 	return a, nil
 }
@@ -139,7 +141,7 @@ func (a *App) Listen() (net.Listener, error) { return a.base.Listen() }
 
 // Run serves until ctx ends.
 func (a *App) Run(ctx context.Context, ln net.Listener) error {
-	return a.base.Run(ctx, ln, a.handler, a.consume)
+	return a.base.Run(ctx, ln, a.handler, a.consume, a.api.RecordDenials)
 }
 
 // Close releases the connections.

@@ -23,6 +23,7 @@ import (
 	"takedown/pkg/events"
 	pb "takedown/pkg/proto/takedown/v1"
 	"takedown/pkg/service"
+	"takedown/pkg/staffaction"
 	"takedown/pkg/stream"
 	"takedown/pkg/testenv"
 	"takedown/services/audit-logger/internal/app"
@@ -412,6 +413,47 @@ func TestRefusalsAreAnsweredAndRecorded(t *testing.T) {
 	}
 	if alice != 1 || anonymous != 2 {
 		t.Errorf("denials: alice %d, anonymous %d", alice, anonymous)
+	}
+}
+
+// An anonymous client must not be able to grow the log without bound: its
+// refusals are recorded cut to size, without its query's values, and only
+// the first few of each minute one by one (the rest as one aggregate entry,
+// pkg/staffaction).
+func TestAnonymousRefusalsCannotFloodTheLog(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	long := strings.Repeat("A", 200_000)
+	for range 30 {
+		var e struct{ Error struct{ Code string } }
+		if code := h.get("/api/v1/audit?secret="+long+"&more="+long, "", &e); code != http.StatusUnauthorized {
+			t.Fatalf("anonymous request answered %d %+v", code, e)
+		}
+	}
+	testenv.Eventually(t, 20*time.Second, "the first denials recorded", func() bool { return h.count() >= staffaction.PerClient })
+	// The auditor's read is recorded after every denial the flood made.
+	h.list("?limit=1")
+	testenv.Eventually(t, 20*time.Second, "the read recorded", func() bool {
+		for _, e := range h.list("?limit=1000").Entries {
+			if staffAction(t, e).Action == httpapi.ActionRead {
+				return true
+			}
+		}
+		return false
+	})
+	denials := 0
+	for _, e := range h.list("?limit=1000").Entries {
+		sa := staffAction(t, e)
+		if sa.Action != httpapi.ActionDenied {
+			continue
+		}
+		denials++
+		if len(e.Content) > 4096 || sa.Path != "/api/v1/audit?secret=&more=" {
+			t.Errorf("entry %d holds %d bytes, path %.80q...", e.Seq, len(e.Content), sa.Path)
+		}
+	}
+	if denials != staffaction.PerClient {
+		t.Errorf("%d denials recorded one by one from 30 anonymous requests; want %d", denials, staffaction.PerClient)
 	}
 }
 

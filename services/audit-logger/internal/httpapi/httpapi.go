@@ -31,6 +31,7 @@ import (
 	"takedown/pkg/outbox"
 	pb "takedown/pkg/proto/takedown/v1"
 	"takedown/pkg/server"
+	"takedown/pkg/staffaction"
 	"takedown/services/audit-logger/internal/auditlog"
 )
 
@@ -44,7 +45,7 @@ const (
 const (
 	ActionRead   = "read_audit_log"
 	ActionVerify = "verify_audit_log"
-	ActionDenied = "denied"
+	ActionDenied = staffaction.ActionDenied
 )
 
 // API is the audit log's HTTP API.
@@ -53,13 +54,22 @@ type API struct {
 	log      *slog.Logger
 	verifies *prometheus.CounterVec
 	batch    int
+	denials  *staffaction.Denials
 }
 
 // New returns the API over pool (the service's schema and role).
 func New(pool *pgxpool.Pool, m *metrics.Factory, log *slog.Logger) *API {
-	return &API{pool: pool, log: log, batch: 1000,
+	a := &API{pool: pool, log: log, batch: 1000,
 		verifies: m.Counter("verify_total", "Walks of the audit chain, by result (ok, bad, error).", "result")}
+	a.denials = staffaction.NewDenials(func(ctx context.Context, env *pb.Envelope) error {
+		return database.InTx(ctx, pool, func(tx pgx.Tx) error { return outbox.Add(ctx, tx, env) })
+	}, log)
+	return a
 }
+
+// RecordDenials writes the aggregate entries of refused requests (package
+// staffaction) until ctx ends.
+func (a *API) RecordDenials(ctx context.Context) error { return a.denials.Run(ctx) }
 
 // Routes mounts the API on r, open to staff holding the auditor role.
 func (a *API) Routes(r chi.Router, authn ...auth.Authenticator) {
@@ -192,9 +202,11 @@ func (a *API) verify(w http.ResponseWriter, r *http.Request) {
 	server.WriteJSON(w, http.StatusOK, res)
 }
 
-// recordDenials records every request auth.Require refuses (401, 403). The
-// handlers behind it never answer those themselves, so such a status means
-// a refusal. The caller is named when its credentials say who it is.
+// recordDenials records every request auth.Require refuses (401, 403),
+// bounded and rate-limited per client (package staffaction): an anonymous
+// client must not be able to grow the audit log without bound. The handlers
+// behind it never answer those themselves, so such a status means a
+// refusal. The caller is named when its credentials say who it is.
 func (a *API) recordDenials(authn []auth.Authenticator) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -204,16 +216,7 @@ func (a *API) recordDenials(authn []auth.Authenticator) func(http.Handler) http.
 				return
 			}
 			actor, why := caller(r, authn)
-			detail := fmt.Sprintf("%d %s: %s", sw.status, http.StatusText(sw.status), why)
-			// The answer is sent already; the record must not depend on
-			// the client staying connected.
-			ctx := context.WithoutCancel(r.Context())
-			err := database.InTx(ctx, a.pool, func(tx pgx.Tx) error {
-				return record(ctx, tx, "", actor, ActionDenied, r, detail)
-			})
-			if err != nil {
-				logging.FromContext(ctx).Error("audit: could not record a denied request", "err", err, "path", r.URL.Path)
-			}
+			a.denials.Record(r, actor, fmt.Sprintf("%d %s: %s", sw.status, http.StatusText(sw.status), why))
 		})
 	}
 }
@@ -223,20 +226,18 @@ func caller(r *http.Request, authn []auth.Authenticator) (*pb.Actor, string) {
 	for _, a := range authn {
 		s, ok, err := a(r)
 		if err != nil {
-			return &pb.Actor{Kind: pb.Actor_KIND_UNSPECIFIED, Id: "anonymous"}, "invalid credentials"
+			return staffaction.Anonymous(), "invalid credentials"
 		}
 		if ok {
 			return events.Staff(s.Subject, s.Name), "lacks the " + auth.RoleAuditor + " role"
 		}
 	}
-	return &pb.Actor{Kind: pb.Actor_KIND_UNSPECIFIED, Id: "anonymous"}, "no credentials"
+	return staffaction.Anonymous(), "no credentials"
 }
 
 // record adds a StaffAction event to the outbox within tx.
 func record(ctx context.Context, tx pgx.Tx, reportID string, actor *pb.Actor, action string, r *http.Request, detail string) error {
-	env, err := events.New(reportID, actor, &pb.StaffAction{
-		Action: action, Method: r.Method, Path: r.URL.RequestURI(), Detail: detail, RemoteAddr: r.RemoteAddr,
-	})
+	env, err := events.New(reportID, actor, staffaction.Of(r, actor, action, detail))
 	if err != nil {
 		return err
 	}

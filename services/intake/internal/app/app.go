@@ -119,6 +119,7 @@ type App struct {
 	store    *store.Store
 	evidence *evidence.Store
 	sessions *auth.Sessions
+	site     *web.Web
 	handler  chi.Router
 	// Lifecycle keeps, holds, expires and destroys evidence, and rewraps
 	// data keys; the intake commands use it too.
@@ -175,13 +176,19 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		base.Close()
 		return nil, err
 	}
-	a.sessions = auth.NewSessions(base.Pool, cfg.Session)
+	sessionCfg := cfg.Session
+	sessionCfg.Keys = keys
+	if a.sessions, err = auth.NewSessions(base.Pool, sessionCfg); err != nil {
+		a.Close()
+		return nil, err
+	}
 	site, err := web.New(web.Config{DevSignIn: cfg.DevSignIn, DevToken: cfg.DevToken.Reveal(), RetractionURL: cfg.RetractionURL},
 		api, a.store, a.sessions, oidc, bearer, log)
 	if err != nil {
 		a.Close()
 		return nil, err
 	}
+	a.site = site
 	if cfg.DevSignIn {
 		log.Warn("DEV_SIGN_IN is on: anyone who reaches this address can sign in with every role; only for the local stack")
 	}
@@ -201,7 +208,7 @@ func (a *App) Listen() (net.Listener, error) { return a.base.Listen() }
 
 // Run serves until ctx ends.
 func (a *App) Run(ctx context.Context, ln net.Listener) error {
-	return a.base.Run(ctx, ln, a.handler, a.consume, a.sweep,
+	return a.base.Run(ctx, ln, a.handler, a.consume, a.sweep, a.site.RecordDenials,
 		func(ctx context.Context) error { return a.Lifecycle.Run(ctx, a.cfg.LifecycleEvery) })
 }
 

@@ -3,6 +3,8 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -33,6 +35,7 @@ import (
 	"takedown/pkg/config"
 	"takedown/pkg/events"
 	pb "takedown/pkg/proto/takedown/v1"
+	"takedown/pkg/staffaction"
 	"takedown/pkg/testenv"
 	"takedown/services/intake/internal/app"
 	"takedown/services/intake/internal/progress"
@@ -555,4 +558,195 @@ func value[T any](t *testing.T, ctx context.Context, step string, a chromedp.Act
 		t.Fatalf("%s: %v", step, err)
 	}
 	return v
+}
+
+// staffActions returns the staff actions intake has recorded for the audit log.
+func (h *harness) staffActions() []*pb.Envelope {
+	h.t.Helper()
+	c, err := pgxConnect(h.t, h.db)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	rows, err := c.Query(h.t.Context(), `SELECT payload FROM intake.outbox WHERE subject = 'takedown.staff.action' ORDER BY id`)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []*pb.Envelope
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
+			h.t.Fatal(err)
+		}
+		env, err := events.Unmarshal(b)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		out = append(out, env)
+	}
+	if err := rows.Err(); err != nil {
+		h.t.Fatal(err)
+	}
+	return out
+}
+
+// An anonymous client must not be able to grow the audit log without bound:
+// its refusals are recorded cut to size, without its query's values, and
+// only the first few of each minute one by one (pkg/staffaction).
+func TestAnonymousRefusalsCannotFloodTheAuditLog(t *testing.T) {
+	t.Parallel()
+	s := startSite(t)
+	long := strings.Repeat("A", 200_000)
+	anonymous := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, u := range []string{
+		"/api/v1/reports?secret=" + long + "&more=" + long,
+		"/auth/callback?error=" + long + "&state=" + long,
+	} {
+		for range 15 {
+			resp, err := anonymous.Get(s.url + u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("anonymous GET %.40s...: %d", u, resp.StatusCode)
+			}
+		}
+	}
+	var denials int
+	for _, env := range s.staffActions() {
+		sa := env.GetStaffAction()
+		if sa.GetAction() != "denied" {
+			continue
+		}
+		denials++
+		if n := proto.Size(env); n > 2048 || strings.Contains(sa.Path+sa.Detail, "AAAA") {
+			t.Errorf("denial of %d bytes recorded: path %.80q, detail %.80q", n, sa.Path, sa.Detail)
+		}
+	}
+	if denials != staffaction.PerClient {
+		t.Errorf("%d denials recorded one by one from 30 anonymous requests; want %d", denials, staffaction.PerClient)
+	}
+}
+
+// sessionRows returns intake.sessions' stored tokens and data.
+func (h *harness) sessionRows() map[string][]byte {
+	h.t.Helper()
+	c, err := pgxConnect(h.t, h.db)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	rows, err := c.Query(h.t.Context(), `SELECT token, data FROM intake.sessions`)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string][]byte{}
+	for rows.Next() {
+		var tok string
+		var data []byte
+		if err := rows.Scan(&tok, &data); err != nil {
+			h.t.Fatal(err)
+		}
+		out[tok] = data
+	}
+	return out
+}
+
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// Sessions: an anonymous visitor gets no row, and a row is of no use to
+// whoever can read the table: its token is hashed, its data (the roles and
+// the ID token forwarded to the retraction service) sealed.
+func TestSessionsKeepNothingUsableAtRest(t *testing.T) {
+	t.Parallel()
+	s := startSite(t)
+	jar, _ := cookiejar.New(nil)
+	anonymous := &http.Client{Jar: jar, CheckRedirect: noRedirects}
+	for _, u := range []string{"/auth/signin", "/auth/signin?next=/reports", "/", "/reports", "/auth/login?next=/reports",
+		"/auth/callback?error=access_denied", "/auth/callback?state=x&code=y", "/reports/" + events.NewID() + "/live"} {
+		resp, err := anonymous.Get(s.url + u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode >= 500 {
+			t.Errorf("GET %s: %d", u, resp.StatusCode)
+		}
+	}
+	resp, err := anonymous.Post(s.url+"/reports", "application/x-www-form-urlencoded", strings.NewReader("a=b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if n := len(s.sessionRows()); n != 0 {
+		t.Errorf("anonymous visits made %d session rows; want none", n)
+	}
+
+	c := s.signIn(t, "rita", "reporter", "retractor")
+	u, _ := url.Parse(s.url)
+	var cookie string
+	for _, ck := range c.Jar.Cookies(u) {
+		if strings.HasSuffix(ck.Name, "takedown_session") {
+			cookie = ck.Value
+		}
+	}
+	if cookie == "" {
+		t.Fatal("no session cookie after sign-in")
+	}
+	rows := s.sessionRows()
+	if len(rows) != 1 {
+		t.Fatalf("%d session rows after one sign-in", len(rows))
+	}
+	sum := sha256.Sum256([]byte(cookie))
+	for tok, data := range rows {
+		if tok == cookie || tok != base64.RawURLEncoding.EncodeToString(sum[:]) {
+			t.Errorf("stored token %q is not the hash of the cookie's", tok)
+		}
+		for _, plain := range []string{"eyJ", "rita", "reporter"} {
+			if bytes.Contains(data, []byte(plain)) {
+				t.Errorf("session data holds %q in the clear", plain)
+			}
+		}
+	}
+}
+
+// A session's roles and forwarding token end with the ID token they came
+// from: the staff member signs in again (at the provider, without a
+// password while their provider session lasts).
+func TestSessionEndsWithTheIDToken(t *testing.T) {
+	t.Parallel()
+	s := startSite(t)
+	s.oidc.AccessTTL = 4 * time.Second
+	c := s.signIn(t, "rita", "reporter")
+	c.CheckRedirect = noRedirects
+	signedIn := func() bool {
+		resp, err := c.Get(s.url + "/reports")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}
+	if !signedIn() {
+		t.Fatal("not signed in right after signing in")
+	}
+	testenv.Eventually(t, 20*time.Second, "the session ends when the ID token expires", func() bool { return !signedIn() })
+	if n := len(s.sessionRows()); n != 0 {
+		// The row may stay until the cleanup, but it must be expired.
+		var live int
+		conn, err := pgxConnect(t, s.db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(context.Background())
+		if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM intake.sessions WHERE expiry > now()`).Scan(&live); err != nil {
+			t.Fatal(err)
+		}
+		if live != 0 {
+			t.Errorf("%d sessions still live after the ID token expired", live)
+		}
+	}
 }

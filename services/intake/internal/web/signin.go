@@ -34,7 +34,10 @@ func (w *Web) login(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := auth.NewChallenge()
-	w.sessions.PutChallenge(r.Context(), c, localPath(r.URL.Query().Get("next")))
+	if err := w.sessions.PutChallenge(rw, c, localPath(r.URL.Query().Get("next"))); err != nil {
+		w.fail(rw, r, err)
+		return
+	}
 	http.Redirect(rw, r, w.oidc.AuthCodeURL(c), http.StatusFound)
 }
 
@@ -43,10 +46,10 @@ func (w *Web) callback(rw http.ResponseWriter, r *http.Request) {
 		w.fail(rw, r, server.Errorf(http.StatusNotFound, "not_found", "", "no identity provider is configured"))
 		return
 	}
-	c, next := w.sessions.PopChallenge(r.Context())
+	c, next := w.sessions.PopChallenge(rw, r)
 	q := r.URL.Query()
 	if e := q.Get("error"); e != "" {
-		w.recordDenied(r, auth.Staff{}, "sign-in refused by the identity provider: "+e)
+		w.recordDenied(r, auth.Staff{}, "sign-in refused by the identity provider: "+errorCode(e))
 		w.fail(rw, r, server.Errorf(http.StatusUnauthorized, "unauthenticated", "", "the sign-in was refused (%s); try again or ask your administrator", e))
 		return
 	}
@@ -60,8 +63,21 @@ func (w *Web) callback(rw http.ResponseWriter, r *http.Request) {
 	w.signIn(rw, r, s, idToken, localPath(next))
 }
 
-func (w *Web) signIn(rw http.ResponseWriter, r *http.Request, s auth.Staff, bearer, next string) {
-	if err := w.sessions.SignIn(r.Context(), s, bearer); err != nil {
+// errorCode returns the OAuth 2.0 error code of a callback (RFC 6749
+// §4.1.2.1: "access_denied", "login_required"...) for the audit log, or
+// "(not an error code)": the callback's query is anyone's to write, and its
+// values stay out of the log.
+func errorCode(e string) string {
+	if len(e) > 64 || strings.Trim(e, "abcdefghijklmnopqrstuvwxyz_") != "" {
+		return "(not an error code)"
+	}
+	return e
+}
+
+// signIn starts s's session, ending when bearer does (a development
+// sign-in's token does not expire: the session's lifetime applies).
+func (w *Web) signIn(rw http.ResponseWriter, r *http.Request, s auth.Staff, bearer auth.IDToken, next string) {
+	if err := w.sessions.SignIn(r.Context(), s, bearer.Raw, bearer.Expiry); err != nil {
 		w.fail(rw, r, err)
 		return
 	}
@@ -71,11 +87,14 @@ func (w *Web) signIn(rw http.ResponseWriter, r *http.Request, s auth.Staff, bear
 }
 
 // devSignIn signs in as the development user, with the roles ticked (all
-// by default), so the local stack can show each role's view.
+// by default), so the local stack can show each role's view. Someone not
+// signed in has no session and so no forgery protection token: the
+// cross-origin protection around every request (Handler) keeps other sites
+// from posting this form.
 func (w *Web) devSignIn(rw http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(rw, r.Body, 16<<10)
-	if err := w.sessions.CheckCSRF(r.Context(), r.PostFormValue("csrf_token")); err != nil {
-		w.fail(rw, r, err)
+	if err := r.ParseForm(); err != nil {
+		w.fail(rw, r, server.Errorf(http.StatusBadRequest, "invalid", "", "the sign-in form could not be read"))
 		return
 	}
 	var roles []string
@@ -85,7 +104,7 @@ func (w *Web) devSignIn(rw http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s := auth.Staff{Subject: "dev", Name: "development sign-in", Roles: roles}
-	w.signIn(rw, r, s, w.cfg.DevToken, localPath(r.PostFormValue("next")))
+	w.signIn(rw, r, s, auth.IDToken{Raw: w.cfg.DevToken}, localPath(r.PostFormValue("next")))
 }
 
 func (w *Web) logout(rw http.ResponseWriter, r *http.Request) {

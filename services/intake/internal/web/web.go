@@ -36,6 +36,7 @@ import (
 	"takedown/pkg/logging"
 	pb "takedown/pkg/proto/takedown/v1"
 	"takedown/pkg/server"
+	"takedown/pkg/staffaction"
 	"takedown/services/intake/internal/httpapi"
 	"takedown/services/intake/internal/store"
 )
@@ -68,6 +69,7 @@ type Web struct {
 	authn    []auth.Authenticator
 	pages    map[string]*template.Template
 	client   *http.Client
+	denials  *staffaction.Denials
 	log      *slog.Logger
 	now      func() time.Time
 }
@@ -83,10 +85,14 @@ func New(cfg Config, api *httpapi.API, st *store.Store, sessions *auth.Sessions,
 		return nil, err
 	}
 	w := &Web{cfg: cfg, api: api, store: st, sessions: sessions, oidc: oidc, pages: pages, log: log, now: time.Now,
-		client: &http.Client{Timeout: 15 * time.Second}}
+		client: &http.Client{Timeout: 15 * time.Second}, denials: staffaction.NewDenials(st.RecordAction, log)}
 	w.authn = append(append([]auth.Authenticator(nil), bearer...), w.apiSession)
 	return w, nil
 }
+
+// RecordDenials writes the aggregate audit entries of refused requests
+// (package staffaction) until ctx ends.
+func (w *Web) RecordDenials(ctx context.Context) error { return w.denials.Run(ctx) }
 
 // Handler wraps the whole site and API: forgery protection, then the
 // session. Operational endpoints stay outside it.
@@ -253,13 +259,7 @@ func (w *Web) form(h http.HandlerFunc) http.HandlerFunc {
 // record publishes a staff action for the audit log. A failure to record
 // is logged, not shown: the action itself already happened.
 func (w *Web) record(r *http.Request, reportID string, s auth.Staff, action, detail string) {
-	actor := events.Staff(s.Subject, s.Name)
-	if s.Subject == "" {
-		actor = &pb.Actor{Kind: pb.Actor_KIND_UNSPECIFIED, Id: "anonymous"}
-	}
-	ev, err := events.New(reportID, actor, &pb.StaffAction{
-		Action: action, Method: r.Method, Path: r.URL.RequestURI(), Detail: detail, RemoteAddr: r.RemoteAddr,
-	})
+	ev, err := events.New(reportID, actorOf(s), staffaction.Of(r, actorOf(s), action, detail))
 	if err == nil {
 		// The answer may be sent already; the record must not depend on
 		// the client staying connected.
@@ -270,6 +270,16 @@ func (w *Web) record(r *http.Request, reportID string, s auth.Staff, action, det
 	}
 }
 
+// recordDenied records a refused request, bounded and rate-limited per
+// client (package staffaction): nothing a client that is refused sends may
+// grow the audit log without bound.
 func (w *Web) recordDenied(r *http.Request, s auth.Staff, detail string) {
-	w.record(r, "", s, "denied", detail)
+	w.denials.Record(r, actorOf(s), detail)
+}
+
+func actorOf(s auth.Staff) *pb.Actor {
+	if s.Subject == "" {
+		return staffaction.Anonymous()
+	}
+	return events.Staff(s.Subject, s.Name)
 }
