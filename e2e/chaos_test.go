@@ -234,6 +234,11 @@ func chaos(t *testing.T, seed uint64, n, replicas int) {
 			}
 		}
 	}
+	// The shipped NATS users: a permission a service lacks is refused in
+	// its log and the server's, even when a retry hid it from the checks.
+	for _, l := range s.PermissionViolations() {
+		t.Errorf("permission refused: %s", l)
+	}
 	for name, c := range s.Crashes() {
 		if c != 0 {
 			t.Errorf("%s exited on its own %d times", name, c)
