@@ -341,7 +341,7 @@ func (a *API) get(w http.ResponseWriter, r *http.Request) {
 // ReportedBefore fills each file's earlier reports of the same bytes or a
 // similar image.
 func (a *API) ReportedBefore(ctx context.Context, rep *report.Report) error {
-	matches, err := a.store.ReportedBefore(ctx, rep.ID, a.similar.Distance)
+	matches, err := a.store.ReportedBefore(ctx, rep, a.similar.Distance)
 	if err != nil {
 		return err
 	}

@@ -6,27 +6,35 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"takedown/pkg/pdq"
 	"takedown/services/intake/internal/report"
 )
 
-// ReportedBefore finds, for each file of report reportID, the files of
-// earlier reports with the same SHA-256 or a PDQ hash within maxDistance
-// bits. Earlier means submitted before this report.
-func (s *Store) ReportedBefore(ctx context.Context, reportID string, maxDistance int) (map[string][]report.Match, error) {
-	rows, err := s.pool.Query(ctx, `
-		SELECT f.id::text, o.report_id::text, o.id::text, o.name,
-			CASE WHEN o.sha256 = f.sha256 THEN 'sha256' ELSE 'pdq' END,
-			CASE WHEN f.pdq_bits IS NOT NULL AND o.pdq_bits IS NOT NULL THEN bit_count(f.pdq_bits # o.pdq_bits) ELSE 0 END::int,
-			p.submitted_at, coalesce(p.ncmec_report_id, 0)
-		FROM files f
-		JOIN reports r ON r.id = f.report_id
-		JOIN files o ON o.report_id <> f.report_id
-		JOIN reports p ON p.id = o.report_id AND p.submitted_at < r.submitted_at
-		WHERE f.report_id = $1
-		  AND (o.sha256 = f.sha256
-		       OR (f.pdq_bits IS NOT NULL AND o.pdq_bits IS NOT NULL AND bit_count(f.pdq_bits # o.pdq_bits) <= $2))
-		ORDER BY f.idx, p.submitted_at DESC
-		LIMIT 1000`, reportID, maxDistance)
+// ReportedBefore finds, for each file of rep, the files of earlier reports
+// with the same SHA-256 or MD5, or a PDQ hash within maxDistance bits.
+// Earlier means submitted before this report. It reads indexes, not every
+// stored file (pdqindex.go), so its cost stays flat as the history grows.
+func (s *Store) ReportedBefore(ctx context.Context, rep *report.Report, maxDistance int) (map[string][]report.Match, error) {
+	args := []any{rep.ID, maxDistance}
+	query := reportedBeforeScan
+	if pdqProbeCount(maxDistance) <= pdqMaxProbes {
+		query = reportedBeforeIndexed
+		probes := make([][]int32, len(pdqChunks))
+		for _, f := range rep.Files {
+			if f.PDQ == "" {
+				continue
+			}
+			h, err := pdq.ParseHash(f.PDQ)
+			if err != nil {
+				return nil, fmt.Errorf("reported before: file %s: %w", f.ID, err)
+			}
+			pdqProbes(probes, h, pdqRadius(maxDistance))
+		}
+		for _, p := range probes {
+			args = append(args, p)
+		}
+	}
+	rows, err := s.pool.Query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("reported before: %w", err)
 	}
@@ -42,6 +50,46 @@ func (s *Store) ReportedBefore(ctx context.Context, reportID string, maxDistance
 	}
 	return out, rows.Err()
 }
+
+// reportedBefore is the lookup, given the SQL that pairs the report's files
+// f with stored files o of a PDQ hash within $2 bits. The pairs of the same
+// SHA-256 or MD5 come through those hashes' indexes. The report's files
+// come from the database, as do the times that say which reports are
+// earlier. Each pair carries the columns of o it needs, and its report is
+// looked up by key (OFFSET 0: see pdqPairs), so that no step reads more
+// rows than the matches found.
+func reportedBefore(pdqPairs string) string {
+	return `
+		WITH f AS (
+			SELECT id, idx, pdq_bits, sha256, md5 FROM files WHERE report_id = $1
+		), pairs AS (
+			SELECT ` + pairColumns + ` FROM f JOIN files o ON o.sha256 = f.sha256
+			UNION SELECT ` + pairColumns + ` FROM f JOIN files o ON o.md5 = f.md5
+			UNION ` + pdqPairs + `
+		)
+		SELECT f.id::text, o.report_id::text, o.id::text, o.name,
+			CASE WHEN o.sha256 = f.sha256 THEN 'sha256' WHEN o.md5 = f.md5 THEN 'md5' ELSE 'pdq' END,
+			CASE WHEN f.pdq_bits IS NOT NULL AND o.pdq_bits IS NOT NULL THEN bit_count(f.pdq_bits # o.pdq_bits) ELSE 0 END::int,
+			p.submitted_at, coalesce(p.ncmec_report_id, 0)
+		FROM pairs o
+		JOIN f ON f.id = o.f
+		CROSS JOIN LATERAL (SELECT submitted_at, ncmec_report_id FROM reports WHERE id = o.report_id OFFSET 0) p
+		WHERE o.report_id <> $1 AND p.submitted_at < (SELECT submitted_at FROM reports WHERE id = $1)
+		ORDER BY f.idx, p.submitted_at DESC, o.id
+		LIMIT 1000`
+}
+
+// pairColumns is what each way of pairing a file f with a stored file o
+// gives: f's id and the columns of o that the answer shows or compares.
+const pairColumns = "f.id AS f, o.id, o.report_id, o.name, o.sha256, o.md5, o.pdq_bits"
+
+var (
+	// reportedBeforeIndexed probes the PDQ piece indexes with $3 … $13.
+	reportedBeforeIndexed = reportedBefore(pdqPairs(3))
+	// reportedBeforeScan compares every stored PDQ: for distances too far
+	// for the index (pdqMaxProbes).
+	reportedBeforeScan = reportedBefore(`SELECT ` + pairColumns + ` FROM f JOIN files o ON bit_count(f.pdq_bits # o.pdq_bits) <= $2`)
+)
 
 // PriorNCMECReports returns the NCMEC report ids to cite as priorCTReports
 // of a report with details d: earlier reports NCMEC finished, in the same
