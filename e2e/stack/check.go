@@ -16,9 +16,8 @@ type Submitted struct {
 	Key   string
 	ID    string
 	Files int
-	// Attempts above 1 mean a submission may have been stored twice (an
-	// answer lost to a restart); the check then accepts extra reports with
-	// the same key, each held to the same invariants.
+	// Attempts to submit it (intake or S3 away). Every attempt carries the
+	// same Idempotency-Key, so none is stored twice.
 	Attempts int
 }
 
@@ -170,7 +169,7 @@ func (s *Stack) Check(ctx context.Context, reports []Submitted) Result {
 		}
 		opened := len(byKey[sub.Key])
 		switch {
-		case len(finished) > 1 && sub.Attempts <= 1:
+		case len(finished) > 1:
 			fail("%s: finished %d times at NCMEC", where, len(finished))
 		case len(finished) == 1:
 			res.Outcomes[sub.ID] = OutcomeFinished

@@ -70,6 +70,11 @@ func (e *APIError) Error() string { return fmt.Sprintf("HTTP %d: %s", e.Status, 
 // Submit posts a report to intake: the report JSON, then one part per file,
 // streamed so that large files are never held in memory.
 func (s *Stack) Submit(ctx context.Context, report any, files []File) (Report, error) {
+	return s.submit(ctx, report, files, "")
+}
+
+// submit is Submit with an Idempotency-Key (none when empty).
+func (s *Stack) submit(ctx context.Context, report any, files []File, key string) (Report, error) {
 	meta, err := json.Marshal(report)
 	if err != nil {
 		return Report{}, err
@@ -84,6 +89,9 @@ func (s *Stack) Submit(ctx context.Context, report any, files []File) (Report, e
 		return Report{}, err
 	}
 	req.Header.Set("Content-Type", mw.FormDataContentType())
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
 	var rep Report
 	err = s.do(req, http.StatusCreated, &rep)
 	pr.CloseWithError(io.ErrClosedPipe) // stops the writer if the request ended early

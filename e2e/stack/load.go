@@ -55,12 +55,15 @@ func SmallFiles(n int, seed uint64) []File {
 
 // SubmitRetrying submits a report, trying again while intake or its
 // dependencies are away (connection refused, 503): what a staff member's
-// browser would make them do. A 201 whose answer was lost cannot be told
-// from a refusal, so the count of attempts is returned for the caller to
-// account for a possible duplicate report.
+// browser would make them do, with the same Idempotency-Key each time, as
+// the form sends: an attempt stored whose answer was lost is answered with
+// its report on the next. It returns the number of attempts.
 func (s *Stack) SubmitRetrying(ctx context.Context, report any, files []File) (Report, int, error) {
+	// One key for every attempt: an attempt whose answer was lost (intake
+	// killed after storing it) is not stored a second time.
+	key := randomHex(16)
 	for attempt := 1; ; attempt++ {
-		rep, err := s.Submit(ctx, report, files)
+		rep, err := s.submit(ctx, report, files, key)
 		if err == nil {
 			return rep, attempt, nil
 		}

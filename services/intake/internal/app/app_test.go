@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -598,4 +599,79 @@ func TestOversizedFileIsCutOffWithoutReadingTheRest(t *testing.T) {
 	}
 	t.Logf("read %d MiB before the cut-off (limit 30 MiB)", src.read>>20)
 	h.assertNothingStored()
+}
+
+// postKey is post with an Idempotency-Key.
+func (h *harness) postKey(contentType string, b []byte, key string) (*http.Response, map[string]any) {
+	h.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, h.url+"/api/v1/reports", bytes.NewReader(b))
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Idempotency-Key", key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatalf("POST: %v", err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	json.NewDecoder(resp.Body).Decode(&out)
+	return resp, out
+}
+
+// A client that lost the answer to a submission sends it again with the
+// same Idempotency-Key and gets the report stored the first time: one
+// report, one event, one copy of each file, also when both copies arrive at
+// once. (Without the key, every retry was a second report, and a second
+// NCMEC report about the same incident: seen in the chaos suite after an
+// intake kill.)
+func TestResentSubmissionIsStoredOnce(t *testing.T) {
+	t.Parallel()
+	h := start(t, testenv.S3(t))
+	ct, b := body(t, goodReport, file{"a.bin", random(300 << 10)})
+
+	resp, first := h.postKey(ct, b, "key-1")
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("first: status %d: %v", resp.StatusCode, first)
+	}
+	resp, again := h.postKey(ct, b, "key-1")
+	if resp.StatusCode != http.StatusCreated || again["id"] != first["id"] {
+		t.Fatalf("sent again: status %d, report %v, want 201 and %v", resp.StatusCode, again["id"], first["id"])
+	}
+	if loc := resp.Header.Get("Location"); loc != "/api/v1/reports/"+first["id"].(string) {
+		t.Errorf("sent again: Location %q", loc)
+	}
+
+	// Both copies at once: one stores, the other answers with it.
+	var wg sync.WaitGroup
+	ids := make([]any, 2)
+	for i := range ids {
+		wg.Go(func() {
+			resp, out := h.postKey(ct, b, "key-2")
+			if resp.StatusCode != http.StatusCreated {
+				t.Errorf("concurrent copy %d: status %d: %v", i, resp.StatusCode, out)
+			}
+			ids[i] = out["id"]
+		})
+	}
+	wg.Wait()
+	if ids[0] != ids[1] || ids[0] == first["id"] {
+		t.Errorf("concurrent copies answered %v and %v, want one new report", ids[0], ids[1])
+	}
+	if n := h.count("reports"); n != 2 {
+		t.Errorf("%d reports stored, want 2", n)
+	}
+	if n := len(h.submitted()); n != 2 {
+		t.Errorf("%d report.submitted events, want 2", n)
+	}
+	if n := len(h.objects()); n != 2 {
+		t.Errorf("%d objects stored, want 2 (the losing copy's file deleted)", n)
+	}
+
+	resp, out := h.postKey(ct, b, "two words")
+	if resp.StatusCode != http.StatusBadRequest || out["error"].(map[string]any)["code"] != "invalid_idempotency_key" {
+		t.Errorf("a key with a space: status %d: %v", resp.StatusCode, out)
+	}
+	if n := h.count("reports"); n != 2 {
+		t.Errorf("%d reports stored after a refused key, want 2", n)
+	}
 }

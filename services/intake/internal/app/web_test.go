@@ -448,6 +448,11 @@ func TestBrowserReportToFinished(t *testing.T) {
 	)
 	loc = value(t, ctx, "location", chromedp.Location())
 	id := loc[strings.LastIndex(loc, "/")+1:]
+	// The page sent its submission with a key of its own (a lost answer
+	// is then sent again without a second report).
+	if n := s.count(fmt.Sprintf(`reports WHERE id = '%s' AND idempotency_key ~ '^[0-9a-f]{32}$'`, id)); n != 1 {
+		t.Errorf("the form's submission carried no Idempotency-Key of 32 hex digits")
+	}
 	_, rep := s.get("/api/v1/reports/" + id)
 	fs, _ := rep["files"].([]any)
 	if len(fs) != 3 {

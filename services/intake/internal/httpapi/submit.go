@@ -11,6 +11,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	pb "takedown/pkg/proto/takedown/v1"
 	"takedown/pkg/server"
 	"takedown/services/intake/internal/report"
+	"takedown/services/intake/internal/store"
 )
 
 // submit handles POST /api/v1/reports: a multipart body whose first part is
@@ -70,8 +72,21 @@ func DescribeJSON(mr *multipart.Reader) (*report.Input, *multipart.Part, error) 
 // behind. Errors are *server.APIError for the client's mistakes (a
 // *report.FieldErrors among them for invalid fields) and plain errors for
 // ours; on either the rest of the body is not read.
+//
+// A request with an Idempotency-Key header that names a report the staff
+// member stored before is answered with that report, and nothing of the
+// body is read or stored: a client that lost the answer to a submission
+// sends it again without filing the incident twice.
 func (a *API) Submit(w http.ResponseWriter, r *http.Request, describe Describe) (*report.Report, error) {
-	rep, err := a.receive(w, r, describe)
+	rep, err := a.stored(r)
+	if err == nil && rep != nil {
+		w.Header().Set("Connection", "close") // the body is not read
+		a.submissions.WithLabelValues("replayed").Inc()
+		return rep, nil
+	}
+	if err == nil {
+		rep, err = a.receive(w, r, describe)
+	}
 	if err != nil {
 		var ae *server.APIError
 		code := "internal"
@@ -89,6 +104,45 @@ func (a *API) Submit(w http.ResponseWriter, r *http.Request, describe Describe) 
 	a.submissions.WithLabelValues("created").Inc()
 	return rep, nil
 }
+
+// IdempotencyKeyHeader names a submission for its submitter (see Submit).
+const IdempotencyKeyHeader = "Idempotency-Key"
+
+// maxIdempotencyKey bounds the key: a UUID or a hash fits many times over.
+const maxIdempotencyKey = 255
+
+// idempotencyKey is r's key: empty when none is sent, or an error when it
+// is not 1 to 255 printable ASCII characters.
+func idempotencyKey(r *http.Request) (string, error) {
+	k := r.Header.Get(IdempotencyKeyHeader)
+	if len(k) > maxIdempotencyKey || strings.IndexFunc(k, func(c rune) bool { return c < '!' || c > '~' }) >= 0 {
+		return "", badRequest("invalid_idempotency_key", "", "the %s header must be 1 to %d printable ASCII characters without spaces", IdempotencyKeyHeader, maxIdempotencyKey)
+	}
+	return k, nil
+}
+
+// stored returns the report stored before under r's idempotency key, or
+// nil when there is none.
+func (a *API) stored(r *http.Request) (*report.Report, error) {
+	k, err := idempotencyKey(r)
+	if err != nil || k == "" {
+		return nil, err
+	}
+	staff, _ := auth.FromContext(r.Context())
+	id, err := a.store.ByIdempotencyKey(r.Context(), staff.Subject, k)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		logging.FromContext(r.Context()).Error("report by idempotency key", "err", err)
+		return nil, errDatabase
+	}
+	return a.store.Get(r.Context(), id)
+}
+
+// errDatabase answers a submission PostgreSQL could not take.
+var errDatabase = server.Errorf(http.StatusServiceUnavailable, "database_unavailable", "",
+	"the report could not be saved; nothing was kept. Try again in a minute")
 
 func badRequest(code, field, format string, args ...any) error {
 	return server.Errorf(http.StatusBadRequest, code, field, format, args...)
@@ -201,8 +255,7 @@ func (a *API) receive(w http.ResponseWriter, r *http.Request, describe Describe)
 	prior, err := a.store.PriorNCMECReports(ctx, rep.Details)
 	if err != nil {
 		log.Error("prior NCMEC reports", "err", err)
-		return nil, server.Errorf(http.StatusServiceUnavailable, "database_unavailable", "",
-			"the report could not be saved; nothing was kept. Try again in a minute")
+		return nil, errDatabase
 	}
 	ev, err := events.New(rep.ID, events.Staff(staff.Subject, staff.Name), &pb.ReportSubmitted{
 		Report:  toProto(rep, prior),
@@ -212,10 +265,17 @@ func (a *API) receive(w http.ResponseWriter, r *http.Request, describe Describe)
 	if err != nil {
 		return nil, err
 	}
-	if err := a.store.Create(ctx, rep, wrapped, ev); err != nil {
+	key, _ := idempotencyKey(r) // checked before the body was read
+	if err := a.store.Create(ctx, rep, key, wrapped, ev); errors.Is(err, store.ErrDuplicateKey) {
+		// The same submission sent twice at once: the other one stored
+		// it, and this one's files go.
+		if first, err := a.stored(r); err != nil || first != nil {
+			return first, err
+		}
+		return nil, errDatabase
+	} else if err != nil {
 		log.Error("store report", "err", err)
-		return nil, server.Errorf(http.StatusServiceUnavailable, "database_unavailable", "",
-			"the report could not be saved; nothing was kept. Try again in a minute")
+		return nil, errDatabase
 	}
 	ok = true
 	if a.Stored != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"takedown/pkg/database"
@@ -38,7 +39,11 @@ func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
 // Create stores a submitted report, its files and the event announcing it,
 // in one transaction: either all of it is there afterwards, or none.
-func (s *Store) Create(ctx context.Context, r *report.Report, key keyring.WrappedKey, submitted *pb.Envelope) error {
+//
+// idempotencyKey (may be empty) names the submission for its submitter: a
+// report stored before under the same key makes Create fail with
+// ErrDuplicateKey and store nothing.
+func (s *Store) Create(ctx context.Context, r *report.Report, idempotencyKey string, key keyring.WrappedKey, submitted *pb.Envelope) error {
 	details, err := json.Marshal(r.Details)
 	if err != nil {
 		return err
@@ -46,9 +51,13 @@ func (s *Store) Create(ctx context.Context, r *report.Report, key keyring.Wrappe
 	return database.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		// The filing's state starts as pending (the columns' defaults);
 		// progress folds the report.submitted event in like any other.
-		if _, err := tx.Exec(ctx, `INSERT INTO reports (id, submitted_at, submitted_by, filing, incident_time, details, data_key_id, data_key, status)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-			r.ID, r.SubmittedAt, r.SubmittedBy, r.Filing, r.IncidentTime, details, key.MasterKeyID, key.Ciphertext, r.Status); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO reports (id, submitted_at, submitted_by, filing, incident_time, details, data_key_id, data_key, status, idempotency_key)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, nullif($10, ''))`,
+			r.ID, r.SubmittedAt, r.SubmittedBy, r.Filing, r.IncidentTime, details, key.MasterKeyID, key.Ciphertext, r.Status, idempotencyKey); err != nil {
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) && pgErr.ConstraintName == "reports_idempotency_key" {
+				return ErrDuplicateKey
+			}
 			return fmt.Errorf("insert report: %w", err)
 		}
 		for _, f := range r.Files {
@@ -157,6 +166,23 @@ func nullTime(t time.Time) *time.Time {
 type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// ErrDuplicateKey: a report of the submitter already holds the idempotency key.
+var ErrDuplicateKey = errors.New("a report was stored under this idempotency key before")
+
+// ByIdempotencyKey returns the id of the report submitter stored under key,
+// or ErrNotFound.
+func (s *Store) ByIdempotencyKey(ctx context.Context, submitter, key string) (string, error) {
+	var id string
+	err := s.pool.QueryRow(ctx, `SELECT id::text FROM reports WHERE submitted_by = $1 AND idempotency_key = $2`, submitter, key).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("report by idempotency key: %w", err)
+	}
+	return id, nil
 }
 
 // Get returns a report with its files and history.

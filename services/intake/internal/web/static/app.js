@@ -31,6 +31,12 @@
     var rowTemplate = document.getElementById("file-row");
     var summary = document.getElementById("client-summary");
     var files = [];
+    // One key for this page's submission, sent with every attempt: after an
+    // answer lost on the way back, sending again gets the report the server
+    // stored instead of a second one (and a second NCMEC report).
+    var submissionKey = Array.from(crypto.getRandomValues(new Uint8Array(16)), function (b) {
+      return ("0" + b.toString(16)).slice(-2);
+    }).join("");
 
     // Times are entered in the browser's zone; tell the server which.
     var offset = new Date().getTimezoneOffset();
@@ -161,6 +167,7 @@
       var xhr = new XMLHttpRequest();
       xhr.open("POST", form.action);
       xhr.setRequestHeader("Accept", "application/json");
+      xhr.setRequestHeader("Idempotency-Key", submissionKey);
       xhr.upload.onprogress = function (e) {
         if (!e.lengthComputable) return;
         var pct = Math.floor((e.loaded / e.total) * 100);
@@ -182,7 +189,7 @@
       };
       xhr.onerror = function () {
         done();
-        show([["f-file", "The connection was lost during the upload. Nothing was kept; try again."]]);
+        show([["f-file", "The connection was lost before the server answered. Send the report again: if it was stored, that opens it instead of storing it twice."]]);
       };
       xhr.send(data);
       function done() { button.disabled = false; box.hidden = true; bar.value = 0; }
