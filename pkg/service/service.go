@@ -44,6 +44,9 @@ type Config struct {
 	NATSPassword    config.Secret
 	StreamReplicas  int
 	ShutdownTimeout time.Duration
+	// HSTS sends Strict-Transport-Security: the service is reached over
+	// https only (intake, when PUBLIC_URL is https).
+	HSTS bool
 }
 
 // LoadConfig reads the shared variables; defaultAddr is the service's port.
@@ -134,7 +137,7 @@ func (b *Base) Ready(name string, c server.Check) { b.checks[name] = c }
 // Router returns a router with the operational endpoints mounted.
 func (b *Base) Router() chi.Router {
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, middleware.Recoverer, func(next http.Handler) http.Handler {
+	r.Use(server.SecurityHeaders(b.cfg.HSTS), middleware.RequestID, middleware.Recoverer, func(next http.Handler) http.Handler {
 		// Handlers log through the request's context.
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			next.ServeHTTP(w, r.WithContext(logging.WithLogger(r.Context(), b.Log)))

@@ -99,16 +99,13 @@ func (w *Web) Handler(next http.Handler) http.Handler {
 	return cop.Handler(w.sessions.Middleware(securityHeaders(next)))
 }
 
+// securityHeaders replaces the services' policy (server.SecurityHeaders,
+// which sets the other headers) with the pages' own: no inline script, no
+// framing, nothing from elsewhere, since the machines this runs on may have
+// no internet, and a page about abuse material must not be embeddable.
 func securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		h := rw.Header()
-		// No inline script, no framing, nothing from elsewhere: the
-		// machines this runs on may have no internet, and a page about
-		// abuse material must not be embeddable.
-		h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "same-origin")
-		h.Set("Cache-Control", "no-store")
+		rw.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
 		next.ServeHTTP(rw, r)
 	})
 }
