@@ -556,3 +556,43 @@ func value[T any](t *testing.T, ctx context.Context, step string, a chromedp.Act
 	}
 	return v
 }
+
+// TestBrowserSignInNeverLeavesTheSite is issue 17's open redirect, in the
+// browser that would follow it: a link to sign in with a next page that
+// Chromium reads as another origin ("/\t/host" becomes "//host" once the
+// TAB is dropped) must end on intake, not on the other host.
+func TestBrowserSignInNeverLeavesTheSite(t *testing.T) {
+	s := startSite(t)
+	var mu sync.Mutex
+	var landed []string
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		landed = append(landed, r.URL.String())
+		mu.Unlock()
+		io.WriteString(w, `<!doctype html><title>elsewhere</title><p id="elsewhere">another site</p>`)
+	}))
+	t.Cleanup(elsewhere.Close)
+	other := strings.TrimPrefix(elsewhere.URL, "http://")
+	ctx := chrome(t)
+	for _, next := range []string{
+		"/\t/" + other + "/phish",
+		"/\t\\" + other + "/phish",
+		"\t//" + other + "/phish",
+		"/\n/" + other + "/phish",
+		"/\\" + other + "/phish",
+	} {
+		s.user("rita", "reporter")
+		run(t, ctx, fmt.Sprintf("sign in with next=%q", next),
+			chromedp.Navigate(s.url+"/auth/login?next="+url.QueryEscape(next)),
+			chromedp.WaitReady("body"),
+		)
+		if at := value(t, ctx, "location", chromedp.Location()); at != s.url+"/" {
+			t.Errorf("signed in with next=%q, the browser is at %s, not at %s/", next, at, s.url)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(landed) > 0 {
+		t.Errorf("the sign-in sent the browser to another site: %q", landed)
+	}
+}
