@@ -516,6 +516,7 @@ func TestOperatorCommands(t *testing.T) {
 			"DATABASE_URL": h.db, "NATS_URL": h.nats.URL(), "S3_ENDPOINT": h.s3.Endpoint, "S3_TLS": "false",
 			"S3_ACCESS_KEY": h.s3.AccessKey, "S3_SECRET_KEY": h.s3.SecretKey, "S3_BUCKET": h.s3.Bucket, "S3_REGION": h.s3.Region,
 			"MASTER_KEYS": masterKeys, "MASTER_KEY_ID": current, "TAKEDOWN_DEV_TOKEN": token,
+			"RETRACTION_URL": "https://retraction.example", // the service's whole configuration, as in production
 		} {
 			t.Setenv(k, v)
 		}
