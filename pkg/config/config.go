@@ -18,6 +18,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
@@ -180,6 +181,27 @@ func (l *Loader) URL(name, def string, schemes ...string) string {
 	}
 	l.Fail(name, "scheme %q is not one of %s", u.Scheme, strings.Join(schemes, ", "))
 	return def
+}
+
+// Prefixes returns the variable as a comma-separated list of IP addresses
+// and CIDR ranges ("10.0.0.0/8, 192.0.2.1"), or nil when unset.
+func (l *Loader) Prefixes(name string) []netip.Prefix {
+	v, ok := l.raw(name)
+	if !ok {
+		return nil
+	}
+	var out []netip.Prefix
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		if p, err := netip.ParsePrefix(f); err == nil {
+			out = append(out, p.Masked())
+		} else if a, err := netip.ParseAddr(f); err == nil {
+			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+		} else {
+			l.Fail(name, "%q is not an IP address or CIDR range", f)
+		}
+	}
+	return out
 }
 
 // DevAllowHTTP is the development switch that lets RemoteURL take plain

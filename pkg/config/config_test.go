@@ -139,3 +139,21 @@ func TestRemoteURLRefusesPlainHTTPOutsideDevelopment(t *testing.T) {
 		})
 	}
 }
+
+func TestPrefixes(t *testing.T) {
+	l := New(env(map[string]string{"P": "10.0.0.0/8, 192.0.2.1,2001:db8::/32, ::ffff:198.51.100.2", "BAD": "10.0.0.0/8, proxy.example"}))
+	got := fmt.Sprint(l.Prefixes("P"))
+	if want := "[10.0.0.0/8 192.0.2.1/32 2001:db8::/32 198.51.100.2/32]"; got != want {
+		t.Errorf("Prefixes = %s, want %s", got, want)
+	}
+	if l.Prefixes("UNSET") != nil {
+		t.Error("unset is not nil")
+	}
+	if err := l.Err(); err != nil {
+		t.Fatal(err)
+	}
+	l.Prefixes("BAD")
+	if err := l.Err(); err == nil || !strings.Contains(err.Error(), `BAD: "proxy.example"`) {
+		t.Errorf("a host name was taken: %v", err)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/exec"
@@ -50,7 +51,7 @@ type site struct {
 
 type retractCall struct{ Path, Auth, Reason string }
 
-func startSite(t *testing.T) *site {
+func startSite(t *testing.T, opts ...func(*app.Config)) *site {
 	t.Helper()
 	m, err := mockoidc.Run()
 	if err != nil {
@@ -84,6 +85,9 @@ func startSite(t *testing.T) *site {
 			RedirectURL: "http://" + addr + "/auth/callback", RolesClaim: "groups", Scopes: []string{"profile", "email", "groups"}}
 		c.Session = auth.SessionConfig{IdleTimeout: time.Hour, Lifetime: time.Hour}
 		c.RetractionURL = s.retraction.URL
+		for _, o := range opts {
+			o(c)
+		}
 	})
 	return s
 }
@@ -594,5 +598,55 @@ func TestBrowserSignInNeverLeavesTheSite(t *testing.T) {
 	defer mu.Unlock()
 	if len(landed) > 0 {
 		t.Errorf("the sign-in sent the browser to another site: %q", landed)
+	}
+}
+
+// forwardedFor adds the header a reverse proxy sets to every request.
+type forwardedFor string
+
+func (f forwardedFor) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("X-Forwarded-For", string(f))
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// TestAuditNamesTheClientBehindTheTrustedProxy: behind the TLS proxy every
+// connection comes from the proxy; the staff action must name the address
+// the proxy reports, and only when the proxy is a trusted one.
+func TestAuditNamesTheClientBehindTheTrustedProxy(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		trusted []netip.Prefix
+		want    func(string) bool
+	}{
+		{"trusted proxy", []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, func(a string) bool { return a == "203.0.113.7:0" }},
+		{"no trusted proxy", nil, func(a string) bool { return strings.HasPrefix(a, "127.0.0.1:") }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startSite(t, func(c *app.Config) {
+				c.Service.TrustedProxies, c.Service.ClientIPHeader = tc.trusted, "X-Forwarded-For"
+			})
+			jar, _ := cookiejar.New(nil)
+			c := &http.Client{Jar: jar, Transport: forwardedFor("203.0.113.7")}
+			s.user("rita", "reporter")
+			resp, err := c.Get(s.url + "/auth/login?next=/reports")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			var got []string
+			testenv.Eventually(t, 10*time.Second, "the sign-in recorded", func() bool {
+				got = nil
+				for _, env := range s.events(events.StaffAction) {
+					if a := env.GetStaffAction(); a != nil && a.Action == "sign_in" {
+						got = append(got, a.RemoteAddr)
+					}
+				}
+				return len(got) > 0
+			})
+			if len(got) != 1 || !tc.want(got[0]) {
+				t.Errorf("sign-in recorded from %q", got)
+			}
+		})
 	}
 }
