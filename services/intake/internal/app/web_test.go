@@ -650,3 +650,23 @@ func TestAuditNamesTheClientBehindTheTrustedProxy(t *testing.T) {
 		})
 	}
 }
+
+// TestStaticServesFilesNotItsDirectory: the page assets are public; what
+// else the directory holds is nobody's business.
+func TestStaticServesFilesNotItsDirectory(t *testing.T) {
+	h := start(t, testenv.S3(t))
+	for path, want := range map[string]int{"/static/": 404, "/static": 404, "/static/app.js": 200, "/static/app.css": 200, "/static/nope.js": 404} {
+		resp, err := http.Get(h.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s: %d, want %d", path, resp.StatusCode, want)
+		}
+		if want == 404 && strings.Contains(string(b), "app.css") {
+			t.Errorf("GET %s lists the directory: %s", path, b)
+		}
+	}
+}

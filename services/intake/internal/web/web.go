@@ -110,6 +110,22 @@ func securityHeaders(next http.Handler) http.Handler {
 	})
 }
 
+// filesOnly serves the files of an FS and not its directories, so that
+// http.FileServer answers 404 for /static/ instead of listing what is there.
+type filesOnly struct{ fs.FS }
+
+func (f filesOnly) Open(name string) (fs.File, error) {
+	file, err := f.FS.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	if st, err := file.Stat(); err != nil || st.IsDir() {
+		file.Close()
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	}
+	return file, nil
+}
+
 // apiSession authenticates API calls with the browser session when they
 // carry no Authorization header (a request with one is its token's alone).
 // A state-changing call must carry the session's token in X-CSRF-Token.
@@ -184,7 +200,7 @@ func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 // Routes mounts the site on r (inside Handler).
 func (w *Web) Routes(r chi.Router) {
 	static, _ := fs.Sub(staticFiles, "static")
-	r.Handle("/static/*", http.StripPrefix("/static/", http.FileServerFS(static)))
+	r.Handle("/static/*", http.StripPrefix("/static/", http.FileServerFS(filesOnly{static})))
 
 	r.Get("/auth/signin", w.signinPage)
 	r.Get("/auth/login", w.login)
