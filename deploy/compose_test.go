@@ -22,6 +22,7 @@ var composeEnv = []string{
 	"NCMEC_URL=http://ncmecsim:8090/ispws", "NCMEC_USERNAME=isp",
 	"NCMEC_REPORTER_FIRST_NAME=A", "NCMEC_REPORTER_LAST_NAME=B", "NCMEC_REPORTER_EMAIL=a@example.com",
 	"SALESFORCE_URL=http://sfsim:8091", "SALESFORCE_CLIENT_ID=cw",
+	"RETRACTION_URL=http://retraction:8081", "DEV_ALLOW_HTTP=true",
 }
 
 func loadCompose(t *testing.T, env []string, profiles ...string) *types.Project {
@@ -81,6 +82,16 @@ func TestComposeResolves(t *testing.T) {
 	// Without the profile the simulators are not part of the stack.
 	if _, ok := loadCompose(t, composeEnv).Services["ncmecsim"]; ok {
 		t.Error("ncmecsim runs without --profile sim")
+	}
+	// Plain http only where .env says so (deploy/secrets.sh -sim).
+	noSwitch := slices.DeleteFunc(slices.Clone(composeEnv), func(e string) bool { return strings.HasPrefix(e, "DEV_ALLOW_HTTP=") })
+	for name, sp := range map[string]*types.Project{"sim": p, "no switch": loadCompose(t, noSwitch)} {
+		want := map[string]string{"sim": "true", "no switch": "false"}[name]
+		for _, s := range services {
+			if v := sp.Services[s].Environment["DEV_ALLOW_HTTP"]; v == nil || *v != want {
+				t.Errorf("%s, %s: DEV_ALLOW_HTTP %v, want %s", name, s, v, want)
+			}
+		}
 	}
 	// Each service signs in to NATS as itself.
 	for _, s := range services {

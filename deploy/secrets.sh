@@ -35,9 +35,13 @@ if [[ ! -e .env ]]; then
     if [[ "${1:-}" == -sim ]]; then
       echo "NCMEC_URL=http://ncmecsim:8090/ispws"
       echo "SALESFORCE_URL=http://sfsim:8091"
+      echo "RETRACTION_URL=http://retraction:8081"
+      # The simulators speak plain http: never in production.
+      echo "DEV_ALLOW_HTTP=true"
     else
       echo "NCMEC_URL=https://report.cybertip.org/ispws"
       echo "SALESFORCE_URL=https://YOUR-ORG.my.salesforce.com"
+      echo "RETRACTION_URL=https://retraction.CHANGE-ME.example"
     fi
     echo "NCMEC_USERNAME=CHANGE-ME"
     echo "NCMEC_REPORTER_FIRST_NAME=CHANGE-ME"

@@ -101,6 +101,7 @@ func startStack(t *testing.T) *stack {
 		"RETRY_MIN_DELAY=200ms", "RETRY_MAX_DELAY=1s", "FILING_POLL_INTERVAL=200ms",
 		"SALESFORCE_URL=" + sfSrv.URL, "SALESFORCE_CLIENT_ID=cw", "SALESFORCE_CLIENT_SECRET=cw-secret",
 		"CASE_SYNC_POLL_INTERVAL=200ms",
+		"DEV_ALLOW_HTTP=true", // the simulators are httptest servers without TLS
 	}
 	// One after the other: each migrates its schema at start.
 	for _, s := range services {

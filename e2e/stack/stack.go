@@ -137,6 +137,9 @@ func Start(tb testing.TB, opts Options) *Stack {
 		"NCMEC_TEST_URL=" + s.NCMECURL, "NCMEC_TEST_USERNAME=" + ncmecsim.TestUsername, "NCMEC_TEST_PASSWORD=" + ncmecsim.TestPassword,
 		"NCMEC_REPORTER_FIRST_NAME=Trust", "NCMEC_REPORTER_LAST_NAME=Safety", "NCMEC_REPORTER_EMAIL=trust-safety@example.com",
 		"SALESFORCE_URL=" + s.SF.URL(), "SALESFORCE_CLIENT_ID=e2e", "SALESFORCE_CLIENT_SECRET=e2e-secret",
+		// The simulators, the test identity provider and the services
+		// listen on loopback without TLS.
+		"DEV_ALLOW_HTTP=true",
 		// Short retry delays, so that a test waits seconds, not minutes, for
 		// a report to get past a transient fault.
 		"RETRY_MIN_DELAY=100ms", "RETRY_MAX_DELAY=2s", "FILING_POLL_INTERVAL=200ms",

@@ -14,7 +14,7 @@ import (
 // service's sign-in callback; services that only verify API bearer tokens
 // pass "".
 func LoadOIDC(l *config.Loader, redirectURL string) *OIDCConfig {
-	issuer := l.URL("OIDC_ISSUER", "", "http", "https")
+	issuer := l.RemoteURL("OIDC_ISSUER", "")
 	if issuer == "" {
 		return nil
 	}

@@ -18,6 +18,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
@@ -40,6 +41,8 @@ const (
 type Loader struct {
 	lookup LookupFunc
 	errs   []error
+	// allowHTTP caches DEV_ALLOW_HTTP once read (nil: not read yet).
+	allowHTTP *bool
 }
 
 // New returns a Loader over lookup.
@@ -178,6 +181,59 @@ func (l *Loader) URL(name, def string, schemes ...string) string {
 	}
 	l.Fail(name, "scheme %q is not one of %s", u.Scheme, strings.Join(schemes, ", "))
 	return def
+}
+
+// Prefixes returns the variable as a comma-separated list of IP addresses
+// and CIDR ranges ("10.0.0.0/8, 192.0.2.1"), or nil when unset.
+func (l *Loader) Prefixes(name string) []netip.Prefix {
+	v, ok := l.raw(name)
+	if !ok {
+		return nil
+	}
+	var out []netip.Prefix
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		if p, err := netip.ParsePrefix(f); err == nil {
+			out = append(out, p.Masked())
+		} else if a, err := netip.ParseAddr(f); err == nil {
+			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+		} else {
+			l.Fail(name, "%q is not an IP address or CIDR range", f)
+		}
+	}
+	return out
+}
+
+// DevAllowHTTP is the development switch that lets RemoteURL take plain
+// http URLs: the local stack and the tests, whose simulators and identity
+// provider listen on loopback without TLS. Never in production.
+const DevAllowHTTP = "DEV_ALLOW_HTTP"
+
+// RemoteURL returns the variable, or def when unset, as the URL of a remote
+// service that passwords, client secrets or staff's bearer tokens are sent
+// to (an identity provider, NCMEC, Salesforce, the retraction service). It
+// must be https: over http anyone on the path could read and replay them.
+// http is taken only when DEV_ALLOW_HTTP is true; a default of http is
+// refused like a value, so a service never falls back to it quietly.
+func (l *Loader) RemoteURL(name, def string) string {
+	v := l.URL(name, def, "https", "http")
+	if v == "" || !strings.HasPrefix(strings.ToLower(v), "http://") || l.devAllowHTTP() {
+		return v
+	}
+	what := "it"
+	if _, set := l.raw(name); !set {
+		what = "the default " + v
+	}
+	l.Fail(name, "%s is plain http; credentials and tokens sent there must travel over https (%s=true allows http for the local stack and tests only)", what, DevAllowHTTP)
+	return v
+}
+
+func (l *Loader) devAllowHTTP() bool {
+	if l.allowHTTP == nil {
+		b := l.Bool(DevAllowHTTP, false)
+		l.allowHTTP = &b
+	}
+	return *l.allowHTTP
 }
 
 // Secret reads NAME, or the contents of the file named by NAME_FILE. Setting

@@ -100,3 +100,60 @@ func TestParseBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestRemoteURLRefusesPlainHTTPOutsideDevelopment: credentials and staff
+// tokens travel to these URLs; http (a value or a default) needs the
+// explicit development switch.
+func TestRemoteURLRefusesPlainHTTPOutsideDevelopment(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		vars    map[string]string
+		def     string
+		want    string
+		refused bool
+	}{
+		{"https value", map[string]string{"X_URL": "https://idp.example"}, "", "https://idp.example", false},
+		{"https default", nil, "https://report.cybertip.org/ispws", "https://report.cybertip.org/ispws", false},
+		{"unset without default", nil, "", "", false},
+		{"http value", map[string]string{"X_URL": "http://idp.example"}, "", "", true},
+		{"HTTP value", map[string]string{"X_URL": "HTTP://idp.example"}, "", "", true},
+		{"http default", nil, "http://127.0.0.1:8081", "", true},
+		{"http with the switch", map[string]string{"X_URL": "http://127.0.0.1:9", DevAllowHTTP: "true"}, "", "http://127.0.0.1:9", false},
+		{"http default with the switch", map[string]string{DevAllowHTTP: "true"}, "http://127.0.0.1:8081", "http://127.0.0.1:8081", false},
+		{"http with the switch off", map[string]string{"X_URL": "http://127.0.0.1:9", DevAllowHTTP: "false"}, "", "", true},
+		{"ftp", map[string]string{"X_URL": "ftp://x.example", DevAllowHTTP: "true"}, "", "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := New(env(tc.vars))
+			got := l.RemoteURL("X_URL", tc.def)
+			err := l.Err()
+			if tc.refused {
+				if err == nil || !strings.Contains(err.Error(), "X_URL:") {
+					t.Errorf("RemoteURL = %q, %v; want it refused", got, err)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Errorf("RemoteURL = %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestPrefixes(t *testing.T) {
+	l := New(env(map[string]string{"P": "10.0.0.0/8, 192.0.2.1,2001:db8::/32, ::ffff:198.51.100.2", "BAD": "10.0.0.0/8, proxy.example"}))
+	got := fmt.Sprint(l.Prefixes("P"))
+	if want := "[10.0.0.0/8 192.0.2.1/32 2001:db8::/32 198.51.100.2/32]"; got != want {
+		t.Errorf("Prefixes = %s, want %s", got, want)
+	}
+	if l.Prefixes("UNSET") != nil {
+		t.Error("unset is not nil")
+	}
+	if err := l.Err(); err != nil {
+		t.Fatal(err)
+	}
+	l.Prefixes("BAD")
+	if err := l.Err(); err == nil || !strings.Contains(err.Error(), `BAD: "proxy.example"`) {
+		t.Errorf("a host name was taken: %v", err)
+	}
+}

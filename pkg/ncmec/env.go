@@ -33,13 +33,13 @@ func LoadEnvironments(l *config.Loader) Environments {
 	e := Environments{
 		Production: Environment{
 			Name:     "production",
-			URL:      l.URL("NCMEC_URL", ProductionURL, "https", "http"),
+			URL:      l.RemoteURL("NCMEC_URL", ProductionURL),
 			Username: l.MustString("NCMEC_USERNAME"),
 			Password: l.Secret("NCMEC_PASSWORD", config.Required),
 		},
 		Test: Environment{
 			Name:     "test",
-			URL:      l.URL("NCMEC_TEST_URL", TestURL, "https", "http"),
+			URL:      l.RemoteURL("NCMEC_TEST_URL", TestURL),
 			Username: l.String("NCMEC_TEST_USERNAME", ""),
 			Password: l.Secret("NCMEC_TEST_PASSWORD", config.Optional),
 		},

@@ -15,6 +15,8 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"takedown/pkg/logging"
 )
 
 // Serve serves h on ln until ctx ends, then stops taking requests and waits
@@ -50,7 +52,9 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, grace time.Dura
 type Check func(ctx context.Context) error
 
 // MountOps adds /healthz (the process is up), /readyz (every check passes)
-// and /metrics to r.
+// and /metrics to r. /readyz names each failing check but keeps its error
+// in the log: the error text of a dependency may carry addresses, user
+// names or a database's own words, and /readyz answers anyone.
 func MountOps(r chi.Router, reg *prometheus.Registry, checks map[string]Check) {
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -61,7 +65,8 @@ func MountOps(r chi.Router, reg *prometheus.Registry, checks map[string]Check) {
 		status, out := http.StatusOK, map[string]string{}
 		for name, check := range checks {
 			if err := check(ctx); err != nil {
-				status, out[name] = http.StatusServiceUnavailable, err.Error()
+				logging.FromContext(r.Context()).Warn("not ready", "check", name, "err", err)
+				status, out[name] = http.StatusServiceUnavailable, "unavailable"
 			} else {
 				out[name] = "ok"
 			}
@@ -69,6 +74,34 @@ func MountOps(r chi.Router, reg *prometheus.Registry, checks map[string]Check) {
 		WriteJSON(w, status, out)
 	})
 	r.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+}
+
+// APIPolicy is the Content-Security-Policy of every answer that is not a
+// page: nothing may load, run or frame. Intake's pages set their own.
+const APIPolicy = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
+// SecurityHeaders sets the headers every answer of every service carries,
+// chi's own 404 and 405 included (it is the router's outermost
+// middleware): a policy that loads and frames nothing, no content
+// sniffing, no referrer to other sites, nothing kept in caches (answers
+// name reports and staff), and with hsts Strict-Transport-Security, for a
+// service that staff reach over https only.
+func SecurityHeaders(hsts bool) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h := w.Header()
+			h.Set("Content-Security-Policy", APIPolicy)
+			h.Set("X-Content-Type-Options", "nosniff")
+			h.Set("Referrer-Policy", "same-origin")
+			h.Set("Cache-Control", "no-store")
+			if hsts {
+				// A year, for this host only: other hosts of the
+				// organisation's domain are not ours to pin.
+				h.Set("Strict-Transport-Security", "max-age=31536000")
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
 }
 
 // WriteJSON writes v as JSON with status.

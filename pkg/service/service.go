@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"os"
 	"os/signal"
 	"sync"
@@ -44,6 +45,14 @@ type Config struct {
 	NATSPassword    config.Secret
 	StreamReplicas  int
 	ShutdownTimeout time.Duration
+	// HSTS sends Strict-Transport-Security: the service is reached over
+	// https only (intake, when PUBLIC_URL is https).
+	HSTS bool
+	// TrustedProxies are the reverse proxies whose ClientIPHeader names
+	// the client (server.ClientAddr); none: the connection's address is
+	// the client's.
+	TrustedProxies []netip.Prefix
+	ClientIPHeader string
 }
 
 // LoadConfig reads the shared variables; defaultAddr is the service's port.
@@ -56,6 +65,8 @@ func LoadConfig(l *config.Loader, defaultAddr string) Config {
 		NATSPassword:    l.Secret("NATS_PASSWORD", config.Optional),
 		StreamReplicas:  l.Int("STREAM_REPLICAS", 1, 1, 5),
 		ShutdownTimeout: l.Duration("SHUTDOWN_TIMEOUT", 30*time.Second),
+		TrustedProxies:  l.Prefixes("TRUSTED_PROXIES"),
+		ClientIPHeader:  l.String("CLIENT_IP_HEADER", "X-Forwarded-For"),
 	}
 }
 
@@ -134,7 +145,7 @@ func (b *Base) Ready(name string, c server.Check) { b.checks[name] = c }
 // Router returns a router with the operational endpoints mounted.
 func (b *Base) Router() chi.Router {
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, middleware.Recoverer, func(next http.Handler) http.Handler {
+	r.Use(server.SecurityHeaders(b.cfg.HSTS), server.ClientAddr(b.cfg.ClientIPHeader, b.cfg.TrustedProxies), middleware.RequestID, middleware.Recoverer, func(next http.Handler) http.Handler {
 		// Handlers log through the request's context.
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			next.ServeHTTP(w, r.WithContext(logging.WithLogger(r.Context(), b.Log)))

@@ -166,6 +166,8 @@ func run(ctx context.Context, root string, natsPort, s3Port, pgPort int) error {
 		"NCMEC_TEST_URL=http://127.0.0.1:8090/ispws", "NCMEC_TEST_USERNAME=" + ncmecUser, "NCMEC_TEST_PASSWORD=" + ncmecPass,
 		"NCMEC_REPORTER_FIRST_NAME=Trust", "NCMEC_REPORTER_LAST_NAME=Safety", "NCMEC_REPORTER_EMAIL=trust-safety@example.com",
 		"SALESFORCE_URL=http://127.0.0.1:8091", "SALESFORCE_CLIENT_ID=" + sfClient, "SALESFORCE_CLIENT_SECRET=" + sfSecret,
+		// The simulators and the services listen on loopback without TLS.
+		"DEV_ALLOW_HTTP=true",
 	}
 	for _, s := range services {
 		env := append(common, "LISTEN_ADDR=127.0.0.1"+s.addr, "NATS_USER="+s.name, "NATS_PASSWORD="+natsPasswords[s.name])

@@ -72,7 +72,7 @@ type Config struct {
 func LoadConfig(l *config.Loader) Config {
 	c := Config{
 		Service:       service.LoadConfig(l, ":8084"),
-		SalesforceURL: l.URL("SALESFORCE_URL", "", "https", "http"),
+		SalesforceURL: l.RemoteURL("SALESFORCE_URL", ""),
 		ClientID:      l.MustString("SALESFORCE_CLIENT_ID"),
 		ClientSecret:  l.Secret("SALESFORCE_CLIENT_SECRET", config.Optional),
 		JWTKeyFile:    l.String("SALESFORCE_JWT_KEY_FILE", ""),

@@ -20,6 +20,9 @@ func TestConfigNamesEachProblem(t *testing.T) {
 		{"JWT without user", map[string]string{"SALESFORCE_JWT_KEY_FILE": "/k.pem"}, []string{"SALESFORCE_USERNAME"}},
 		{"missing URL and bad backoff", map[string]string{"SALESFORCE_URL": "", "SALESFORCE_CLIENT_SECRET": "s", "CASE_RETRY_BACKOFF": "1m", "CASE_RETRY_MAX_BACKOFF": "1s"},
 			[]string{"SALESFORCE_URL: required", "CASE_RETRY_MAX_BACKOFF"}},
+		// The client secret travels to this URL.
+		{"plain http", map[string]string{"SALESFORCE_URL": "http://example.my.salesforce.com", "SALESFORCE_CLIENT_SECRET": "s"},
+			[]string{"SALESFORCE_URL: it is plain http", "DEV_ALLOW_HTTP"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

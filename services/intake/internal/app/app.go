@@ -96,9 +96,10 @@ func LoadConfig(l *config.Loader) Config {
 			IdleTimeout: l.Duration("SESSION_IDLE_TIMEOUT", time.Hour),
 			Lifetime:    l.Duration("SESSION_LIFETIME", 12*time.Hour),
 		},
-		RetractionURL: l.URL("RETRACTION_URL", "http://127.0.0.1:8081", "http", "https"),
+		RetractionURL: l.RemoteURL("RETRACTION_URL", "http://127.0.0.1:8081"),
 	}
 	c.Session.Secure = strings.HasPrefix(c.PublicURL, "https://")
+	c.Service.HSTS = c.Session.Secure
 	c.OIDC = auth.LoadOIDC(l, c.PublicURL+"/auth/callback")
 	if c.DevToken == "" && c.OIDC == nil && !c.DevSignIn {
 		l.Fail("OIDC_ISSUER", "no sign-in is configured: set OIDC_ISSUER (staff sign-in), or for the local stack TAKEDOWN_DEV_TOKEN / DEV_SIGN_IN")

@@ -426,6 +426,12 @@ func TestBadInputIsRefusedAndLeavesNothing(t *testing.T) {
 		{"unknown field", func() (string, []byte) {
 			return body(t, `{"incident_time": "2026-01-01T00:00:00Z", "colour": 1}`, small)
 		}, token, 400, "invalid_json", "report"},
+		{"member given twice", func() (string, []byte) {
+			return body(t, `{"incident_time": "2026-01-01T00:00:00Z", "platform": "A", "platform": "B"}`, small)
+		}, token, 400, "invalid_json", "report"},
+		{"member given twice but for case", func() (string, []byte) {
+			return body(t, `{"incident_time": "2026-01-01T00:00:00Z", "platform": "A", "Platform": "B"}`, small)
+		}, token, 400, "invalid_json", "report"},
 		{"unknown incident type", func() (string, []byte) {
 			return body(t, `{"incident_type": "Spam", "incident_time": "2026-01-01T00:00:00Z"}`, small)
 		}, token, 400, "invalid", "incident_type"},

@@ -289,6 +289,43 @@ func (h *harness) requestDestruction(reportID, agency, reference string) string 
 	return req["id"].(string)
 }
 
+// TestDestructionRequestRefusals: the request's date and the agency are
+// part of the permanent record; a date in the future, or a body that names
+// two agencies, is refused and records nothing.
+func TestDestructionRequestRefusals(t *testing.T) {
+	t.Parallel()
+	h := startLocked(t)
+	id := h.submitOne(random(7000))
+	path := "/api/v1/reports/" + id + "/destruction-requests"
+	today := time.Now().UTC()
+	for _, tc := range []struct {
+		name        string
+		body        any
+		status      int
+		code, field string
+	}{
+		{"in two days", map[string]string{"agency": "A", "reference": "R", "requested_on": today.AddDate(0, 0, 2).Format(time.DateOnly)}, 400, "invalid", "requested_on"},
+		{"next year", map[string]string{"agency": "A", "reference": "R", "requested_on": today.AddDate(1, 0, 0).Format(time.DateOnly)}, 400, "invalid", "requested_on"},
+		{"agency twice", json.RawMessage(`{"agency": "A", "agency": "B", "reference": "R", "requested_on": "2026-03-01"}`), 400, "invalid_json", ""},
+		{"agency twice but for case", json.RawMessage(`{"agency": "A", "Agency": "B", "reference": "R", "requested_on": "2026-03-01"}`), 400, "invalid_json", ""},
+	} {
+		code, out := h.do(http.MethodPost, path, tc.body)
+		e, _ := out["error"].(map[string]any)
+		if code != tc.status || e["code"] != tc.code || tc.field != "" && e["field"] != tc.field {
+			t.Errorf("%s: %d %v, want %d %s %s", tc.name, code, out, tc.status, tc.code, tc.field)
+		}
+	}
+	if n := h.count("destruction_requests"); n != 0 {
+		t.Fatalf("%d requests recorded from refused bodies", n)
+	}
+	// Today by the calendar of the earliest time zone is not in the future.
+	for _, day := range []time.Time{today, today.Add(14 * time.Hour)} {
+		if code, out := h.do(http.MethodPost, path, map[string]string{"agency": "A", "reference": "R", "requested_on": day.Format(time.DateOnly)}); code != http.StatusCreated {
+			t.Errorf("requested on %s: %d %v", day.Format(time.DateOnly), code, out)
+		}
+	}
+}
+
 func TestDestructionNeedsTwoPeople(t *testing.T) {
 	t.Parallel()
 	h := startLocked(t)
@@ -516,6 +553,7 @@ func TestOperatorCommands(t *testing.T) {
 			"DATABASE_URL": h.db, "NATS_URL": h.nats.URL(), "S3_ENDPOINT": h.s3.Endpoint, "S3_TLS": "false",
 			"S3_ACCESS_KEY": h.s3.AccessKey, "S3_SECRET_KEY": h.s3.SecretKey, "S3_BUCKET": h.s3.Bucket, "S3_REGION": h.s3.Region,
 			"MASTER_KEYS": masterKeys, "MASTER_KEY_ID": current, "TAKEDOWN_DEV_TOKEN": token,
+			"RETRACTION_URL": "https://retraction.example", // the service's whole configuration, as in production
 		} {
 			t.Setenv(k, v)
 		}

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/exec"
@@ -53,7 +54,7 @@ type site struct {
 
 type retractCall struct{ Path, Auth, Reason string }
 
-func startSite(t *testing.T) *site {
+func startSite(t *testing.T, opts ...func(*app.Config)) *site {
 	t.Helper()
 	m, err := mockoidc.Run()
 	if err != nil {
@@ -87,6 +88,9 @@ func startSite(t *testing.T) *site {
 			RedirectURL: "http://" + addr + "/auth/callback", RolesClaim: "groups", Scopes: []string{"profile", "email", "groups"}}
 		c.Session = auth.SessionConfig{IdleTimeout: time.Hour, Lifetime: time.Hour}
 		c.RetractionURL = s.retraction.URL
+		for _, o := range opts {
+			o(c)
+		}
 	})
 	return s
 }
@@ -752,6 +756,116 @@ func TestSessionEndsWithTheIDToken(t *testing.T) {
 		}
 		if live != 0 {
 			t.Errorf("%d sessions still live after the ID token expired", live)
+		}
+	}
+}
+
+// TestBrowserSignInNeverLeavesTheSite is issue 17's open redirect, in the
+// browser that would follow it: a link to sign in with a next page that
+// Chromium reads as another origin ("/\t/host" becomes "//host" once the
+// TAB is dropped) must end on intake, not on the other host.
+func TestBrowserSignInNeverLeavesTheSite(t *testing.T) {
+	s := startSite(t)
+	var mu sync.Mutex
+	var landed []string
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		landed = append(landed, r.URL.String())
+		mu.Unlock()
+		io.WriteString(w, `<!doctype html><title>elsewhere</title><p id="elsewhere">another site</p>`)
+	}))
+	t.Cleanup(elsewhere.Close)
+	other := strings.TrimPrefix(elsewhere.URL, "http://")
+	ctx := chrome(t)
+	for _, next := range []string{
+		"/\t/" + other + "/phish",
+		"/\t\\" + other + "/phish",
+		"\t//" + other + "/phish",
+		"/\n/" + other + "/phish",
+		"/\\" + other + "/phish",
+	} {
+		s.user("rita", "reporter")
+		run(t, ctx, fmt.Sprintf("sign in with next=%q", next),
+			chromedp.Navigate(s.url+"/auth/login?next="+url.QueryEscape(next)),
+			chromedp.WaitReady("body"),
+		)
+		if at := value(t, ctx, "location", chromedp.Location()); at != s.url+"/" {
+			t.Errorf("signed in with next=%q, the browser is at %s, not at %s/", next, at, s.url)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(landed) > 0 {
+		t.Errorf("the sign-in sent the browser to another site: %q", landed)
+	}
+}
+
+// forwardedFor adds the header a reverse proxy sets to every request.
+type forwardedFor string
+
+func (f forwardedFor) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("X-Forwarded-For", string(f))
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// TestAuditNamesTheClientBehindTheTrustedProxy: behind the TLS proxy every
+// connection comes from the proxy; the staff action must name the address
+// the proxy reports, and only when the proxy is a trusted one.
+func TestAuditNamesTheClientBehindTheTrustedProxy(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		trusted []netip.Prefix
+		want    func(string) bool
+	}{
+		{"trusted proxy", []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, func(a string) bool { return a == "203.0.113.7:0" }},
+		{"no trusted proxy", nil, func(a string) bool { return strings.HasPrefix(a, "127.0.0.1:") }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startSite(t, func(c *app.Config) {
+				c.Service.TrustedProxies, c.Service.ClientIPHeader = tc.trusted, "X-Forwarded-For"
+			})
+			jar, _ := cookiejar.New(nil)
+			c := &http.Client{Jar: jar, Transport: forwardedFor("203.0.113.7")}
+			s.user("rita", "reporter")
+			resp, err := c.Get(s.url + "/auth/login?next=/reports")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			var got []string
+			testenv.Eventually(t, 10*time.Second, "the sign-in recorded", func() bool {
+				got = nil
+				for _, env := range s.events(events.StaffAction) {
+					if a := env.GetStaffAction(); a != nil && a.Action == "sign_in" {
+						got = append(got, a.RemoteAddr)
+					}
+				}
+				return len(got) > 0
+			})
+			if len(got) != 1 || !tc.want(got[0]) {
+				t.Errorf("sign-in recorded from %q", got)
+			}
+		})
+	}
+}
+
+// TestStaticServesFilesNotItsDirectory: the page assets are public; what
+// else the directory holds is nobody's business.
+func TestStaticServesFilesNotItsDirectory(t *testing.T) {
+	h := start(t, testenv.S3(t))
+	for path, want := range map[string]int{"/static/": 404, "/static": 404, "/static/app.js": 200, "/static/app.css": 200, "/static/nope.js": 404} {
+		resp, err := http.Get(h.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s: %d, want %d", path, resp.StatusCode, want)
+		}
+		if want == 404 && strings.Contains(string(b), "app.css") {
+			t.Errorf("GET %s lists the directory: %s", path, b)
 		}
 	}
 }

@@ -135,7 +135,7 @@ func (a *API) refile(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(bytes.TrimSpace(raw)) > 0 {
 		var fields map[string]json.RawMessage
-		if err := json.Unmarshal(raw, &fields); err != nil {
+		if err := server.DecodeJSON(raw, &fields); err != nil {
 			server.WriteError(w, badRequest("invalid", "", "the corrections are not a report JSON object: %v", err))
 			return
 		}
@@ -279,7 +279,8 @@ func (a *API) close(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Reason string `json:"reason"`
 	}
-	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&body); err != nil {
+	raw, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	if err != nil || server.DecodeJSON(raw, &body) != nil {
 		server.WriteError(w, badRequest("invalid", "reason", `send {"reason": "..."}`))
 		return
 	}

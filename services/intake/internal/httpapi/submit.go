@@ -2,9 +2,7 @@ package httpapi
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -300,14 +298,9 @@ func readReportPart(mr *multipart.Reader) (*report.Input, error) {
 	if len(raw) > maxReportJSON {
 		return nil, server.Errorf(http.StatusRequestEntityTooLarge, "report_too_large", "report", "the report JSON is larger than %d bytes", maxReportJSON)
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
 	var in report.Input
-	if err := dec.Decode(&in); err != nil {
+	if err := server.DecodeJSON(raw, &in); err != nil {
 		return nil, badRequest("invalid_json", "report", "the report JSON is malformed: %v", err)
-	}
-	if dec.More() {
-		return nil, badRequest("invalid_json", "report", "the report part holds more than one JSON value")
 	}
 	return &in, nil
 }

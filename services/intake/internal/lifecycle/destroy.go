@@ -51,6 +51,8 @@ func (m *Manager) RequestDestruction(ctx context.Context, s auth.Staff, reportID
 		return nil, server.Errorf(http.StatusBadRequest, "invalid", "reference", "give the agency's reference")
 	case err != nil:
 		return nil, server.Errorf(http.StatusBadRequest, "invalid", "requested_on", "requested_on must be a date, YYYY-MM-DD")
+	case day.After(latestToday(m.Now())):
+		return nil, server.Errorf(http.StatusBadRequest, "invalid", "requested_on", "requested_on %s is in the future: give the date of the agency's request", requestedOn)
 	}
 	d := &DestructionRequest{ID: events.NewID(), ReportID: reportID, Agency: agency, Reference: reference,
 		RequestedOn: requestedOn, RequestedBy: s.Subject, RecordedAt: m.Now()}
@@ -73,6 +75,14 @@ func (m *Manager) RequestDestruction(ctx context.Context, s auth.Staff, reportID
 		return nil, err
 	}
 	return d, nil
+}
+
+// latestToday is the latest date it is anywhere on Earth at now (UTC+14):
+// an agency's request dated by its own calendar is never after it, and
+// one dated later is a typo or a forgery in the permanent record.
+func latestToday(now time.Time) time.Time {
+	y, m, d := now.UTC().Add(14 * time.Hour).Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 }
 
 // ApproveDestruction approves a recorded request as a second evidence-admin

@@ -1,8 +1,8 @@
 package lifecycle
 
 import (
-	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
@@ -26,9 +26,11 @@ func (m *Manager) Routes(r chi.Router, guard func(roles ...string) func(http.Han
 }
 
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+	if err == nil {
+		err = server.DecodeJSON(raw, v)
+	}
+	if err != nil {
 		server.WriteError(w, server.Errorf(http.StatusBadRequest, "invalid_json", "", "the body is not the expected JSON: %v", err))
 		return false
 	}

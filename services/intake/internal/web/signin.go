@@ -2,8 +2,10 @@ package web
 
 import (
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
+	"unicode"
 
 	"takedown/pkg/auth"
 	"takedown/pkg/logging"
@@ -11,9 +13,19 @@ import (
 )
 
 // localPath returns next when it is a path on this site, else "/": the
-// sign-in must not become a redirect to anywhere.
+// sign-in must not become a redirect to anywhere. Browsers read a URL more
+// loosely than Go does: they drop TAB, CR and LF anywhere and leading
+// controls and spaces, and read a backslash as "/", so "/\t/evil.example"
+// is the other origin "//evil.example" to them. Only a path that parses as
+// a relative URL without scheme or host, and holds no control or space
+// character at all, is kept.
 func localPath(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsRune(next, '\\') ||
+		strings.ContainsFunc(next, func(r rune) bool { return unicode.IsControl(r) || unicode.IsSpace(r) }) {
+		return "/"
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" {
 		return "/"
 	}
 	return next

@@ -105,18 +105,31 @@ func (w *Web) Handler(next http.Handler) http.Handler {
 	return cop.Handler(w.sessions.Middleware(securityHeaders(next)))
 }
 
+// securityHeaders replaces the services' policy (server.SecurityHeaders,
+// which sets the other headers) with the pages' own: no inline script, no
+// framing, nothing from elsewhere, since the machines this runs on may have
+// no internet, and a page about abuse material must not be embeddable.
 func securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		h := rw.Header()
-		// No inline script, no framing, nothing from elsewhere: the
-		// machines this runs on may have no internet, and a page about
-		// abuse material must not be embeddable.
-		h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "same-origin")
-		h.Set("Cache-Control", "no-store")
+		rw.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
 		next.ServeHTTP(rw, r)
 	})
+}
+
+// filesOnly serves the files of an FS and not its directories, so that
+// http.FileServer answers 404 for /static/ instead of listing what is there.
+type filesOnly struct{ fs.FS }
+
+func (f filesOnly) Open(name string) (fs.File, error) {
+	file, err := f.FS.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	if st, err := file.Stat(); err != nil || st.IsDir() {
+		file.Close()
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	}
+	return file, nil
 }
 
 // apiSession authenticates API calls with the browser session when they
@@ -193,7 +206,7 @@ func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 // Routes mounts the site on r (inside Handler).
 func (w *Web) Routes(r chi.Router) {
 	static, _ := fs.Sub(staticFiles, "static")
-	r.Handle("/static/*", http.StripPrefix("/static/", http.FileServerFS(static)))
+	r.Handle("/static/*", http.StripPrefix("/static/", http.FileServerFS(filesOnly{static})))
 
 	r.Get("/auth/signin", w.signinPage)
 	r.Get("/auth/login", w.login)

@@ -205,6 +205,12 @@ func (h *harness) retract(id, tok, reason string) (int, map[string]any) {
 func (h *harness) post(id, tok string, payload map[string]any) (int, map[string]any) {
 	h.t.Helper()
 	body, _ := json.Marshal(payload)
+	return h.postRaw(id, tok, body)
+}
+
+// postRaw sends body, as it is, to the report's retraction endpoint.
+func (h *harness) postRaw(id, tok string, body []byte) (int, map[string]any) {
+	h.t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, h.url+"/api/v1/reports/"+id+"/retraction", bytes.NewReader(body))
 	if tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
@@ -561,6 +567,14 @@ func TestEndpointRefusals(t *testing.T) {
 		status, out := h.retract(id, c.tok, c.reason)
 		if status != c.status || out["error"].(map[string]any)["code"] != c.code {
 			t.Errorf("%s: got %d %v, want %d %s", c.name, status, out, c.status, c.code)
+		}
+	}
+	// A member given twice reads differently to different readers (the
+	// audit log could keep one reason, the service act on the other).
+	for _, body := range []string{`{"reason": "", "reason": "why"}`, `{"reason": "", "Reason": "why"}`} {
+		status, out := h.postRaw(id, token, []byte(body))
+		if status != http.StatusBadRequest || out["error"].(map[string]any)["code"] != "invalid_json" {
+			t.Errorf("%s: got %d %v, want 400 invalid_json", body, status, out)
 		}
 	}
 	if status, _ := h.retract(events.NewID(), token, "why"); status != http.StatusNotFound {

@@ -1,7 +1,6 @@
 package retract
 
 import (
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -59,9 +58,11 @@ func (r *Retractor) request(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	var body retractionRequest
-	dec := json.NewDecoder(io.LimitReader(req.Body, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil {
+	raw, err := io.ReadAll(io.LimitReader(req.Body, 64<<10))
+	if err == nil {
+		err = server.DecodeJSON(raw, &body)
+	}
+	if err != nil {
 		server.WriteError(w, server.Errorf(http.StatusBadRequest, "invalid_json", "reason",
 			`send {"reason": "why the report is retracted"}, and for an NCMEC report this system lost track of also "ncmec_report_id" (a number) and "environment" ("production" or "test")`))
 		return
