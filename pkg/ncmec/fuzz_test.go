@@ -1,6 +1,7 @@
 package ncmec_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -58,23 +59,35 @@ func FuzzAnswer(f *testing.F) {
 			}
 		}
 
+		// Every answer document has a responseCode (the XSD requires it);
+		// one without it says nothing, least of all success.
+		saysCode := bytes.Contains(raw, []byte("responseCode"))
+		succeeded := func(ep string) {
+			t.Helper()
+			if !saysCode {
+				t.Errorf("%s succeeded on an answer without a responseCode: %q", ep, raw)
+			}
+		}
+
 		if r, err := c.Submit(ctx, minimalReport()); err != nil {
 			check(ncmec.EndpointSubmit, err)
-		} else if r.ReportID <= 0 {
+		} else if succeeded(ncmec.EndpointSubmit); r.ReportID <= 0 {
 			t.Errorf("submit succeeded without a report id: %+v", r)
 		}
 		if r, err := c.Upload(ctx, 1, "x", 1, strings.NewReader("x")); err != nil {
 			check(ncmec.EndpointUpload, err)
-		} else if r.FileID == "" {
+		} else if succeeded(ncmec.EndpointUpload); r.FileID == "" {
 			t.Errorf("upload succeeded without a file id: %+v", r)
 		}
 		if r, err := c.Finish(ctx, 1); err != nil {
 			check(ncmec.EndpointFinish, err)
-		} else if r.ReportID <= 0 {
+		} else if succeeded(ncmec.EndpointFinish); r.ReportID <= 0 {
 			t.Errorf("finish succeeded without a report id: %+v", r)
 		}
 		if _, err := c.Retract(ctx, 1); err != nil {
 			check(ncmec.EndpointRetract, err)
+		} else {
+			succeeded(ncmec.EndpointRetract)
 		}
 	})
 }
