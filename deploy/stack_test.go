@@ -106,7 +106,7 @@ func startStack(t *testing.T) *stack {
 	logins := testenv.ServiceLogins(t, db, services...)
 	// One after the other: each migrates its schema at start.
 	for _, s := range services {
-		st.addr[s] = st.run(filepath.Join(bin, s), s, append(append([]string{}, common...), logins[s].Env...))
+		st.addr[s] = st.run(filepath.Join(bin, s), s, append(append([]string{}, common...), logins[s].Env()...))
 	}
 	return st
 }

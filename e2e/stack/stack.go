@@ -172,7 +172,7 @@ func Start(tb testing.TB, opts Options) *Stack {
 		for _, name := range s.instances[service] {
 			env := append(append([]string{}, common...), "LISTEN_ADDR="+s.addrs[name],
 				"NATS_USER="+service, "NATS_PASSWORD="+s.natsPasswords[service])
-			env = append(env, s.Logins[service].Env...)
+			env = append(env, s.Logins[service].Env()...)
 			if service == "intake" {
 				// Where its pages send a browser: itself (the OIDC callback)
 				// and the retraction service.

@@ -18,9 +18,18 @@ const AuditLogger = "audit-logger"
 // ServiceLogin is what one service connects to PostgreSQL as.
 type ServiceLogin struct {
 	Role string
-	// Env is the service's DATABASE_URL (and, for the audit logger, its
-	// AUDIT_DB_ROLE), to add to its environment.
-	Env []string
+	URL  string // the service's DATABASE_URL
+	// AuditRole is the audit logger's AUDIT_DB_ROLE; empty for the others.
+	AuditRole string
+}
+
+// Env is the login as the service's environment variables.
+func (l ServiceLogin) Env() []string {
+	env := []string{"DATABASE_URL=" + l.URL}
+	if l.AuditRole != "" {
+		env = append(env, "AUDIT_DB_ROLE="+l.AuditRole)
+	}
+	return env
 }
 
 // ServiceLogins gives each service a PostgreSQL login of its own in the
@@ -66,7 +75,7 @@ func ServiceLogins(ctx context.Context, adminURL string, services ...string) (ma
 		}
 		su := *u
 		su.User = url.UserPassword(role, password)
-		login := ServiceLogin{Role: role, Env: []string{"DATABASE_URL=" + su.String()}}
+		login := ServiceLogin{Role: role, URL: su.String()}
 		if s == AuditLogger {
 			writer := ServiceRole(db, "audit-writer")
 			if err := ensureRole(ctx, c, writer, "NOLOGIN"); err != nil {
@@ -75,7 +84,7 @@ func ServiceLogins(ctx context.Context, adminURL string, services ...string) (ma
 			if _, err := c.Exec(ctx, `GRANT `+pgx.Identifier{writer}.Sanitize()+` TO `+pgx.Identifier{role}.Sanitize()); err != nil {
 				return nil, fmt.Errorf("service logins: grant %s: %w", writer, err)
 			}
-			login.Env = append(login.Env, "AUDIT_DB_ROLE="+writer)
+			login.AuditRole = writer
 		}
 		out[s] = login
 	}
@@ -102,10 +111,10 @@ func DropServiceLogins(ctx context.Context, adminURL string, logins map[string]S
 	}
 	defer c.Close(context.WithoutCancel(ctx))
 	var roles []string
-	for s, l := range logins {
+	for _, l := range logins {
 		roles = append(roles, pgx.Identifier{l.Role}.Sanitize())
-		if s == AuditLogger {
-			roles = append(roles, pgx.Identifier{ServiceRole(cfg.Database, "audit-writer")}.Sanitize())
+		if l.AuditRole != "" {
+			roles = append(roles, pgx.Identifier{l.AuditRole}.Sanitize())
 		}
 	}
 	if len(roles) == 0 {

@@ -3,7 +3,6 @@ package localstack_test
 import (
 	"context"
 	"errors"
-	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -23,15 +22,7 @@ func TestServiceLoginsOwnTheirSchemaOnly(t *testing.T) {
 	admin := testenv.Postgres(t)
 	logins := testenv.ServiceLogins(t, admin, "intake", "ncmec-reporter", localstack.AuditLogger)
 
-	urlOf := func(service string) string {
-		for _, kv := range logins[service].Env {
-			if v, ok := strings.CutPrefix(kv, "DATABASE_URL="); ok {
-				return v
-			}
-		}
-		t.Fatalf("%s: no DATABASE_URL in %q", service, logins[service].Env)
-		return ""
-	}
+	urlOf := func(service string) string { return logins[service].URL }
 	intake, err := database.Open(ctx, urlOf("intake"), "intake")
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +60,7 @@ func TestServiceLoginsOwnTheirSchemaOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer audit.Close(context.Background())
-	writer, _ := strings.CutPrefix(logins[localstack.AuditLogger].Env[1], "AUDIT_DB_ROLE=")
+	writer := logins[localstack.AuditLogger].AuditRole
 	if _, err := audit.Exec(ctx, `SET ROLE `+pgx.Identifier{writer}.Sanitize()); err != nil {
 		t.Errorf("audit-logger may not work as %s: %v", writer, err)
 	}

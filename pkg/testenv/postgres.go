@@ -119,7 +119,7 @@ func randomHex(n int) string {
 // ServiceLogins gives each service its own PostgreSQL login in the
 // database of dbURL (localstack.ServiceLogins: it owns its schema and
 // reads no other), as production does, and removes the logins when the
-// test ends. Add each login's Env to its service's environment.
+// test ends. A login's Env() goes into its service's environment.
 func ServiceLogins(tb testing.TB, dbURL string, services ...string) map[string]localstack.ServiceLogin {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

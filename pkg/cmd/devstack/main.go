@@ -181,7 +181,7 @@ func run(ctx context.Context, root string, natsPort, s3Port, pgPort int) error {
 	}
 	for _, s := range services {
 		env := append(common, "LISTEN_ADDR=127.0.0.1"+s.addr, "NATS_USER="+s.name, "NATS_PASSWORD="+natsPasswords[s.name])
-		env = append(env, logins[s.name].Env...)
+		env = append(env, logins[s.name].Env()...)
 		if s.name == "intake" {
 			// The development sign-in: the browser form has no identity
 			// provider on one machine.

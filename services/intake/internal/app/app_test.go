@@ -77,7 +77,7 @@ func startLogging(t testing.TB, s3 testenv.S3Env, log *slog.Logger, opts ...func
 	h := &harness{t: t, db: testenv.Postgres(t), nats: testenv.StartNATS(t), s3: s3, keys: kr,
 		limit: httpapi.Limits{MaxFileSize: 30 << 20, MaxFiles: 5, MaxTotalSize: 64 << 20}}
 	h.cfg = app.Config{
-		Service: service.Config{ListenAddr: "127.0.0.1:0", DatabaseURL: config.Secret(h.db), NATSURL: h.nats.URL(),
+		Service: service.Config{ListenAddr: "127.0.0.1:0", DatabaseURL: config.Secret(testenv.ServiceLogins(t, h.db, app.Name)[app.Name].URL), NATSURL: h.nats.URL(),
 			StreamReplicas: 1, ShutdownTimeout: 5 * time.Second},
 		S3: evidence.Config{Endpoint: s3.Endpoint, AccessKey: s3.AccessKey, SecretKey: s3.SecretKey,
 			Bucket: s3.Bucket, Region: s3.Region},
