@@ -52,8 +52,10 @@ func ServiceLogins(ctx context.Context, adminURL string, services ...string) (ma
 		return nil, fmt.Errorf("service logins: %w", err)
 	}
 	defer c.Close(context.WithoutCancel(ctx))
-	// Roles belong to the whole cluster: tests making theirs at once would
-	// otherwise race on the catalogue.
+	// Roles belong to the whole cluster, so their names carry the
+	// database's: tests on databases of their own never share one. Two
+	// starts on one database would race on the same roles: the lock (one
+	// per database) lets one finish first.
 	if _, err := c.Exec(ctx, `SELECT pg_advisory_lock(hashtext('takedown.localstack.roles'))`); err != nil {
 		return nil, fmt.Errorf("service logins: %w", err)
 	}
