@@ -7,11 +7,16 @@ MODULES  := $(shell go list -m -f '{{.Dir}}')
 PKGS     := $(addsuffix /...,$(MODULES))
 SERVICES := intake ncmec-reporter case-writer audit-logger retraction
 VERSITYGW_VERSION := v1.8.0
+# How long make fuzz runs each fuzz target, and minimizes each input it
+# finds: Go's default, 60s, would spend a short run minimizing the first
+# new input of a target that answers over HTTP instead of exploring.
+FUZZTIME ?= 5s
+FUZZMINIMIZETIME ?= 1s
 
 # The tools module pins buf, protoc-gen-go and staticcheck.
 TOOL := cd tools && GOWORK=off go build -o $(BIN)
 
-.PHONY: help tools proto proto-check build run test chaos bench lint clean
+.PHONY: help tools proto proto-check build run test fuzz chaos bench lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -42,8 +47,20 @@ build: ## build every service and the simulators into ./bin
 run: tools build ## run the whole system locally (Ctrl-C stops it)
 	$(BIN)/devstack -root $(CURDIR)
 
-test: tools ## run every module's tests against real PostgreSQL, NATS and S3
+test: tools ## run every module's tests against real PostgreSQL, NATS and S3, then make fuzz
 	go test -count=1 -timeout 20m $(PKGS)
+	@$(MAKE) --no-print-directory fuzz
+
+# Every func FuzzX of a _test.go file runs, so a new target needs no list
+# kept here. An input that fails is written to the package's
+# testdata/fuzz/FuzzX/ and from then on runs in every go test: commit it
+# with the fix.
+fuzz: tools ## run every fuzz target for FUZZTIME (default 5s) each, seed corpora under testdata/fuzz
+	@grep -rH --include='*_test.go' '^func Fuzz' $(MODULES) | sed -E 's|^(.*)/[^/]*:func (Fuzz[A-Za-z0-9_]*).*|\1 \2|' | sort -u | \
+	while read -r dir target; do \
+		echo "fuzz $$target in $${dir#$(CURDIR)/} for $(FUZZTIME)"; \
+		go test -run "^$$target\$$" -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) -timeout 10m "$$dir" || exit 1; \
+	done
 
 chaos: tools ## the chaos suite, with one instance and with two replicas: a seeded load while processes die and remote APIs fail (TAKEDOWN_CHAOS_SEED repeats a run)
 	cd e2e && TAKEDOWN_CHAOS=1 go test -count=1 -timeout 30m -run '^TestChaos$$' -v .

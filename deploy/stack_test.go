@@ -90,7 +90,7 @@ func startStack(t *testing.T) *stack {
 	rand.Read(key)
 	st := &stack{t: t, addr: map[string]string{}, ncmec: ncmec, token: "deploy-test-token"}
 	common := []string{
-		"LISTEN_ADDR=127.0.0.1:0", "DATABASE_URL=" + db, "NATS_URL=" + nats.URL(), "SHUTDOWN_TIMEOUT=5s",
+		"LISTEN_ADDR=127.0.0.1:0", "NATS_URL=" + nats.URL(), "SHUTDOWN_TIMEOUT=5s",
 		"TAKEDOWN_DEV_TOKEN=" + st.token,
 		"S3_ENDPOINT=" + s3.Endpoint, "S3_ACCESS_KEY=" + s3.AccessKey, "S3_SECRET_KEY=" + s3.SecretKey,
 		"S3_TLS=false", "S3_BUCKET=" + s3.Bucket, "S3_REGION=" + s3.Region,
@@ -103,9 +103,11 @@ func startStack(t *testing.T) *stack {
 		"CASE_SYNC_POLL_INTERVAL=200ms",
 		"DEV_ALLOW_HTTP=true", // the simulators are httptest servers without TLS
 	}
+	// Each on a PostgreSQL login of its own, as in production.
+	logins := testenv.ServiceLogins(t, db, services...)
 	// One after the other: each migrates its schema at start.
 	for _, s := range services {
-		st.addr[s] = st.run(filepath.Join(bin, s), s, common)
+		st.addr[s] = st.run(filepath.Join(bin, s), s, append(append([]string{}, common...), logins[s].Env()...))
 	}
 	return st
 }

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -64,6 +66,31 @@ func TestPipeline(t *testing.T) {
 	for name, n := range s.Crashes() {
 		if n != 0 {
 			t.Errorf("%s exited on its own %d times", name, n)
+		}
+	}
+	checkOwnLogins(t, s)
+}
+
+// checkOwnLogins: every service worked on its own PostgreSQL login and owns
+// its schema, as in production, so that the pipeline above needed no
+// privilege a production role lacks.
+func checkOwnLogins(t *testing.T, s *stack.Stack) {
+	t.Helper()
+	schemas := map[string]string{"intake": "intake", "ncmec": "ncmec-reporter", "casewriter": "case-writer",
+		"audit": "audit-logger", "retraction": "retraction"}
+	owners, sessions := testenv.DatabaseUsers(t, s.DBURL, slices.Collect(maps.Keys(schemas))...)
+	logins := map[string]bool{}
+	for _, l := range s.Logins {
+		logins[l.Role] = true
+	}
+	for schema, service := range schemas {
+		if want := s.Logins[service].Role; want == "" || owners[schema] != want {
+			t.Errorf("schema %s owned by %q, want %s's own login %q", schema, owners[schema], service, want)
+		}
+	}
+	for _, user := range sessions {
+		if !logins[user] {
+			t.Errorf("a session works as %q, none of the services' logins", user)
 		}
 	}
 }

@@ -58,7 +58,9 @@ type Options struct {
 type Stack struct {
 	tb     testing.TB
 	Token  string // development token of every service's API
-	DBURL  string
+	DBURL  string // the database as its administrator
+	// Logins are the services' own PostgreSQL logins, by service.
+	Logins map[string]localstack.ServiceLogin
 	logDir string
 
 	NCMEC    *ncmecsim.Server
@@ -105,6 +107,9 @@ func Start(tb testing.TB, opts Options) *Stack {
 	})
 
 	s.DBURL = testenv.Postgres(tb)
+	// Each service on a PostgreSQL login of its own, as in production: a
+	// statement it lacks the privilege for fails here too.
+	s.Logins = testenv.ServiceLogins(tb, s.DBURL, Services...)
 	s.S3 = testenv.StartS3Server(tb)
 	bucket := s.S3.Bucket(tb)
 
@@ -128,7 +133,7 @@ func Start(tb testing.TB, opts Options) *Stack {
 	common := []string{
 		// Every node's URL: the client tries them in turn when one is away
 		// (nats.Connect takes a comma-separated list).
-		"DATABASE_URL=" + s.DBURL, "NATS_URL=" + strings.Join(s.NATSURLs(), ","), "TAKEDOWN_DEV_TOKEN=" + s.Token,
+		"NATS_URL=" + strings.Join(s.NATSURLs(), ","), "TAKEDOWN_DEV_TOKEN=" + s.Token,
 		"LOG_LEVEL=info", "SHUTDOWN_TIMEOUT=10s",
 		"S3_ENDPOINT=" + s.S3.Endpoint(), "S3_ACCESS_KEY=" + bucket.AccessKey, "S3_SECRET_KEY=" + bucket.SecretKey,
 		"S3_TLS=false", "S3_BUCKET=" + bucket.Bucket, "S3_REGION=" + testenv.S3Region,
@@ -172,6 +177,7 @@ func Start(tb testing.TB, opts Options) *Stack {
 			// restarted container keeps its host name.
 			env := append(append([]string{}, common...), "LISTEN_ADDR="+s.addrs[name],
 				"NATS_USER="+service, "NATS_PASSWORD="+s.natsPasswords[service], "INSTANCE_ID="+name)
+			env = append(env, s.Logins[service].Env()...)
 			if service == "intake" {
 				// Where its pages send a browser: itself (the OIDC callback)
 				// and the retraction service.

@@ -37,6 +37,10 @@ func TestHostileAnswers(t *testing.T) {
 		{"non-numeric reportId", 200, decl + `<reportResponse><responseCode>0</responseCode><responseDescription>Success</responseDescription><reportId>abc</reportId></reportResponse>`, submit, ncmec.ErrMalformedResponse},
 		{"finish answered with reportResponse", 200, decl + `<reportResponse><responseCode>0</responseCode><responseDescription>Success</responseDescription><reportId>1</reportId></reportResponse>`, finish, ncmec.ErrMalformedResponse},
 		{"HTML 502 from a gateway", 502, "<html>bad gateway</html>", submit, nil},
+		// Found by FuzzAnswer: without a responseCode, Code's zero value read as success.
+		{"finish answered without responseCode", 200, decl + `<reportDoneResponse><reportId>1</reportId><files/></reportDoneResponse>`, finish, ncmec.ErrMalformedResponse},
+		{"submit answered without responseCode", 200, decl + `<reportResponse><reportId>1</reportId></reportResponse>`, submit, ncmec.ErrMalformedResponse},
+		{"text before the root", 200, "000" + `<reportResponse><responseCode>0</responseCode><reportId>1</reportId></reportResponse>`, submit, ncmec.ErrMalformedResponse},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -82,27 +82,59 @@ func decodeAnswer(body []byte) (any, error) {
 				return nil, ErrDoctype
 			}
 			return nil, fmt.Errorf("%w: unexpected directive", ErrMalformedResponse)
+		case xml.CharData:
+			if len(bytes.TrimSpace(bytes.TrimPrefix(t, []byte("\ufeff")))) > 0 {
+				return nil, fmt.Errorf("%w: text before the root element", ErrMalformedResponse)
+			}
 		case xml.StartElement:
+			var r any
 			switch t.Name.Local {
 			case "reportResponse":
-				var r Response
-				if err := dec.DecodeElement(&r, &t); err != nil {
-					return nil, fmt.Errorf("%w: %v", ErrMalformedResponse, err)
-				}
-				r.Raw = body
-				return &r, nil
+				r = &Response{Raw: body}
 			case "reportDoneResponse":
-				var r DoneResponse
-				if err := dec.DecodeElement(&r, &t); err != nil {
-					return nil, fmt.Errorf("%w: %v", ErrMalformedResponse, err)
-				}
-				r.Raw = body
-				return &r, nil
+				r = &DoneResponse{Raw: body}
 			default:
 				return nil, fmt.Errorf("%w: root element <%s>", ErrMalformedResponse, t.Name.Local)
 			}
+			// The XSD requires a responseCode; without one, Code's zero
+			// value would read as success (found by FuzzAnswer: a /finish
+			// "succeeded" on a <reportDoneResponse> without it).
+			if !hasResponseCode(body) {
+				return nil, fmt.Errorf("%w: <%s> without responseCode", ErrMalformedResponse, t.Name.Local)
+			}
+			if err := dec.DecodeElement(r, &t); err != nil {
+				return nil, fmt.Errorf("%w: %v", ErrMalformedResponse, err)
+			}
+			return r, nil
 		}
-		// ProcInst, Comment, whitespace CharData before the root: skip.
+		// ProcInst, Comment, whitespace before the root: skip.
+	}
+}
+
+// hasResponseCode reports whether the root element of the answer document
+// body has a responseCode child.
+func hasResponseCode(body []byte) bool {
+	dec := xml.NewDecoder(bytes.NewReader(body))
+	dec.CharsetReader = charsetReader
+	dec.Entity = nil
+	depth := 0
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			depth++
+			if depth == 2 && t.Name.Local == "responseCode" {
+				return true
+			}
+		case xml.EndElement:
+			depth--
+			if depth == 0 {
+				return false
+			}
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package salesforce
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -264,7 +265,10 @@ func retryableError(e *Error) bool {
 // parseErrors decodes an error response body. Salesforce sends an array of
 // error objects, sometimes a single object (API.md §3.1), and a gateway may
 // send something that is not JSON at all; the result always holds at least
-// one *Error so callers can rely on errors.As.
+// one *Error so callers can rely on errors.As, and every *Error has a code:
+// an object without one (`[{}]`, found by FuzzErrorAnswer) gets the code the
+// status alone would give, so that nothing downstream classifies, counts or
+// logs an error by an empty code.
 func parseErrors(status int, body []byte) Errors {
 	type wire struct {
 		ErrorCode  string   `json:"errorCode"`
@@ -272,13 +276,14 @@ func parseErrors(status int, body []byte) Errors {
 		Message    string   `json:"message"`
 		Fields     []string `json:"fields"`
 	}
+	fallback := "HTTP_" + fmt.Sprint(status)
+	if status == http.StatusServiceUnavailable {
+		fallback = CodeServerUnavailable
+	}
 	conv := func(ws []wire) Errors {
 		out := make(Errors, 0, len(ws))
 		for _, w := range ws {
-			code := w.ErrorCode
-			if code == "" {
-				code = w.StatusCode
-			}
+			code := cmp.Or(w.ErrorCode, w.StatusCode, fallback)
 			out = append(out, &Error{HTTPStatus: status, Code: code, Message: w.Message, Fields: w.Fields})
 		}
 		return out
@@ -292,9 +297,5 @@ func parseErrors(status int, body []byte) Errors {
 	if len(trimmed) > 0 && trimmed[0] == '{' && json.Unmarshal(trimmed, &one) == nil && (one.ErrorCode != "" || one.StatusCode != "") {
 		return conv([]wire{one})
 	}
-	code := "HTTP_" + fmt.Sprint(status)
-	if status == http.StatusServiceUnavailable {
-		code = CodeServerUnavailable
-	}
-	return Errors{{HTTPStatus: status, Code: code, Message: http.StatusText(status)}}
+	return Errors{{HTTPStatus: status, Code: fallback, Message: http.StatusText(status)}}
 }

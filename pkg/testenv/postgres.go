@@ -115,3 +115,60 @@ func randomHex(n int) string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// ServiceLogins gives each service its own PostgreSQL login in the
+// database of dbURL (localstack.ServiceLogins: it owns its schema and
+// reads no other), as production does, and removes the logins when the
+// test ends. A login's Env() goes into its service's environment.
+func ServiceLogins(tb testing.TB, dbURL string, services ...string) map[string]localstack.ServiceLogin {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	logins, err := localstack.ServiceLogins(ctx, dbURL, services...)
+	if err != nil {
+		tb.Fatalf("testenv: %v", err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := localstack.DropServiceLogins(ctx, dbURL, logins); err != nil {
+			tb.Logf("testenv: %v", err)
+		}
+	})
+	return logins
+}
+
+// DatabaseUsers returns, for the database of dbURL, the owner of each of
+// schemas that exists and the users of the other sessions connected to it:
+// who the services work as.
+func DatabaseUsers(tb testing.TB, dbURL string, schemas ...string) (owners map[string]string, sessions []string) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		tb.Fatalf("testenv: %v", err)
+	}
+	defer c.Close(context.Background())
+	rows, err := c.Query(ctx, `SELECT nspname, pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = ANY($1)`, schemas)
+	if err != nil {
+		tb.Fatalf("testenv: schema owners: %v", err)
+	}
+	owners = map[string]string{}
+	for rows.Next() {
+		var schema, owner string
+		if err := rows.Scan(&schema, &owner); err != nil {
+			tb.Fatal(err)
+		}
+		owners[schema] = owner
+	}
+	if err := rows.Err(); err != nil {
+		tb.Fatalf("testenv: schema owners: %v", err)
+	}
+	err = c.QueryRow(ctx, `SELECT coalesce(array_agg(DISTINCT usename::text), '{}') FROM pg_stat_activity
+		WHERE datname = current_database() AND pid <> pg_backend_pid()`).Scan(&sessions)
+	if err != nil {
+		tb.Fatalf("testenv: sessions: %v", err)
+	}
+	return owners, sessions
+}

@@ -5,7 +5,8 @@
 // own with its output prefixed by its name. Ctrl-C stops all of it.
 //
 // NATS runs deploy/nats/nats.conf itself: each service signs in as its own
-// user, with the permissions it has in production.
+// user, with the permissions it has in production. In PostgreSQL too each
+// service has a login of its own that owns its schema and reads no other.
 //
 // Secrets of the local stack (the development token, the master key, the
 // S3 keys, the NATS passwords) are made once and kept under var/, so a restart keeps its data
@@ -91,6 +92,17 @@ func run(ctx context.Context, root string, natsPort, s3Port, pgPort int) error {
 		}
 		dbURL = pg.URL("takedown")
 	}
+	// Each service on a login of its own that owns its schema and reads no
+	// other (takedown_intake, ...), as in production, so that a privilege a
+	// service lacks fails here too. DATABASE_URL's user makes them.
+	var names []string
+	for _, s := range services {
+		names = append(names, s.name)
+	}
+	logins, err := localstack.ServiceLogins(ctx, dbURL, names...)
+	if err != nil {
+		return fmt.Errorf("postgresql: %w", err)
+	}
 
 	// NATS JetStream, in this process, with the shipped configuration
 	// (deploy/nats/nats.conf: every write synced, one user per service
@@ -158,7 +170,7 @@ func run(ctx context.Context, root string, natsPort, s3Port, pgPort int) error {
 	}
 
 	common := []string{
-		"DATABASE_URL=" + dbURL, "NATS_URL=" + natsURL, "TAKEDOWN_DEV_TOKEN=" + token,
+		"NATS_URL=" + natsURL, "TAKEDOWN_DEV_TOKEN=" + token,
 		"S3_ENDPOINT=" + s3Addr, "S3_ACCESS_KEY=" + s3Access, "S3_SECRET_KEY=" + s3Secret, "S3_TLS=false",
 		"S3_BUCKET=evidence", "S3_CREATE_BUCKET=true",
 		"MASTER_KEYS=dev1:" + masterKey, "MASTER_KEY_ID=dev1",
@@ -171,6 +183,7 @@ func run(ctx context.Context, root string, natsPort, s3Port, pgPort int) error {
 	}
 	for _, s := range services {
 		env := append(common, "LISTEN_ADDR=127.0.0.1"+s.addr, "NATS_USER="+s.name, "NATS_PASSWORD="+natsPasswords[s.name])
+		env = append(env, logins[s.name].Env()...)
 		if s.name == "intake" {
 			// The development sign-in: the browser form has no identity
 			// provider on one machine.

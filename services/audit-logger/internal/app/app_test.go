@@ -48,21 +48,26 @@ func reporterSignIn(r *http.Request) (auth.Staff, bool, error) {
 }
 
 type harness struct {
-	t   *testing.T
-	url string
-	db  string
-	js  jetstream.JetStream
+	t      *testing.T
+	url    string
+	db     string
+	writer string // the role the service works as (AUDIT_DB_ROLE)
+	js     jetstream.JetStream
 }
 
 // start runs the real audit-logger wiring against real PostgreSQL and NATS.
 func start(t *testing.T) *harness {
 	t.Helper()
 	h := &harness{t: t, db: testenv.Postgres(t)}
+	// On its own login, as in production: it owns its schema, and works
+	// as a writer role an administrator made and granted it.
+	login := testenv.ServiceLogins(t, h.db, app.Name)[app.Name]
+	h.writer = login.AuditRole
 	n := testenv.StartNATS(t)
 	cfg := app.Config{
-		Service: service.Config{ListenAddr: "127.0.0.1:0", DatabaseURL: config.Secret(h.db), NATSURL: n.URL(),
+		Service: service.Config{ListenAddr: "127.0.0.1:0", DatabaseURL: config.Secret(login.URL), NATSURL: n.URL(),
 			StreamReplicas: 1, ShutdownTimeout: 5 * time.Second},
-		DBRole:   auditlog.DefaultWriterRole,
+		DBRole:   login.AuditRole,
 		DevToken: token,
 		Authn:    []auth.Authenticator{reporterSignIn},
 	}
@@ -630,7 +635,7 @@ func TestAppendOnlyByTriggerAndByRole(t *testing.T) {
 	}
 
 	// The service's role lacks the privileges in the first place.
-	exec(t, c, `SET ROLE `+auditlog.DefaultWriterRole)
+	exec(t, c, `SET ROLE `+h.writer)
 	for _, sql := range []string{
 		`UPDATE entries SET actor_name = 'x' WHERE seq = 1`,
 		`DELETE FROM entries WHERE seq = 5`,

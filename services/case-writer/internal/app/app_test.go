@@ -59,7 +59,7 @@ func env(t testing.TB) *harness {
 	h := &harness{t: t, db: testenv.Postgres(t), nats: testenv.StartNATS(t),
 		sim: sfsim.Start(t, sfsim.Config{ClientID: "cid", ClientSecret: "secret"})}
 	h.cfg = app.Config{
-		Service: service.Config{ListenAddr: "127.0.0.1:0", DatabaseURL: config.Secret(h.db), NATSURL: h.nats.URL(),
+		Service: service.Config{ListenAddr: "127.0.0.1:0", DatabaseURL: config.Secret(testenv.ServiceLogins(t, h.db, app.Name)[app.Name].URL), NATSURL: h.nats.URL(),
 			StreamReplicas: 1, ShutdownTimeout: 5 * time.Second},
 		SalesforceURL: h.sim.URL(), ClientID: "cid", ClientSecret: "secret", APIVersion: "v64.0", AutoAssign: "FALSE",
 		HTTPTimeout: 5 * time.Second, MaxAttempts: 3, RetryBackoff: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond,

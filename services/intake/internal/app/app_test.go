@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime/multipart"
 	"net/http"
 	"net/textproto"
@@ -67,11 +68,17 @@ func masterKeys(t testing.TB) (string, *keyring.Keyring) {
 // start runs the real intake wiring against real PostgreSQL, NATS and S3.
 func start(t testing.TB, s3 testenv.S3Env, opts ...func(*app.Config)) *harness {
 	t.Helper()
+	return startLogging(t, s3, testenv.Logger(t), opts...)
+}
+
+// startLogging is start with the service's log going to log.
+func startLogging(t testing.TB, s3 testenv.S3Env, log *slog.Logger, opts ...func(*app.Config)) *harness {
+	t.Helper()
 	keysText, kr := masterKeys(t)
 	h := &harness{t: t, db: testenv.Postgres(t), nats: testenv.StartNATS(t), s3: s3, keys: kr,
 		limit: httpapi.Limits{MaxFileSize: 30 << 20, MaxFiles: 5, MaxTotalSize: 64 << 20}}
 	h.cfg = app.Config{
-		Service: service.Config{ListenAddr: "127.0.0.1:0", DatabaseURL: config.Secret(h.db), NATSURL: h.nats.URL(),
+		Service: service.Config{ListenAddr: "127.0.0.1:0", DatabaseURL: config.Secret(testenv.ServiceLogins(t, h.db, app.Name)[app.Name].URL), NATSURL: h.nats.URL(),
 			StreamReplicas: 1, ShutdownTimeout: 5 * time.Second},
 		S3: evidence.Config{Endpoint: s3.Endpoint, AccessKey: s3.AccessKey, SecretKey: s3.SecretKey,
 			Bucket: s3.Bucket, Region: s3.Region},
@@ -81,7 +88,7 @@ func start(t testing.TB, s3 testenv.S3Env, opts ...func(*app.Config)) *harness {
 	for _, o := range opts {
 		o(&h.cfg)
 	}
-	a, err := app.New(t.Context(), h.cfg, testenv.Logger(t))
+	a, err := app.New(t.Context(), h.cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}

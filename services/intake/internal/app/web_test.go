@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime/multipart"
 	"net"
 	"net/http"
@@ -56,6 +57,12 @@ type retractCall struct{ Path, Auth, Reason string }
 
 func startSite(t *testing.T, opts ...func(*app.Config)) *site {
 	t.Helper()
+	return startSiteLogging(t, testenv.Logger(t))
+}
+
+// startSiteLogging is startSite with the service's log going to log.
+func startSiteLogging(t testing.TB, log *slog.Logger) *site {
+	t.Helper()
 	m, err := mockoidc.Run()
 	if err != nil {
 		t.Fatal(err)
@@ -81,7 +88,7 @@ func startSite(t *testing.T, opts ...func(*app.Config)) *site {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	s.harness = start(t, testenv.S3(t), func(c *app.Config) {
+	s.harness = startLogging(t, testenv.S3(t), log, func(c *app.Config) {
 		c.Service.ListenAddr = addr
 		c.PublicURL = "http://" + addr
 		c.OIDC = &auth.OIDCConfig{Issuer: m.Issuer(), ClientID: m.ClientID, ClientSecret: config.Secret(m.ClientSecret),

@@ -99,7 +99,7 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	h.testSim, testURL = ncmecsim.StartTest(t, testOpts)
 
 	h.cfg = app.Config{
-		Service: service.Config{ListenAddr: "127.0.0.1:0", DatabaseURL: config.Secret(h.db), NATSURL: h.nats.URL(),
+		Service: service.Config{ListenAddr: "127.0.0.1:0", DatabaseURL: config.Secret(testenv.ServiceLogins(t, h.db, app.Name)[app.Name].URL), NATSURL: h.nats.URL(),
 			StreamReplicas: 1, ShutdownTimeout: 5 * time.Second},
 		S3: evidence.Config{Endpoint: h.s3.Endpoint, AccessKey: h.s3.AccessKey, SecretKey: h.s3.SecretKey,
 			Bucket: h.s3.Bucket, Region: h.s3.Region},

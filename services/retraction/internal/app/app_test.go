@@ -60,7 +60,7 @@ func start(t *testing.T, opts ...func(*app.Config)) *harness {
 	sim, simURL := ncmecsim.StartTest(t, ncmecsim.Options{})
 	n := testenv.StartNATS(t)
 	cfg := app.Config{
-		Service: service.Config{ListenAddr: "127.0.0.1:0", DatabaseURL: config.Secret(testenv.Postgres(t)), NATSURL: n.URL(),
+		Service: service.Config{ListenAddr: "127.0.0.1:0", DatabaseURL: config.Secret(testenv.ServiceLogins(t, testenv.Postgres(t), retract.Name)[retract.Name].URL), NATSURL: n.URL(),
 			StreamReplicas: 1, ShutdownTimeout: 5 * time.Second},
 		NCMEC: ncmec.Environments{
 			Production:  ncmec.Environment{Name: "production", URL: simURL, Username: ncmecsim.TestUsername, Password: ncmecsim.TestPassword},
