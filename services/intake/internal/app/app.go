@@ -78,6 +78,7 @@ func LoadConfig(l *config.Loader) Config {
 		Similar: httpapi.Similar{
 			MaxImageBytes: int(l.Bytes("PDQ_MAX_IMAGE_SIZE", 32<<20)),
 			MaxPixels:     l.Int("PDQ_MAX_PIXELS", 50_000_000, 1, 1_000_000_000),
+			DecodeMemory:  l.Bytes("PDQ_MEMORY", httpapi.DefaultDecodeMemory),
 			Distance:      l.Int("REPORTED_BEFORE_DISTANCE", 31, 1, 128),
 		},
 		SweepEvery: l.Duration("ORPHAN_SWEEP_INTERVAL", 5*time.Minute),

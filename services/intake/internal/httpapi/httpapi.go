@@ -60,6 +60,7 @@ type API struct {
 	keys     *keyring.Keyring
 	limits   Limits
 	similar  Similar
+	decoding *pdq.Budget // shared by the PDQ decodes of all submissions
 	log      *slog.Logger
 	now      func() time.Time
 
@@ -79,7 +80,10 @@ func (a *API) Limits() Limits { return a.limits }
 type Similar struct {
 	MaxImageBytes int // images up to this size are PDQ-hashed as they stream (default 32 MiB)
 	MaxPixels     int // larger images are refused by the decoder without allocating (default 50 megapixels)
-	Distance      int // PDQ hashes at most this many bits apart match (default 31)
+	// DecodeMemory is the memory all PDQ decodes at once may take (default
+	// 128 MiB); an image whose decode alone needs more gets no PDQ hash.
+	DecodeMemory int64
+	Distance     int // PDQ hashes at most this many bits apart match (default 31)
 }
 
 func (s Similar) withDefaults() Similar {
@@ -89,16 +93,25 @@ func (s Similar) withDefaults() Similar {
 	if s.MaxPixels == 0 {
 		s.MaxPixels = 50_000_000
 	}
+	if s.DecodeMemory == 0 {
+		s.DecodeMemory = DefaultDecodeMemory
+	}
 	if s.Distance == 0 {
 		s.Distance = pdq.MatchThreshold
 	}
 	return s
 }
 
+// DefaultDecodeMemory is Similar.DecodeMemory's default: a 48-megapixel
+// phone photo (JPEG, 4:2:0) fits, and so does any image of 12 megapixels.
+const DefaultDecodeMemory = 128 << 20
+
 // New returns the API.
 func New(st *store.Store, ev Evidence, keys *keyring.Keyring, limits Limits, similar Similar, m *metrics.Factory, log *slog.Logger) *API {
+	similar = similar.withDefaults()
 	return &API{
-		store: st, evidence: ev, keys: keys, limits: limits, similar: similar.withDefaults(), log: log, now: time.Now,
+		store: st, evidence: ev, keys: keys, limits: limits, similar: similar, log: log, now: time.Now,
+		decoding:    pdq.NewBudget(similar.DecodeMemory),
 		submissions: m.Counter("submissions_total", "Report submissions, by result (created or the error code).", "result"),
 		bytes:       m.Counter("evidence_bytes_total", "Evidence bytes received and stored.").WithLabelValues(),
 	}

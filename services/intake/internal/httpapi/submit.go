@@ -314,13 +314,11 @@ func (a *API) storeFile(ctx context.Context, reportID string, i int, part *multi
 	}
 	a.bytes.Add(float64(obj.Size))
 	f.ObjectVersion, f.Size, f.MD5, f.SHA1, f.SHA256 = obj.VersionID, obj.Size, obj.MD5, obj.SHA1, obj.SHA256
-	hash, quality, ok, err := img.hash(pdq.Options{MaxPixels: int64(a.similar.MaxPixels)})
+	hash, quality, skipped, err := img.hash(ctx, pdq.Options{MaxPixels: int64(a.similar.MaxPixels), Budget: a.decoding})
 	if err != nil {
 		return f, fmt.Errorf("pdq %s: %w", field, err)
 	}
-	if ok {
-		f.PDQ, f.PDQQuality = hash, quality
-	}
+	f.PDQ, f.PDQQuality, f.PDQSkipped = hash, quality, skipped
 	return f, nil
 }
 
