@@ -74,6 +74,11 @@ func LoadConfig(l *config.Loader) Config {
 			MaxFileSize:  l.Bytes("MAX_FILE_SIZE", 8<<30),
 			MaxFiles:     l.Int("MAX_FILES", 100, 1, 10000),
 			MaxTotalSize: l.Bytes("MAX_TOTAL_SIZE", 32<<30),
+
+			MinRate:          l.Bytes("UPLOAD_MIN_RATE", 16<<10),
+			RateWindow:       l.Duration("UPLOAD_RATE_WINDOW", 30*time.Second),
+			UploadMemory:     l.Bytes("UPLOAD_MEMORY", httpapi.DefaultUploadMemory),
+			UploadMemoryWait: l.Duration("UPLOAD_MEMORY_WAIT", 10*time.Second),
 		},
 		Similar: httpapi.Similar{
 			MaxImageBytes: int(l.Bytes("PDQ_MAX_IMAGE_SIZE", 32<<20)),
