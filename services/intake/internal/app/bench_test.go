@@ -182,16 +182,27 @@ func BenchmarkConcurrentUploads(b *testing.B) {
 		c.Limits = httpapi.Limits{MaxFileSize: 2 * size, MaxFiles: 1, MaxTotalSize: 2 * size}
 	})
 	block := newPattern(1 << 20).block
-	client := &http.Client{Transport: &http.Transport{ExpectContinueTimeout: 10 * time.Second, MaxIdleConnsPerHost: n}}
+	// Each client asks before sending its body (Expect: 100-continue) and
+	// waits for the answer longer than intake may keep it waiting for
+	// memory: a 503 then costs no body. A client that sends its body
+	// anyway can see the connection reset instead of the 503.
+	client := &http.Client{Transport: &http.Transport{ExpectContinueTimeout: time.Minute, MaxIdleConnsPerHost: n}}
 	var busy atomic.Int64
 	upload := func() {
 		for {
 			pr, pw := io.Pipe()
 			mw := multipart.NewWriter(pw)
 			go func() {
-				p, _ := mw.CreateFormField("report")
+				// After a 503 the pipe is closed unread: every step fails.
+				p, err := mw.CreateFormField("report")
+				if err != nil {
+					return
+				}
 				p.Write([]byte(goodReport))
-				f, _ := mw.CreateFormFile("file", "video.bin")
+				f, err := mw.CreateFormFile("file", "video.bin")
+				if err != nil {
+					return
+				}
 				if _, err := io.Copy(f, &pattern{block: block, n: size}); err != nil {
 					pw.CloseWithError(err)
 					return
