@@ -3,10 +3,13 @@ package deploy_test
 import (
 	"bufio"
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -93,10 +96,16 @@ func TestComposeResolves(t *testing.T) {
 			}
 		}
 	}
-	// Each service signs in to NATS as itself.
+	// Each service signs in to NATS as itself, and has a memory limit
+	// with GOMEMLIMIT under it (issue 17).
 	for _, s := range services {
 		if u := p.Services[s].Environment["NATS_USER"]; u == nil || *u != s {
 			t.Errorf("%s: NATS_USER %v", s, u)
+		}
+		limit := int64(p.Services[s].MemLimit)
+		soft, err := goMemLimit(p.Services[s].Environment["GOMEMLIMIT"])
+		if err != nil || limit <= 0 || soft >= limit*7/8 {
+			t.Errorf("%s: GOMEMLIMIT %d bytes (%v), mem_limit %d: want both, GOMEMLIMIT at most 7/8 of mem_limit", s, soft, err, limit)
 		}
 	}
 }
@@ -148,4 +157,19 @@ func TestDockerfile(t *testing.T) {
 	if user == "" || strings.HasPrefix(user, "0") || user == "root" {
 		t.Errorf("final USER %q: want a non-root user", user)
 	}
+}
+
+// goMemLimit parses GOMEMLIMIT as the Go runtime does, for the units used
+// here (MiB, GiB).
+func goMemLimit(v *string) (int64, error) {
+	if v == nil {
+		return 0, errors.New("unset")
+	}
+	for unit, mul := range map[string]int64{"MiB": 1 << 20, "GiB": 1 << 30} {
+		if n, ok := strings.CutSuffix(*v, unit); ok {
+			i, err := strconv.ParseInt(n, 10, 64)
+			return i * mul, err
+		}
+	}
+	return 0, fmt.Errorf("%q: want a number of MiB or GiB", *v)
 }

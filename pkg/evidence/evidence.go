@@ -307,7 +307,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, dataKey []byte
 		return Object{}, fmt.Errorf("evidence: put %s: encrypt: %w", key, err)
 	}
 	info, err := s.client.PutObject(ctx, s.bucket, key, enc, -1, opts)
-	ahead.Close()
+	ahead.recycle() // the upload is over: nothing reads the chunks any more
 	if limited.exceeded {
 		return Object{}, fmt.Errorf("evidence: put %s: %w: more than %d bytes", key, ErrTooLarge, s.maxSize)
 	}
@@ -341,6 +341,12 @@ const (
 	readAheadChunk = 1 << 20
 	readAheadDepth = 16
 )
+
+// PutMemory is the most memory one Put holds at once: the head of the
+// file, the read-ahead's chunks and minio-go's part buffer. A Put of a file
+// of n bytes holds at most min(n, PutMemory) of buffers beyond the head.
+// Callers that run Puts at once budget them with it.
+const PutMemory = smallFile + (readAheadDepth+2)*readAheadChunk + PartSize
 
 func hexSum(h hash.Hash) string { return hex.EncodeToString(h.Sum(nil)) }
 

@@ -2,6 +2,7 @@ package pdq
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"image"
@@ -11,6 +12,7 @@ import (
 	"io"
 
 	"golang.org/x/image/webp"
+	"golang.org/x/sync/semaphore"
 )
 
 // Defaults for Options.
@@ -22,6 +24,9 @@ const (
 	// size is read: the headers of real images (EXIF, ICC profiles) are far
 	// smaller.
 	DefaultMaxHeaderBytes = 8 << 20
+	// DefaultMaxBytes is the most memory one decode may take when no
+	// Budget is given.
+	DefaultMaxBytes = 256 << 20
 )
 
 // Options limit what FromReader will decode. The zero value uses the
@@ -35,7 +40,29 @@ type Options struct {
 	// MaxHeaderBytes bounds the bytes read, and kept, to learn the image
 	// size before decoding. 0 means DefaultMaxHeaderBytes.
 	MaxHeaderBytes int
+	// Budget, when set, bounds the memory of all the decodes that share
+	// it: each holds its cost (see TooLargeError.Bytes) from the budget
+	// while it decodes and hashes, waiting for room, and an image whose
+	// cost alone is over the budget is refused with a *TooLargeError
+	// before anything is allocated. Without a budget one decode may take
+	// DefaultMaxBytes. Pixels are not bytes: a 16-bit RGBA PNG takes eight
+	// times the memory of a greyscale one of the same size.
+	Budget *Budget
 }
+
+// Budget is memory in bytes shared by concurrent decodes (Options.Budget).
+type Budget struct {
+	size int64
+	sem  *semaphore.Weighted
+}
+
+// NewBudget returns a budget of size bytes.
+func NewBudget(size int64) *Budget {
+	return &Budget{size: size, sem: semaphore.NewWeighted(size)}
+}
+
+// Size is the budget's size in bytes.
+func (b *Budget) Size() int64 { return b.size }
 
 func (o Options) maxPixels() int64 {
 	if o.MaxPixels > 0 {
@@ -64,14 +91,22 @@ var (
 	ErrTooLarge = errors.New("image too large")
 )
 
-// TooLargeError reports an image refused by Options.MaxPixels.
+// TooLargeError reports an image refused by Options.MaxPixels, or, when
+// MaxBytes is set, by the memory its decode would take.
 type TooLargeError struct {
 	Format        string
 	Width, Height int
 	MaxPixels     int64
+	// Bytes is the memory the decode and hash would hold at their peak,
+	// MaxBytes the most one may take; both are 0 when the pixel limit
+	// refused the image.
+	Bytes, MaxBytes int64
 }
 
 func (e *TooLargeError) Error() string {
+	if e.MaxBytes > 0 {
+		return fmt.Sprintf("pdq: decoding the %s of %d×%d pixels takes %d bytes of memory, over the limit of %d", e.Format, e.Width, e.Height, e.Bytes, e.MaxBytes)
+	}
 	return fmt.Sprintf("pdq: %s of %d×%d pixels is over the limit of %d pixels", e.Format, e.Width, e.Height, e.MaxPixels)
 }
 
@@ -109,7 +144,13 @@ const sniffLen = 12
 // animated GIF is hashed. The input size is the caller's to bound (for
 // example with io.LimitReader).
 func FromReader(r io.Reader, opts Options) (Result, error) {
-	c, q, err := readCoefficients(r, opts)
+	return FromReaderContext(context.Background(), r, opts)
+}
+
+// FromReaderContext is FromReader that waits for room in opts.Budget only
+// until ctx ends, and then returns ctx's error.
+func FromReaderContext(ctx context.Context, r io.Reader, opts Options) (Result, error) {
+	c, q, err := readCoefficients(ctx, r, opts)
 	if err != nil {
 		return Result{}, err
 	}
@@ -119,15 +160,30 @@ func FromReader(r io.Reader, opts Options) (Result, error) {
 // DihedralFromReader is FromReader for all eight transforms (see
 // DihedralFromImage); it also returns the quality.
 func DihedralFromReader(r io.Reader, opts Options) (Dihedral, int, error) {
-	c, q, err := readCoefficients(r, opts)
+	c, q, err := readCoefficients(context.Background(), r, opts)
 	if err != nil {
 		return Dihedral{}, 0, err
 	}
 	return dihedral(&c), q, nil
 }
 
-func readCoefficients(r io.Reader, opts Options) (c [coefs][coefs]float64, q int, err error) {
-	img, orientation, err := decode(r, opts)
+func readCoefficients(ctx context.Context, r io.Reader, opts Options) (c [coefs][coefs]float64, q int, err error) {
+	var release func()
+	img, orientation, err := decode(r, opts, func(cost int64) error {
+		if opts.Budget == nil {
+			return nil
+		}
+		if err := opts.Budget.sem.Acquire(ctx, cost); err != nil {
+			return fmt.Errorf("pdq: wait for %d bytes of the decoding budget: %w", cost, err)
+		}
+		release = func() { opts.Budget.sem.Release(cost) }
+		return nil
+	})
+	if release != nil {
+		// The pixels and the hashing buffers are garbage once the
+		// coefficients are out; the budget is given back then.
+		defer release()
+	}
 	if err != nil {
 		return c, 0, err
 	}
@@ -138,8 +194,9 @@ func readCoefficients(r io.Reader, opts Options) (c [coefs][coefs]float64, q int
 // decode reads the image size first and refuses oversized images before the
 // decoder allocates their pixels. The bytes read for the size are kept and
 // replayed to the decoder, so any io.Reader works (no seeking) and a JPEG's
-// EXIF orientation is found in them without a second read.
-func decode(r io.Reader, opts Options) (img image.Image, orientation int, err error) {
+// EXIF orientation is found in them without a second read. reserve is
+// given the decode's memory cost before any pixel is allocated.
+func decode(r io.Reader, opts Options, reserve func(cost int64) error) (img image.Image, orientation int, err error) {
 	head := make([]byte, sniffLen, 4096)
 	n, err := io.ReadFull(r, head)
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
@@ -172,6 +229,17 @@ func decode(r io.Reader, opts Options) (img image.Image, orientation int, err er
 	maxPix := opts.maxPixels()
 	if cfg.Width < 0 || cfg.Height < 0 || (cfg.Height > 0 && int64(cfg.Width) > maxPix/int64(cfg.Height)) {
 		return nil, 0, &TooLargeError{Format: f.name, Width: cfg.Width, Height: cfg.Height, MaxPixels: maxPix}
+	}
+	maxBytes := int64(DefaultMaxBytes)
+	if opts.Budget != nil {
+		maxBytes = opts.Budget.size
+	}
+	cost := decodeCost(f.name, cfg, src.buf)
+	if cost > maxBytes {
+		return nil, 0, &TooLargeError{Format: f.name, Width: cfg.Width, Height: cfg.Height, MaxPixels: maxPix, Bytes: cost, MaxBytes: maxBytes}
+	}
+	if err := reserve(cost); err != nil {
+		return nil, 0, err
 	}
 
 	orientation = 1

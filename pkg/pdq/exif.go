@@ -10,40 +10,60 @@ import (
 // malformed. Only the markers before the first frame or scan are read,
 // which is where EXIF lives; every length is checked against b.
 func jpegOrientation(b []byte) int {
+	o := 1
+	jpegSegments(b, func(m byte, seg []byte) bool {
+		if m == 0xe1 && bytes.HasPrefix(seg, []byte("Exif\x00\x00")) {
+			// The first EXIF segment is the one viewers honour.
+			o = tiffOrientation(seg[6:])
+			return false
+		}
+		return !isFrame(m)
+	})
+	return o
+}
+
+// isFrame reports whether m is a start-of-frame marker (SOF0-SOF15; C4,
+// C8 and CC are other markers).
+func isFrame(m byte) bool { return m >= 0xc0 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc }
+
+// jpegSegments calls fn with each marker segment of a JPEG's header bytes,
+// up to and including the first frame header, while fn returns true. It
+// stops at the first scan, at the end of b and at malformed data; every
+// length is checked against b.
+func jpegSegments(b []byte, fn func(marker byte, seg []byte) bool) {
 	if len(b) < 2 || b[0] != 0xff || b[1] != 0xd8 {
-		return 1
+		return
 	}
 	i := 2
 	for {
 		if i >= len(b) || b[i] != 0xff {
-			return 1
+			return
 		}
 		for i < len(b) && b[i] == 0xff { // fill bytes
 			i++
 		}
 		if i >= len(b) {
-			return 1
+			return
 		}
 		m := b[i]
 		i++
 		switch {
 		case m == 0x01 || (m >= 0xd0 && m <= 0xd8):
 			continue // markers without a length
-		case m == 0xda || m == 0xd9 || (m >= 0xc0 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc):
-			return 1 // scan, end or frame: past the header
+		case m == 0xda || m == 0xd9:
+			return // scan or end: past the header
 		}
 		if i+2 > len(b) {
-			return 1
+			return
 		}
 		n := int(b[i])<<8 | int(b[i+1])
 		if n < 2 || i+n > len(b) {
-			return 1
+			return
 		}
 		seg := b[i+2 : i+n]
 		i += n
-		if m == 0xe1 && bytes.HasPrefix(seg, []byte("Exif\x00\x00")) {
-			// The first EXIF segment is the one viewers honour.
-			return tiffOrientation(seg[6:])
+		if !fn(m, seg) || isFrame(m) {
+			return
 		}
 	}
 }

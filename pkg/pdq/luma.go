@@ -112,9 +112,19 @@ func lumaRows(img image.Image) func(dst []float32, y int) {
 				dst[x] = lut[v]
 			}
 		}
+	case image.RGBA64Image:
+		// 16-bit PNGs, CMYK JPEGs and the like. RGBA64At returns a plain
+		// value: At would allocate a color.Color per pixel, garbage as
+		// large as the image again, outside the decoding budget.
+		return func(dst []float32, y int) {
+			for x := range dst {
+				c := m.RGBA64At(b.Min.X+x, b.Min.Y+y)
+				r, g, bl := nrgba(uint32(c.R), uint32(c.G), uint32(c.B), uint32(c.A))
+				dst[x] = rgbLuma(r, g, bl)
+			}
+		}
 	default:
-		// 16-bit PNGs, CMYK JPEGs and the like: rare enough that an
-		// interface call per pixel does not matter.
+		// No image the decoders return comes here.
 		return func(dst []float32, y int) {
 			for x := range dst {
 				n, _ := color.NRGBAModel.Convert(img.At(b.Min.X+x, b.Min.Y+y)).(color.NRGBA)
@@ -122,6 +132,20 @@ func lumaRows(img image.Image) func(dst []float32, y int) {
 			}
 		}
 	}
+}
+
+// nrgba is color.NRGBAModel's conversion of premultiplied 16-bit channels
+// to 8-bit colour without alpha, so that the fast path above gives what
+// the conversion through At gives.
+func nrgba(r, g, b, a uint32) (uint8, uint8, uint8) {
+	switch a {
+	case 0xffff:
+		return uint8(r >> 8), uint8(g >> 8), uint8(b >> 8)
+	case 0:
+		return 0, 0, 0
+	}
+	r, g, b = r*0xffff/a, g*0xffff/a, b*0xffff/a
+	return uint8(r >> 8), uint8(g >> 8), uint8(b >> 8)
 }
 
 func unpremul(c, a uint8) uint8 {

@@ -134,8 +134,14 @@ func TestLumaFastPathsAgree(t *testing.T) {
 	}
 	premul := image.NewRGBA(b)
 	draw.Draw(premul, b, translucent, image.Point{}, draw.Src)
+	deep := image.NewNRGBA64(b) // 16-bit PNGs
+	draw.Draw(deep, b, translucent, image.Point{}, draw.Src)
+	gray16 := image.NewGray16(b)
+	draw.Draw(gray16, b, src, image.Point{}, draw.Src)
+	cmyk := image.NewCMYK(b)
+	draw.Draw(cmyk, b, src, image.Point{}, draw.Src)
 
-	for _, m := range []image.Image{src, rgba, gray, pal, ycc, translucent, premul, ycc.SubImage(image.Rect(3, 5, 100, 70))} {
+	for _, m := range []image.Image{src, rgba, gray, pal, ycc, translucent, premul, ycc.SubImage(image.Rect(3, 5, 100, 70)), deep, gray16, cmyk} {
 		n := m.Bounds().Dx() * m.Bounds().Dy()
 		fast := make([]float32, n)
 		toLuma(fast, m)

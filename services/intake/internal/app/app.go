@@ -74,10 +74,16 @@ func LoadConfig(l *config.Loader) Config {
 			MaxFileSize:  l.Bytes("MAX_FILE_SIZE", 8<<30),
 			MaxFiles:     l.Int("MAX_FILES", 100, 1, 10000),
 			MaxTotalSize: l.Bytes("MAX_TOTAL_SIZE", 32<<30),
+
+			MinRate:          l.Bytes("UPLOAD_MIN_RATE", 16<<10),
+			RateWindow:       l.Duration("UPLOAD_RATE_WINDOW", 30*time.Second),
+			UploadMemory:     l.Bytes("UPLOAD_MEMORY", httpapi.DefaultUploadMemory),
+			UploadMemoryWait: l.Duration("UPLOAD_MEMORY_WAIT", 10*time.Second),
 		},
 		Similar: httpapi.Similar{
 			MaxImageBytes: int(l.Bytes("PDQ_MAX_IMAGE_SIZE", 32<<20)),
 			MaxPixels:     l.Int("PDQ_MAX_PIXELS", 50_000_000, 1, 1_000_000_000),
+			DecodeMemory:  l.Bytes("PDQ_MEMORY", httpapi.DefaultDecodeMemory),
 			Distance:      l.Int("REPORTED_BEFORE_DISTANCE", 31, 1, 128),
 		},
 		SweepEvery: l.Duration("ORPHAN_SWEEP_INTERVAL", 5*time.Minute),

@@ -8,9 +8,12 @@ import (
 	"mime/multipart"
 	"net/http"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -165,4 +168,111 @@ func BenchmarkUpload1GiB(b *testing.B) {
 	b.ReportMetric(mbps(directDur), "direct_MB/s")
 	b.ReportMetric(directDur.Seconds()/intakeDur.Seconds(), "ratio")
 	b.ReportMetric(float64(peakGrowth)/(1<<20), "peak_rss_growth_MiB")
+}
+
+// BenchmarkConcurrentUploads sends TAKEDOWN_BENCH_UPLOADS (50) submissions
+// of one TAKEDOWN_BENCH_UPLOAD_SIZE (256 MiB) file at once, each client
+// honouring 503 busy's Retry-After, and reports intake's peak RSS growth
+// over idle while they run, the throughput of the lot, and its ratio to
+// one upload alone of the same size in the same run (1: as fast per byte).
+func BenchmarkConcurrentUploads(b *testing.B) {
+	size := int64(envInt(b, "TAKEDOWN_BENCH_UPLOAD_SIZE", 256<<20))
+	n := envInt(b, "TAKEDOWN_BENCH_UPLOADS", 50)
+	h := start(b, testenv.S3(b), func(c *app.Config) {
+		c.Limits = httpapi.Limits{MaxFileSize: 2 * size, MaxFiles: 1, MaxTotalSize: 2 * size}
+	})
+	block := newPattern(1 << 20).block
+	// Each client asks before sending its body (Expect: 100-continue) and
+	// waits for the answer longer than intake may keep it waiting for
+	// memory: a 503 then costs no body. A client that sends its body
+	// anyway can see the connection reset instead of the 503.
+	client := &http.Client{Transport: &http.Transport{ExpectContinueTimeout: time.Minute, MaxIdleConnsPerHost: n}}
+	var busy atomic.Int64
+	upload := func() {
+		for {
+			pr, pw := io.Pipe()
+			mw := multipart.NewWriter(pw)
+			go func() {
+				// After a 503 the pipe is closed unread: every step fails.
+				p, err := mw.CreateFormField("report")
+				if err != nil {
+					return
+				}
+				p.Write([]byte(goodReport))
+				f, err := mw.CreateFormFile("file", "video.bin")
+				if err != nil {
+					return
+				}
+				if _, err := io.Copy(f, &pattern{block: block, n: size}); err != nil {
+					pw.CloseWithError(err)
+					return
+				}
+				pw.CloseWithError(mw.Close())
+			}()
+			req, _ := http.NewRequest(http.MethodPost, h.url+"/api/v1/reports", pr)
+			req.Header.Set("Content-Type", mw.FormDataContentType())
+			req.Header.Set("Authorization", "Bearer "+token)
+			req.Header.Set("Expect", "100-continue")
+			resp, err := client.Do(req)
+			pr.CloseWithError(io.ErrClosedPipe)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			switch resp.StatusCode {
+			case http.StatusCreated:
+				return
+			case http.StatusServiceUnavailable:
+				busy.Add(1)
+				secs, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+				time.Sleep(time.Duration(max(1, secs)) * time.Second)
+			default:
+				b.Errorf("intake answered %d", resp.StatusCode)
+				return
+			}
+		}
+	}
+	for range b.N {
+		begin := time.Now()
+		upload()
+		alone := time.Since(begin)
+
+		runtime.GC()
+		debug.FreeOSMemory()
+		base := readRSS()
+		stop := rss()
+		begin = time.Now()
+		var wg sync.WaitGroup
+		for range n {
+			wg.Go(upload)
+		}
+		wg.Wait()
+		all := time.Since(begin)
+		growth := stop() - base
+
+		perByteAlone := float64(size) / alone.Seconds()
+		perByteAll := float64(size) * float64(n) / all.Seconds()
+		b.ReportMetric(perByteAlone/1e6, "alone_MB/s")
+		b.ReportMetric(perByteAll/1e6, "concurrent_MB/s")
+		b.ReportMetric(perByteAll/perByteAlone, "ratio")
+		b.ReportMetric(float64(growth)/(1<<20), "peak_rss_growth_MiB")
+		b.ReportMetric(float64(busy.Load()), "busy_503s")
+	}
+	if got, want := h.count("reports"), b.N*(n+1); got != want {
+		b.Errorf("%d reports stored, want %d", got, want)
+	}
+}
+
+func envInt(tb testing.TB, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		tb.Fatalf("%s=%q: want a positive number", name, v)
+	}
+	return n
 }

@@ -57,11 +57,11 @@ type retractCall struct{ Path, Auth, Reason string }
 
 func startSite(t *testing.T, opts ...func(*app.Config)) *site {
 	t.Helper()
-	return startSiteLogging(t, testenv.Logger(t))
+	return startSiteLogging(t, testenv.Logger(t), opts...)
 }
 
 // startSiteLogging is startSite with the service's log going to log.
-func startSiteLogging(t testing.TB, log *slog.Logger) *site {
+func startSiteLogging(t testing.TB, log *slog.Logger, opts ...func(*app.Config)) *site {
 	t.Helper()
 	m, err := mockoidc.Run()
 	if err != nil {

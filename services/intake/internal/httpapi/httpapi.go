@@ -17,6 +17,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/semaphore"
 
 	"takedown/pkg/auth"
 	"takedown/pkg/events"
@@ -37,6 +38,36 @@ type Limits struct {
 	MaxFileSize  int64 // per file
 	MaxFiles     int
 	MaxTotalSize int64 // all files of one submission
+
+	// MinRate is the slowest a client may send a submission, in bytes a
+	// second over each RateWindow (server.MinRateBody); a slower one is
+	// cut off and nothing of its submission kept. 0: no minimum.
+	MinRate    int64
+	RateWindow time.Duration
+	// UploadMemory is what all submissions at once may hold in buffers
+	// (default DefaultUploadMemory); a submission waits up to
+	// UploadMemoryWait (default 10 s) for its share, then is answered 503
+	// with Retry-After, before its body is read.
+	UploadMemory     int64
+	UploadMemoryWait time.Duration
+}
+
+// DefaultUploadMemory is Limits.UploadMemory's default: three large files
+// streaming at once (evidence.PutMemory each, with the request's own
+// buffers), which is already all two cores can encrypt and hash.
+const DefaultUploadMemory = 128 << 20
+
+func (l Limits) withDefaults() Limits {
+	if l.UploadMemory == 0 {
+		l.UploadMemory = DefaultUploadMemory
+	}
+	if l.UploadMemoryWait == 0 {
+		l.UploadMemoryWait = 10 * time.Second
+	}
+	if l.RateWindow == 0 {
+		l.RateWindow = 30 * time.Second
+	}
+	return l
 }
 
 // MaxDescription bounds the report part (or a form's fields): it holds
@@ -60,6 +91,8 @@ type API struct {
 	keys     *keyring.Keyring
 	limits   Limits
 	similar  Similar
+	decoding *pdq.Budget         // shared by the PDQ decodes of all submissions
+	uploads  *semaphore.Weighted // Limits.UploadMemory, shared by all submissions
 	log      *slog.Logger
 	now      func() time.Time
 
@@ -69,6 +102,7 @@ type API struct {
 
 	submissions *prometheus.CounterVec
 	bytes       prometheus.Counter
+	reserved    prometheus.Gauge // of UploadMemory
 }
 
 // Limits returns the bounds of a submission.
@@ -79,7 +113,10 @@ func (a *API) Limits() Limits { return a.limits }
 type Similar struct {
 	MaxImageBytes int // images up to this size are PDQ-hashed as they stream (default 32 MiB)
 	MaxPixels     int // larger images are refused by the decoder without allocating (default 50 megapixels)
-	Distance      int // PDQ hashes at most this many bits apart match (default 31)
+	// DecodeMemory is the memory all PDQ decodes at once may take (default
+	// 128 MiB); an image whose decode alone needs more gets no PDQ hash.
+	DecodeMemory int64
+	Distance     int // PDQ hashes at most this many bits apart match (default 31)
 }
 
 func (s Similar) withDefaults() Similar {
@@ -89,18 +126,29 @@ func (s Similar) withDefaults() Similar {
 	if s.MaxPixels == 0 {
 		s.MaxPixels = 50_000_000
 	}
+	if s.DecodeMemory == 0 {
+		s.DecodeMemory = DefaultDecodeMemory
+	}
 	if s.Distance == 0 {
 		s.Distance = pdq.MatchThreshold
 	}
 	return s
 }
 
+// DefaultDecodeMemory is Similar.DecodeMemory's default: a 48-megapixel
+// phone photo (JPEG, 4:2:0) fits, and so does any image of 12 megapixels.
+const DefaultDecodeMemory = 128 << 20
+
 // New returns the API.
 func New(st *store.Store, ev Evidence, keys *keyring.Keyring, limits Limits, similar Similar, m *metrics.Factory, log *slog.Logger) *API {
+	similar, limits = similar.withDefaults(), limits.withDefaults()
 	return &API{
-		store: st, evidence: ev, keys: keys, limits: limits, similar: similar.withDefaults(), log: log, now: time.Now,
+		uploads: semaphore.NewWeighted(limits.UploadMemory),
+		store:   st, evidence: ev, keys: keys, limits: limits, similar: similar, log: log, now: time.Now,
+		decoding:    pdq.NewBudget(similar.DecodeMemory),
 		submissions: m.Counter("submissions_total", "Report submissions, by result (created or the error code).", "result"),
 		bytes:       m.Counter("evidence_bytes_total", "Evidence bytes received and stored.").WithLabelValues(),
+		reserved:    m.Gauge("upload_memory_reserved_bytes", "Bytes of UPLOAD_MEMORY the submissions in progress hold.").WithLabelValues(),
 	}
 }
 

@@ -2,7 +2,9 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"strings"
 
 	"takedown/pkg/pdq"
@@ -39,21 +41,31 @@ func (t *imageTee) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// hash returns the image's PDQ hash (hex) and quality; ok is false for
-// anything that is not a decodable image within the limits, which is no
-// error: such files simply have no PDQ hash.
-func (t *imageTee) hash(opts pdq.Options) (hash string, quality int, ok bool, err error) {
-	if t == nil || t.over || t.buf.Len() == 0 {
-		return "", 0, false, nil
+// hash returns the image's PDQ hash (hex) and quality. An image that is
+// not hashed is no error: skipped then says why, for the answer, when
+// the file was an image within the limits' reach (empty for files that
+// are no image PDQ hashes).
+func (t *imageTee) hash(ctx context.Context, opts pdq.Options) (hash string, quality int, skipped string, err error) {
+	if t == nil || t.buf.Len() == 0 && !t.over {
+		return "", 0, "", nil
+	}
+	if t.over {
+		return "", 0, fmt.Sprintf("no PDQ hash: the image is larger than %d bytes (PDQ_MAX_IMAGE_SIZE)", t.max), nil
 	}
 	defer func() { t.buf = bytes.Buffer{} }()
-	res, err := pdq.FromReader(bytes.NewReader(t.buf.Bytes()), opts)
+	res, err := pdq.FromReaderContext(ctx, bytes.NewReader(t.buf.Bytes()), opts)
+	var tl *pdq.TooLargeError
 	switch {
 	case err == nil:
-		return res.Hash.String(), res.Quality, true, nil
-	case errors.Is(err, pdq.ErrNotImage), errors.Is(err, pdq.ErrDecode), errors.Is(err, pdq.ErrTooLarge):
-		return "", 0, false, nil
+		return res.Hash.String(), res.Quality, "", nil
+	case errors.As(err, &tl) && tl.MaxBytes > 0:
+		return "", 0, fmt.Sprintf("no PDQ hash: decoding this %d×%d %s takes %d bytes of memory, over the budget of %d (PDQ_MEMORY)",
+			tl.Width, tl.Height, tl.Format, tl.Bytes, tl.MaxBytes), nil
+	case errors.As(err, &tl):
+		return "", 0, fmt.Sprintf("no PDQ hash: the %d×%d %s is over %d pixels (PDQ_MAX_PIXELS)", tl.Width, tl.Height, tl.Format, tl.MaxPixels), nil
+	case errors.Is(err, pdq.ErrNotImage), errors.Is(err, pdq.ErrDecode):
+		return "", 0, "", nil
 	default:
-		return "", 0, false, err
+		return "", 0, "", err
 	}
 }

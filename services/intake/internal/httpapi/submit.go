@@ -10,6 +10,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"strings"
+	"strconv"
 	"sync"
 	"time"
 
@@ -173,6 +174,12 @@ func (a *API) receive(w http.ResponseWriter, r *http.Request, describe Describe)
 		return nil, server.Errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "",
 			"send multipart/form-data: a part named report (JSON) followed by one or more parts named file")
 	}
+	release, err := a.reserve(w, r)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	server.MinRateBody(w, r, a.limits.MinRate, a.limits.RateWindow)
 	// The whole body is bounded too, so a client cannot stream past the
 	// total limit in parts the per-file limit does not see.
 	r.Body = http.MaxBytesReader(w, r.Body, a.limits.MaxTotalSize+maxReportJSON+(1<<20))
@@ -227,7 +234,7 @@ func (a *API) receive(w http.ResponseWriter, r *http.Request, describe Describe)
 		if i >= a.limits.MaxFiles {
 			return nil, server.Errorf(http.StatusRequestEntityTooLarge, "too_many_files", "file", "at most %d files per report", a.limits.MaxFiles)
 		}
-		f, err := a.storeFile(ctx, rep.ID, i, part, in, dataKey)
+		f, err := a.storeFile(ctx, rep.ID, i, part, in, dataKey, r.ContentLength)
 		if f != nil {
 			rep.Files = append(rep.Files, *f)
 			i++
@@ -283,6 +290,40 @@ func (a *API) receive(w http.ResponseWriter, r *http.Request, describe Describe)
 	return rep, nil
 }
 
+// requestBuffers are the buffers of a submission besides its Puts: the
+// body's read buffer (bodyReaders) and a file's (partReaders).
+const requestBuffers = 1<<20 + 64<<10
+
+// reserve takes the submission's share of Limits.UploadMemory before its
+// body is read: the buffers of one Put at a time (files stream one after
+// the other), no more than the body can fill when its length is known. A
+// submission that finds no room within UploadMemoryWait is answered 503
+// with Retry-After; its body is not read (a client sending
+// "Expect: 100-continue" does not even send it). Image copies for PDQ
+// take their share as they start (imageTee).
+func (a *API) reserve(w http.ResponseWriter, r *http.Request) (release func(), err error) {
+	need := int64(evidence.PutMemory)
+	if r.ContentLength >= 0 {
+		// Beyond its 1 MiB head buffer, a Put's read-ahead and part
+		// hold at most what the body brings, each.
+		need = min(need, 1<<20+2*r.ContentLength)
+	}
+	need = min(need+requestBuffers, a.limits.UploadMemory) // one alone always fits
+	ctx, cancel := context.WithTimeout(r.Context(), a.limits.UploadMemoryWait)
+	defer cancel()
+	if err := a.uploads.Acquire(ctx, need); err != nil {
+		if r.Context().Err() != nil {
+			return nil, bodyError(r.Context().Err())
+		}
+		retry := max(1, int(a.limits.UploadMemoryWait.Seconds()))
+		w.Header().Set("Retry-After", strconv.Itoa(retry))
+		return nil, server.Errorf(http.StatusServiceUnavailable, "busy", "",
+			"intake is receiving as many files as its memory allows; nothing was read. Try again in %d s", retry)
+	}
+	a.reserved.Add(float64(need))
+	return func() { a.uploads.Release(need); a.reserved.Sub(float64(need)) }, nil
+}
+
 func readReportPart(mr *multipart.Reader) (*report.Input, error) {
 	part, err := mr.NextPart()
 	if err != nil {
@@ -308,7 +349,7 @@ func readReportPart(mr *multipart.Reader) (*report.Input, error) {
 // storeFile streams one file part into the evidence store. It returns the
 // file whenever an object may have been written, so the caller can remove it,
 // and neither file nor error for an empty nameless part.
-func (a *API) storeFile(ctx context.Context, reportID string, i int, part *multipart.Part, in *report.Input, dataKey []byte) (*report.File, error) {
+func (a *API) storeFile(ctx context.Context, reportID string, i int, part *multipart.Part, in *report.Input, dataKey []byte, bodyLen int64) (*report.File, error) {
 	field := fmt.Sprintf("files[%d]", i)
 	var meta report.FileInput
 	if i < len(in.Files) {
@@ -348,7 +389,20 @@ func (a *API) storeFile(ctx context.Context, reportID string, i int, part *multi
 	var src io.Reader = br
 	img := newImageTee(f.ContentType, a.similar.MaxImageBytes)
 	if img != nil {
-		src = io.TeeReader(br, img)
+		// The copy takes its share of the upload memory, without
+		// waiting in the middle of the body: when there is none, the
+		// image gets no PDQ hash and the answer says so.
+		share := int64(a.similar.MaxImageBytes)
+		if bodyLen >= 0 {
+			share = min(share, bodyLen)
+		}
+		if a.uploads.TryAcquire(share) {
+			a.reserved.Add(float64(share))
+			defer func() { a.uploads.Release(share); a.reserved.Sub(float64(share)) }()
+			src = io.TeeReader(br, img)
+		} else {
+			img, f.PDQSkipped = nil, "no PDQ hash: intake's upload memory (UPLOAD_MEMORY) was taken by other submissions"
+		}
 	}
 	obj, err := a.evidence.Put(ctx, f.ObjectKey, src, dataKey)
 	switch {
@@ -367,12 +421,12 @@ func (a *API) storeFile(ctx context.Context, reportID string, i int, part *multi
 	}
 	a.bytes.Add(float64(obj.Size))
 	f.ObjectVersion, f.Size, f.MD5, f.SHA1, f.SHA256 = obj.VersionID, obj.Size, obj.MD5, obj.SHA1, obj.SHA256
-	hash, quality, ok, err := img.hash(pdq.Options{MaxPixels: int64(a.similar.MaxPixels)})
+	hash, quality, skipped, err := img.hash(ctx, pdq.Options{MaxPixels: int64(a.similar.MaxPixels), Budget: a.decoding})
 	if err != nil {
 		return f, fmt.Errorf("pdq %s: %w", field, err)
 	}
-	if ok {
-		f.PDQ, f.PDQQuality = hash, quality
+	if img != nil {
+		f.PDQ, f.PDQQuality, f.PDQSkipped = hash, quality, skipped
 	}
 	return f, nil
 }
@@ -409,6 +463,9 @@ func bodyError(err error) error {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return server.Errorf(http.StatusRequestEntityTooLarge, "request_too_large", "", "the submission is larger than the limit of %d bytes in all", mbe.Limit)
+	}
+	if errors.Is(err, server.ErrTooSlow) {
+		return server.Errorf(http.StatusRequestTimeout, "too_slow", "", "the upload was cut off: %v. Nothing was kept", err)
 	}
 	if errors.Is(err, context.Canceled) {
 		return server.Errorf(http.StatusBadRequest, "canceled", "", "the upload was canceled")

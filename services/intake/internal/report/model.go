@@ -140,6 +140,10 @@ type File struct {
 	SHA256        string `json:"sha256"`
 	PDQ           string `json:"pdq,omitempty"`
 	PDQQuality    int    `json:"pdq_quality,omitempty"`
+	// PDQSkipped says, in the answer to the submission, why an image got
+	// no PDQ hash (it is not kept: a later read shows only that there is
+	// none).
+	PDQSkipped string `json:"pdq_skipped,omitempty"`
 	FileInput
 	NCMECFileID string `json:"ncmec_file_id,omitempty"`
 	NCMECMD5    string `json:"ncmec_md5,omitempty"`
