@@ -38,6 +38,7 @@ const (
 	StaffAction           = "staff.action"
 	NcmecSubmitAmbiguous  = "ncmec.submit_ambiguous"
 	ReportClosed          = "report.closed"
+	NcmecConnection       = "ncmec.connection"
 
 	EvidenceAccessed             = "evidence.accessed"
 	EvidenceHoldPlaced           = "evidence.hold_placed"
@@ -90,6 +91,9 @@ var Table = []Spec{
 	row(NcmecFinished, (*pb.NcmecFinished)(nil), NcmecReporter),
 	row(NcmecFailed, (*pb.NcmecFailed)(nil), NcmecReporter),
 	row(NcmecSubmitAmbiguous, (*pb.NcmecSubmitAmbiguous)(nil), NcmecReporter),
+	// The reporter checks NCMEC's /status with each environment's
+	// credentials; only it holds them.
+	row(NcmecConnection, (*pb.NcmecConnection)(nil), NcmecReporter),
 	row(CaseUpserted, (*pb.CaseUpserted)(nil), CaseWriter),
 	row(CaseFailed, (*pb.CaseFailed)(nil), CaseWriter),
 	// Staff ask retraction's API; its sweep and the max-deliveries

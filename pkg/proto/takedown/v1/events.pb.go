@@ -115,6 +115,7 @@ type Envelope struct {
 	//	*Envelope_EvidenceDestroyed
 	//	*Envelope_NcmecSubmitAmbiguous
 	//	*Envelope_ReportClosed
+	//	*Envelope_NcmecConnection
 	Payload       isEnvelope_Payload `protobuf_oneof:"payload"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -361,6 +362,15 @@ func (x *Envelope) GetReportClosed() *ReportClosed {
 	return nil
 }
 
+func (x *Envelope) GetNcmecConnection() *NcmecConnection {
+	if x != nil {
+		if x, ok := x.Payload.(*Envelope_NcmecConnection); ok {
+			return x.NcmecConnection
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Payload interface {
 	isEnvelope_Payload()
 }
@@ -437,6 +447,10 @@ type Envelope_ReportClosed struct {
 	ReportClosed *ReportClosed `protobuf:"bytes,27,opt,name=report_closed,json=reportClosed,proto3,oneof"`
 }
 
+type Envelope_NcmecConnection struct {
+	NcmecConnection *NcmecConnection `protobuf:"bytes,28,opt,name=ncmec_connection,json=ncmecConnection,proto3,oneof"`
+}
+
 func (*Envelope_ReportSubmitted) isEnvelope_Payload() {}
 
 func (*Envelope_NcmecOpened) isEnvelope_Payload() {}
@@ -472,6 +486,8 @@ func (*Envelope_EvidenceDestroyed) isEnvelope_Payload() {}
 func (*Envelope_NcmecSubmitAmbiguous) isEnvelope_Payload() {}
 
 func (*Envelope_ReportClosed) isEnvelope_Payload() {}
+
+func (*Envelope_NcmecConnection) isEnvelope_Payload() {}
 
 // Actor is who caused an event: a staff member or a service.
 type Actor struct {
@@ -1947,6 +1963,84 @@ func (x *ReportClosed) GetReason() string {
 	return ""
 }
 
+// NcmecConnection (takedown.ncmec.connection): whether an NCMEC environment
+// answers and accepts the reporter's credentials, as its /status check found
+// it. Published when an environment's state changes and on the first check
+// after a start; about no report (Envelope.report_id is empty).
+type NcmecConnection struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "production" or "test".
+	Environment string `protobuf:"bytes,1,opt,name=environment,proto3" json:"environment,omitempty"`
+	// "ok"; "refused": NCMEC refused the credentials or their permissions;
+	// "unreachable": no answer, or an answer that says nothing about the
+	// credentials (HTTP 5xx, a malformed document).
+	State string `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	// What NCMEC answered, in plain words with its request id; never a
+	// secret.
+	Detail        string                 `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
+	CheckedAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=checked_at,json=checkedAt,proto3" json:"checked_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NcmecConnection) Reset() {
+	*x = NcmecConnection{}
+	mi := &file_takedown_v1_events_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NcmecConnection) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NcmecConnection) ProtoMessage() {}
+
+func (x *NcmecConnection) ProtoReflect() protoreflect.Message {
+	mi := &file_takedown_v1_events_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NcmecConnection.ProtoReflect.Descriptor instead.
+func (*NcmecConnection) Descriptor() ([]byte, []int) {
+	return file_takedown_v1_events_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *NcmecConnection) GetEnvironment() string {
+	if x != nil {
+		return x.Environment
+	}
+	return ""
+}
+
+func (x *NcmecConnection) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *NcmecConnection) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *NcmecConnection) GetCheckedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CheckedAt
+	}
+	return nil
+}
+
 // StaffAction (takedown.staff.action): a staff action that is not otherwise an
 // event (a sign-in, a page view of a report, a denied request), for the audit log.
 type StaffAction struct {
@@ -1963,7 +2057,7 @@ type StaffAction struct {
 
 func (x *StaffAction) Reset() {
 	*x = StaffAction{}
-	mi := &file_takedown_v1_events_proto_msgTypes[18]
+	mi := &file_takedown_v1_events_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1975,7 +2069,7 @@ func (x *StaffAction) String() string {
 func (*StaffAction) ProtoMessage() {}
 
 func (x *StaffAction) ProtoReflect() protoreflect.Message {
-	mi := &file_takedown_v1_events_proto_msgTypes[18]
+	mi := &file_takedown_v1_events_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1988,7 +2082,7 @@ func (x *StaffAction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StaffAction.ProtoReflect.Descriptor instead.
 func (*StaffAction) Descriptor() ([]byte, []int) {
-	return file_takedown_v1_events_proto_rawDescGZIP(), []int{18}
+	return file_takedown_v1_events_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StaffAction) GetAction() string {
@@ -2040,7 +2134,7 @@ type EvidenceAccessed struct {
 
 func (x *EvidenceAccessed) Reset() {
 	*x = EvidenceAccessed{}
-	mi := &file_takedown_v1_events_proto_msgTypes[19]
+	mi := &file_takedown_v1_events_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2052,7 +2146,7 @@ func (x *EvidenceAccessed) String() string {
 func (*EvidenceAccessed) ProtoMessage() {}
 
 func (x *EvidenceAccessed) ProtoReflect() protoreflect.Message {
-	mi := &file_takedown_v1_events_proto_msgTypes[19]
+	mi := &file_takedown_v1_events_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2065,7 +2159,7 @@ func (x *EvidenceAccessed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvidenceAccessed.ProtoReflect.Descriptor instead.
 func (*EvidenceAccessed) Descriptor() ([]byte, []int) {
-	return file_takedown_v1_events_proto_rawDescGZIP(), []int{19}
+	return file_takedown_v1_events_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *EvidenceAccessed) GetFileId() string {
@@ -2094,7 +2188,7 @@ type EvidenceHoldPlaced struct {
 
 func (x *EvidenceHoldPlaced) Reset() {
 	*x = EvidenceHoldPlaced{}
-	mi := &file_takedown_v1_events_proto_msgTypes[20]
+	mi := &file_takedown_v1_events_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2106,7 +2200,7 @@ func (x *EvidenceHoldPlaced) String() string {
 func (*EvidenceHoldPlaced) ProtoMessage() {}
 
 func (x *EvidenceHoldPlaced) ProtoReflect() protoreflect.Message {
-	mi := &file_takedown_v1_events_proto_msgTypes[20]
+	mi := &file_takedown_v1_events_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2119,7 +2213,7 @@ func (x *EvidenceHoldPlaced) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvidenceHoldPlaced.ProtoReflect.Descriptor instead.
 func (*EvidenceHoldPlaced) Descriptor() ([]byte, []int) {
-	return file_takedown_v1_events_proto_rawDescGZIP(), []int{20}
+	return file_takedown_v1_events_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *EvidenceHoldPlaced) GetHoldId() string {
@@ -2147,7 +2241,7 @@ type EvidenceHoldLifted struct {
 
 func (x *EvidenceHoldLifted) Reset() {
 	*x = EvidenceHoldLifted{}
-	mi := &file_takedown_v1_events_proto_msgTypes[21]
+	mi := &file_takedown_v1_events_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2159,7 +2253,7 @@ func (x *EvidenceHoldLifted) String() string {
 func (*EvidenceHoldLifted) ProtoMessage() {}
 
 func (x *EvidenceHoldLifted) ProtoReflect() protoreflect.Message {
-	mi := &file_takedown_v1_events_proto_msgTypes[21]
+	mi := &file_takedown_v1_events_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2172,7 +2266,7 @@ func (x *EvidenceHoldLifted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvidenceHoldLifted.ProtoReflect.Descriptor instead.
 func (*EvidenceHoldLifted) Descriptor() ([]byte, []int) {
-	return file_takedown_v1_events_proto_rawDescGZIP(), []int{21}
+	return file_takedown_v1_events_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *EvidenceHoldLifted) GetHoldId() string {
@@ -2204,7 +2298,7 @@ type EvidenceDestructionRequested struct {
 
 func (x *EvidenceDestructionRequested) Reset() {
 	*x = EvidenceDestructionRequested{}
-	mi := &file_takedown_v1_events_proto_msgTypes[22]
+	mi := &file_takedown_v1_events_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2216,7 +2310,7 @@ func (x *EvidenceDestructionRequested) String() string {
 func (*EvidenceDestructionRequested) ProtoMessage() {}
 
 func (x *EvidenceDestructionRequested) ProtoReflect() protoreflect.Message {
-	mi := &file_takedown_v1_events_proto_msgTypes[22]
+	mi := &file_takedown_v1_events_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2229,7 +2323,7 @@ func (x *EvidenceDestructionRequested) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvidenceDestructionRequested.ProtoReflect.Descriptor instead.
 func (*EvidenceDestructionRequested) Descriptor() ([]byte, []int) {
-	return file_takedown_v1_events_proto_rawDescGZIP(), []int{22}
+	return file_takedown_v1_events_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *EvidenceDestructionRequested) GetRequestId() string {
@@ -2284,7 +2378,7 @@ type EvidenceDestroyed struct {
 
 func (x *EvidenceDestroyed) Reset() {
 	*x = EvidenceDestroyed{}
-	mi := &file_takedown_v1_events_proto_msgTypes[23]
+	mi := &file_takedown_v1_events_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2296,7 +2390,7 @@ func (x *EvidenceDestroyed) String() string {
 func (*EvidenceDestroyed) ProtoMessage() {}
 
 func (x *EvidenceDestroyed) ProtoReflect() protoreflect.Message {
-	mi := &file_takedown_v1_events_proto_msgTypes[23]
+	mi := &file_takedown_v1_events_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2309,7 +2403,7 @@ func (x *EvidenceDestroyed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvidenceDestroyed.ProtoReflect.Descriptor instead.
 func (*EvidenceDestroyed) Descriptor() ([]byte, []int) {
-	return file_takedown_v1_events_proto_rawDescGZIP(), []int{23}
+	return file_takedown_v1_events_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *EvidenceDestroyed) GetReason() string {
@@ -2383,7 +2477,7 @@ type DestroyedFile struct {
 
 func (x *DestroyedFile) Reset() {
 	*x = DestroyedFile{}
-	mi := &file_takedown_v1_events_proto_msgTypes[24]
+	mi := &file_takedown_v1_events_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2395,7 +2489,7 @@ func (x *DestroyedFile) String() string {
 func (*DestroyedFile) ProtoMessage() {}
 
 func (x *DestroyedFile) ProtoReflect() protoreflect.Message {
-	mi := &file_takedown_v1_events_proto_msgTypes[24]
+	mi := &file_takedown_v1_events_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2408,7 +2502,7 @@ func (x *DestroyedFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestroyedFile.ProtoReflect.Descriptor instead.
 func (*DestroyedFile) Descriptor() ([]byte, []int) {
-	return file_takedown_v1_events_proto_rawDescGZIP(), []int{24}
+	return file_takedown_v1_events_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *DestroyedFile) GetFileId() string {
@@ -2436,7 +2530,7 @@ var File_takedown_v1_events_proto protoreflect.FileDescriptor
 
 const file_takedown_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"\x18takedown/v1/events.proto\x12\vtakedown.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe2\f\n" +
+	"\x18takedown/v1/events.proto\x12\vtakedown.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xad\r\n" +
 	"\bEnvelope\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x1b\n" +
@@ -2464,7 +2558,8 @@ const file_takedown_v1_events_proto_rawDesc = "" +
 	"\x1eevidence_destruction_requested\x18\x18 \x01(\v2).takedown.v1.EvidenceDestructionRequestedH\x00R\x1cevidenceDestructionRequested\x12O\n" +
 	"\x12evidence_destroyed\x18\x19 \x01(\v2\x1e.takedown.v1.EvidenceDestroyedH\x00R\x11evidenceDestroyed\x12Y\n" +
 	"\x16ncmec_submit_ambiguous\x18\x1a \x01(\v2!.takedown.v1.NcmecSubmitAmbiguousH\x00R\x14ncmecSubmitAmbiguous\x12@\n" +
-	"\rreport_closed\x18\x1b \x01(\v2\x19.takedown.v1.ReportClosedH\x00R\freportClosedB\t\n" +
+	"\rreport_closed\x18\x1b \x01(\v2\x19.takedown.v1.ReportClosedH\x00R\freportClosed\x12I\n" +
+	"\x10ncmec_connection\x18\x1c \x01(\v2\x1c.takedown.v1.NcmecConnectionH\x00R\x0fncmecConnectionB\t\n" +
 	"\apayload\"\x98\x01\n" +
 	"\x05Actor\x12+\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x17.takedown.v1.Actor.KindR\x04kind\x12\x0e\n" +
@@ -2599,7 +2694,13 @@ const file_takedown_v1_events_proto_rawDesc = "" +
 	"\agave_up\x18\x05 \x01(\bR\x06gaveUp\">\n" +
 	"\fReportClosed\x12\x16\n" +
 	"\x06filing\x18\x01 \x01(\rR\x06filing\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x8a\x01\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x9c\x01\n" +
+	"\x0fNcmecConnection\x12 \n" +
+	"\venvironment\x18\x01 \x01(\tR\venvironment\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12\x16\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\x129\n" +
+	"\n" +
+	"checked_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcheckedAt\"\x8a\x01\n" +
 	"\vStaffAction\x12\x16\n" +
 	"\x06action\x18\x01 \x01(\tR\x06action\x12\x16\n" +
 	"\x06method\x18\x02 \x01(\tR\x06method\x12\x12\n" +
@@ -2651,7 +2752,7 @@ func file_takedown_v1_events_proto_rawDescGZIP() []byte {
 }
 
 var file_takedown_v1_events_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_takedown_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_takedown_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_takedown_v1_events_proto_goTypes = []any{
 	(Actor_Kind)(0),                      // 0: takedown.v1.Actor.Kind
 	(*Envelope)(nil),                     // 1: takedown.v1.Envelope
@@ -2672,17 +2773,18 @@ var file_takedown_v1_events_proto_goTypes = []any{
 	(*RetractionRequested)(nil),          // 16: takedown.v1.RetractionRequested
 	(*NcmecSubmitAmbiguous)(nil),         // 17: takedown.v1.NcmecSubmitAmbiguous
 	(*ReportClosed)(nil),                 // 18: takedown.v1.ReportClosed
-	(*StaffAction)(nil),                  // 19: takedown.v1.StaffAction
-	(*EvidenceAccessed)(nil),             // 20: takedown.v1.EvidenceAccessed
-	(*EvidenceHoldPlaced)(nil),           // 21: takedown.v1.EvidenceHoldPlaced
-	(*EvidenceHoldLifted)(nil),           // 22: takedown.v1.EvidenceHoldLifted
-	(*EvidenceDestructionRequested)(nil), // 23: takedown.v1.EvidenceDestructionRequested
-	(*EvidenceDestroyed)(nil),            // 24: takedown.v1.EvidenceDestroyed
-	(*DestroyedFile)(nil),                // 25: takedown.v1.DestroyedFile
-	(*timestamppb.Timestamp)(nil),        // 26: google.protobuf.Timestamp
+	(*NcmecConnection)(nil),              // 19: takedown.v1.NcmecConnection
+	(*StaffAction)(nil),                  // 20: takedown.v1.StaffAction
+	(*EvidenceAccessed)(nil),             // 21: takedown.v1.EvidenceAccessed
+	(*EvidenceHoldPlaced)(nil),           // 22: takedown.v1.EvidenceHoldPlaced
+	(*EvidenceHoldLifted)(nil),           // 23: takedown.v1.EvidenceHoldLifted
+	(*EvidenceDestructionRequested)(nil), // 24: takedown.v1.EvidenceDestructionRequested
+	(*EvidenceDestroyed)(nil),            // 25: takedown.v1.EvidenceDestroyed
+	(*DestroyedFile)(nil),                // 26: takedown.v1.DestroyedFile
+	(*timestamppb.Timestamp)(nil),        // 27: google.protobuf.Timestamp
 }
 var file_takedown_v1_events_proto_depIdxs = []int32{
-	26, // 0: takedown.v1.Envelope.occurred_at:type_name -> google.protobuf.Timestamp
+	27, // 0: takedown.v1.Envelope.occurred_at:type_name -> google.protobuf.Timestamp
 	2,  // 1: takedown.v1.Envelope.actor:type_name -> takedown.v1.Actor
 	3,  // 2: takedown.v1.Envelope.report_submitted:type_name -> takedown.v1.ReportSubmitted
 	8,  // 3: takedown.v1.Envelope.ncmec_opened:type_name -> takedown.v1.NcmecOpened
@@ -2694,30 +2796,32 @@ var file_takedown_v1_events_proto_depIdxs = []int32{
 	14, // 9: takedown.v1.Envelope.case_upserted:type_name -> takedown.v1.CaseUpserted
 	15, // 10: takedown.v1.Envelope.case_failed:type_name -> takedown.v1.CaseFailed
 	16, // 11: takedown.v1.Envelope.retraction_requested:type_name -> takedown.v1.RetractionRequested
-	19, // 12: takedown.v1.Envelope.staff_action:type_name -> takedown.v1.StaffAction
-	20, // 13: takedown.v1.Envelope.evidence_accessed:type_name -> takedown.v1.EvidenceAccessed
-	21, // 14: takedown.v1.Envelope.evidence_hold_placed:type_name -> takedown.v1.EvidenceHoldPlaced
-	22, // 15: takedown.v1.Envelope.evidence_hold_lifted:type_name -> takedown.v1.EvidenceHoldLifted
-	23, // 16: takedown.v1.Envelope.evidence_destruction_requested:type_name -> takedown.v1.EvidenceDestructionRequested
-	24, // 17: takedown.v1.Envelope.evidence_destroyed:type_name -> takedown.v1.EvidenceDestroyed
+	20, // 12: takedown.v1.Envelope.staff_action:type_name -> takedown.v1.StaffAction
+	21, // 13: takedown.v1.Envelope.evidence_accessed:type_name -> takedown.v1.EvidenceAccessed
+	22, // 14: takedown.v1.Envelope.evidence_hold_placed:type_name -> takedown.v1.EvidenceHoldPlaced
+	23, // 15: takedown.v1.Envelope.evidence_hold_lifted:type_name -> takedown.v1.EvidenceHoldLifted
+	24, // 16: takedown.v1.Envelope.evidence_destruction_requested:type_name -> takedown.v1.EvidenceDestructionRequested
+	25, // 17: takedown.v1.Envelope.evidence_destroyed:type_name -> takedown.v1.EvidenceDestroyed
 	17, // 18: takedown.v1.Envelope.ncmec_submit_ambiguous:type_name -> takedown.v1.NcmecSubmitAmbiguous
 	18, // 19: takedown.v1.Envelope.report_closed:type_name -> takedown.v1.ReportClosed
-	0,  // 20: takedown.v1.Actor.kind:type_name -> takedown.v1.Actor.Kind
-	4,  // 21: takedown.v1.ReportSubmitted.report:type_name -> takedown.v1.Report
-	6,  // 22: takedown.v1.ReportSubmitted.files:type_name -> takedown.v1.File
-	7,  // 23: takedown.v1.ReportSubmitted.data_key:type_name -> takedown.v1.WrappedKey
-	26, // 24: takedown.v1.Report.incident_time:type_name -> google.protobuf.Timestamp
-	5,  // 25: takedown.v1.Report.uploader:type_name -> takedown.v1.Uploader
-	26, // 26: takedown.v1.Report.submitted_at:type_name -> google.protobuf.Timestamp
-	26, // 27: takedown.v1.File.original_upload_time:type_name -> google.protobuf.Timestamp
-	26, // 28: takedown.v1.NcmecFinished.finished_at:type_name -> google.protobuf.Timestamp
-	26, // 29: takedown.v1.EvidenceDestructionRequested.requested_on:type_name -> google.protobuf.Timestamp
-	25, // 30: takedown.v1.EvidenceDestroyed.files:type_name -> takedown.v1.DestroyedFile
-	31, // [31:31] is the sub-list for method output_type
-	31, // [31:31] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	19, // 20: takedown.v1.Envelope.ncmec_connection:type_name -> takedown.v1.NcmecConnection
+	0,  // 21: takedown.v1.Actor.kind:type_name -> takedown.v1.Actor.Kind
+	4,  // 22: takedown.v1.ReportSubmitted.report:type_name -> takedown.v1.Report
+	6,  // 23: takedown.v1.ReportSubmitted.files:type_name -> takedown.v1.File
+	7,  // 24: takedown.v1.ReportSubmitted.data_key:type_name -> takedown.v1.WrappedKey
+	27, // 25: takedown.v1.Report.incident_time:type_name -> google.protobuf.Timestamp
+	5,  // 26: takedown.v1.Report.uploader:type_name -> takedown.v1.Uploader
+	27, // 27: takedown.v1.Report.submitted_at:type_name -> google.protobuf.Timestamp
+	27, // 28: takedown.v1.File.original_upload_time:type_name -> google.protobuf.Timestamp
+	27, // 29: takedown.v1.NcmecFinished.finished_at:type_name -> google.protobuf.Timestamp
+	27, // 30: takedown.v1.NcmecConnection.checked_at:type_name -> google.protobuf.Timestamp
+	27, // 31: takedown.v1.EvidenceDestructionRequested.requested_on:type_name -> google.protobuf.Timestamp
+	26, // 32: takedown.v1.EvidenceDestroyed.files:type_name -> takedown.v1.DestroyedFile
+	33, // [33:33] is the sub-list for method output_type
+	33, // [33:33] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_takedown_v1_events_proto_init() }
@@ -2744,6 +2848,7 @@ func file_takedown_v1_events_proto_init() {
 		(*Envelope_EvidenceDestroyed)(nil),
 		(*Envelope_NcmecSubmitAmbiguous)(nil),
 		(*Envelope_ReportClosed)(nil),
+		(*Envelope_NcmecConnection)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2751,7 +2856,7 @@ func file_takedown_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_takedown_v1_events_proto_rawDesc), len(file_takedown_v1_events_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   25,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

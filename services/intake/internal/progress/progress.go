@@ -1,5 +1,7 @@
 // Package progress keeps each report's status and history up to date from
-// the events of the other services, for the status page and the API.
+// the events of the other services, for the status page and the API, and
+// the state of the NCMEC connection the reporter announces, for the form and
+// the reports list.
 package progress
 
 import (
@@ -32,6 +34,14 @@ var Apply = Applier(lifecycle.Policy{Retention: lifecycle.LegalFloor, Retracted:
 // evidence's retention under p (package lifecycle).
 func Applier(p lifecycle.Policy) func(context.Context, pgx.Tx, stream.Message) error {
 	return func(ctx context.Context, tx pgx.Tx, m stream.Message) error {
+		if c := m.GetNcmecConnection(); c != nil {
+			at := c.CheckedAt
+			if at == nil {
+				at = m.OccurredAt
+			}
+			return store.ApplyConnection(ctx, tx, store.Connection{Environment: c.Environment, State: c.State,
+				Detail: c.Detail, CheckedAt: at.AsTime()})
+		}
 		if m.ReportId == "" {
 			return nil
 		}

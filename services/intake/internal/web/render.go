@@ -24,6 +24,9 @@ type view struct {
 	CSRF     string
 	Flash    string
 	Data     any
+	// NCMEC warns of environments that refuse our credentials or do not
+	// answer, on the pages of warnsNCMEC.
+	NCMEC []ncmecWarning
 }
 
 var funcs = template.FuncMap{
@@ -120,6 +123,9 @@ func (w *Web) renderTemplate(rw http.ResponseWriter, r *http.Request, status int
 	ctx := r.Context()
 	v := view{Data: data, CSRF: w.sessions.CSRFToken(ctx)}
 	v.Staff, v.SignedIn = w.sessions.Staff(ctx)
+	if warnsNCMEC[page] && tmpl == "layout" {
+		v.NCMEC = w.ncmecWarnings(ctx)
+	}
 	if m, ok := data.(map[string]any); ok {
 		v.Title, _ = m["Title"].(string)
 	}

@@ -25,6 +25,7 @@ import (
 	pb "takedown/pkg/proto/takedown/v1"
 	"takedown/pkg/service"
 	"takedown/pkg/stream"
+	"takedown/services/ncmec-reporter/internal/connection"
 	"takedown/services/ncmec-reporter/internal/filing"
 	"takedown/services/ncmec-reporter/internal/store"
 	"takedown/services/ncmec-reporter/internal/worker"
@@ -44,16 +45,24 @@ type Config struct {
 	MasterKeyID string
 	NCMEC       ncmec.Environments
 	Worker      worker.Config
+	// StatusInterval is how often each environment's /status is checked
+	// (package connection); DefaultStatusInterval when not set.
+	StatusInterval time.Duration
 }
+
+// DefaultStatusInterval is NCMEC_STATUS_INTERVAL's default: a refused
+// credential shows within minutes, at one small call per environment.
+const DefaultStatusInterval = 5 * time.Minute
 
 // LoadConfig reads the configuration from l.
 func LoadConfig(l *config.Loader) Config {
 	c := Config{
-		Service:     service.LoadConfig(l, ":8083"),
-		S3:          evidence.LoadConfig(l),
-		MasterKeys:  l.Secret("MASTER_KEYS", config.Required),
-		MasterKeyID: l.MustString("MASTER_KEY_ID"),
-		NCMEC:       ncmec.LoadEnvironments(l),
+		Service:        service.LoadConfig(l, ":8083"),
+		S3:             evidence.LoadConfig(l),
+		MasterKeys:     l.Secret("MASTER_KEYS", config.Required),
+		MasterKeyID:    l.MustString("MASTER_KEY_ID"),
+		NCMEC:          ncmec.LoadEnvironments(l),
+		StatusInterval: l.Duration("NCMEC_STATUS_INTERVAL", DefaultStatusInterval),
 		Worker: worker.Config{
 			Concurrency:    l.Int("FILING_CONCURRENCY", 16, 1, 1000),
 			UploadParallel: l.Int("UPLOAD_PARALLELISM", 3, 1, 32),
@@ -119,6 +128,7 @@ type App struct {
 	base   *service.Base
 	store  *store.Store
 	pool   *worker.Pool
+	conns  *connection.Checker
 	cancel context.CancelFunc
 }
 
@@ -161,6 +171,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Options) (*A
 		log.Warn("no NCMEC test credentials: reports marked test will fail (set NCMEC_TEST_USERNAME and NCMEC_TEST_PASSWORD)")
 	}
 
+	if cfg.StatusInterval <= 0 {
+		cfg.StatusInterval = DefaultStatusInterval
+	}
+	a.conns = connection.New(clients, base.Pool, Name, cfg.StatusInterval, base.Metrics, log)
+
 	wcfg := cfg.Worker
 	wcfg.Service = Name
 	wcfg.CrashAfter = o.CrashAfter
@@ -184,7 +199,7 @@ func (a *App) Listen() (net.Listener, error) { return a.base.Listen() }
 // and the outbox relay until ctx ends.
 func (a *App) Run(ctx context.Context, ln net.Listener) error {
 	ctx, a.cancel = context.WithCancel(ctx)
-	return a.base.Run(ctx, ln, a.handler(), a.consume, a.pool.Run, a.listen)
+	return a.base.Run(ctx, ln, a.handler(), a.consume, a.pool.Run, a.listen, a.conns.Run)
 }
 
 // Close releases the connections.

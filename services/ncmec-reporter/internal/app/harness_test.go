@@ -148,6 +148,7 @@ type running struct {
 	cancel context.CancelFunc
 	done   chan error
 	once   sync.Once
+	url    string // the operational endpoints: /readyz, /metrics
 }
 
 // start runs the real wiring; a previous App must have stopped.
@@ -169,7 +170,7 @@ func (h *harness) start(o app.Options) *running {
 		h.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{app: a, cancel: cancel, done: make(chan error, 1)}
+	r := &running{app: a, cancel: cancel, done: make(chan error, 1), url: "http://" + ln.Addr().String()}
 	go func() { r.done <- a.Run(ctx, ln) }()
 	h.running = r
 	h.t.Cleanup(func() { r.stop(h.t) })
