@@ -492,7 +492,7 @@ func summary(seed uint64, replicas int, subs []stack.Submitted, retries int, cou
 	fmt.Fprintf(&b, "  %-44s %d\n", "duplicate NCMEC reports absorbed (retracted)", res.Duplicates)
 	fmt.Fprintf(&b, "  %-44s %d\n", "ambiguous /submit (a fresh report opened)", res.AmbiguousSubmits)
 	fmt.Fprintf(&b, "  %-44s %d\n", "reports failed by ambiguous /submit", res.AmbiguousFailed)
-	fmt.Fprintf(&b, "  %-44s %s\n", "resume after a reporter kill (ready→NCMEC)", resume)
+	fmt.Fprintf(&b, "  %-44s %s\n", "resume after a reporter kill (restart→NCMEC)", resume)
 	fmt.Fprintf(&b, "  %-44s %d\n", "NCMEC reports left to expire (lost /submit)", res.LeftToExpire)
 	fmt.Fprintf(&b, "  %-44s %d\n", "finishes learnt from 5102 (receipt lost)", res.FinishedBy5102)
 	fmt.Fprintf(&b, "  %-44s %d\n", "NCMEC file copies (lost /upload answers)", res.DuplicateFiles)

@@ -16,8 +16,8 @@ import (
 const resumeGoal = 15 * time.Second
 
 // resumeWatch measures how soon the NCMEC reports a killed reporter was
-// filing move again after its restart: from the restarted instance being
-// ready to the report's next change at NCMEC (a file, its details, the
+// filing move again after its restart: from the start of the new process
+// to the report's next change at NCMEC (a file, its details, the
 // finish or a retraction).
 type resumeWatch struct {
 	wg   sync.WaitGroup
@@ -49,13 +49,17 @@ func (w *resumeWatch) restart(s *stack.Stack, name string) {
 	}
 	s.KillService(name)
 	open := inFlight(s)
-	s.StartService(name)
-	at := time.Now()
+	// A second down (ten NCMEC calls): a filing that moves meanwhile is
+	// another replica's. The restarted instance may resume its own before
+	// it answers as ready, so this is looked at before it starts.
+	time.Sleep(time.Second)
 	for _, r := range s.NCMEC.State().Reports {
 		if last, ok := open[r.ID]; ok && !r.LastModified.Equal(last) {
 			delete(open, r.ID)
 		}
 	}
+	at := time.Now()
+	s.StartService(name)
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
