@@ -56,9 +56,9 @@ type Options struct {
 
 // Stack is a running system.
 type Stack struct {
-	tb     testing.TB
-	Token  string // development token of every service's API
-	DBURL  string // the database as its administrator
+	tb    testing.TB
+	Token string // development token of every service's API
+	DBURL string // the database as its administrator
 	// Logins are the services' own PostgreSQL logins, by service.
 	Logins map[string]localstack.ServiceLogin
 	logDir string

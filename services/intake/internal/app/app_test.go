@@ -153,10 +153,19 @@ func body(t testing.TB, reportJSON string, files ...file) (string, []byte) {
 
 func (h *harness) post(contentType string, r io.Reader, tok string) (*http.Response, map[string]any) {
 	h.t.Helper()
+	return h.postWith(contentType, r, tok, "")
+}
+
+// postWith is post with an Idempotency-Key (none when empty).
+func (h *harness) postWith(contentType string, r io.Reader, tok, key string) (*http.Response, map[string]any) {
+	h.t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, h.url+"/api/v1/reports", r)
 	req.Header.Set("Content-Type", contentType)
 	if tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -614,23 +623,6 @@ func TestOversizedFileIsCutOffWithoutReadingTheRest(t *testing.T) {
 	h.assertNothingStored()
 }
 
-// postKey is post with an Idempotency-Key.
-func (h *harness) postKey(contentType string, b []byte, key string) (*http.Response, map[string]any) {
-	h.t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, h.url+"/api/v1/reports", bytes.NewReader(b))
-	req.Header.Set("Content-Type", contentType)
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Idempotency-Key", key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		h.t.Fatalf("POST: %v", err)
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	json.NewDecoder(resp.Body).Decode(&out)
-	return resp, out
-}
-
 // A client that lost the answer to a submission sends it again with the
 // same Idempotency-Key and gets the report stored the first time: one
 // report, one event, one copy of each file, also when both copies arrive at
@@ -642,11 +634,11 @@ func TestResentSubmissionIsStoredOnce(t *testing.T) {
 	h := start(t, testenv.S3(t))
 	ct, b := body(t, goodReport, file{"a.bin", random(300 << 10)})
 
-	resp, first := h.postKey(ct, b, "key-1")
+	resp, first := h.postWith(ct, bytes.NewReader(b), token, "key-1")
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("first: status %d: %v", resp.StatusCode, first)
 	}
-	resp, again := h.postKey(ct, b, "key-1")
+	resp, again := h.postWith(ct, bytes.NewReader(b), token, "key-1")
 	if resp.StatusCode != http.StatusCreated || again["id"] != first["id"] {
 		t.Fatalf("sent again: status %d, report %v, want 201 and %v", resp.StatusCode, again["id"], first["id"])
 	}
@@ -659,7 +651,7 @@ func TestResentSubmissionIsStoredOnce(t *testing.T) {
 	ids := make([]any, 2)
 	for i := range ids {
 		wg.Go(func() {
-			resp, out := h.postKey(ct, b, "key-2")
+			resp, out := h.postWith(ct, bytes.NewReader(b), token, "key-2")
 			if resp.StatusCode != http.StatusCreated {
 				t.Errorf("concurrent copy %d: status %d: %v", i, resp.StatusCode, out)
 			}
@@ -680,7 +672,7 @@ func TestResentSubmissionIsStoredOnce(t *testing.T) {
 		t.Errorf("%d objects stored, want 2 (the losing copy's file deleted)", n)
 	}
 
-	resp, out := h.postKey(ct, b, "two words")
+	resp, out := h.postWith(ct, bytes.NewReader(b), token, "two words")
 	if resp.StatusCode != http.StatusBadRequest || out["error"].(map[string]any)["code"] != "invalid_idempotency_key" {
 		t.Errorf("a key with a space: status %d: %v", resp.StatusCode, out)
 	}

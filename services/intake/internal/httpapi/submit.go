@@ -9,8 +9,8 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
-	"strings"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
