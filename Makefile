@@ -3,8 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 BIN      := $(CURDIR)/bin
-MODULES  := $(shell go list -m -f '{{.Dir}}')
-PKGS     := $(addsuffix /...,$(MODULES))
+PKGS     := ./...
 SERVICES := intake ncmec-reporter case-writer audit-logger retraction
 VERSITYGW_VERSION := v1.8.0
 # How long make fuzz runs each fuzz target, and minimizes each input it
@@ -14,7 +13,7 @@ FUZZTIME ?= 5s
 FUZZMINIMIZETIME ?= 1s
 
 # The tools module pins buf, protoc-gen-go and staticcheck.
-TOOL := cd tools && GOWORK=off go build -o $(BIN)
+TOOL := cd tools && go build -o $(BIN)
 
 .PHONY: help tools proto proto-check build run test fuzz chaos bench lint clean
 
@@ -47,7 +46,7 @@ build: ## build every service and the simulators into ./bin
 run: tools build ## run the whole system locally (Ctrl-C stops it)
 	$(BIN)/devstack -root $(CURDIR)
 
-test: tools ## run every module's tests against real PostgreSQL, NATS and S3, then make fuzz
+test: tools ## run every package's tests against real PostgreSQL, NATS and S3, then make fuzz
 	go test -count=1 -timeout 20m $(PKGS)
 	@$(MAKE) --no-print-directory fuzz
 
@@ -56,7 +55,7 @@ test: tools ## run every module's tests against real PostgreSQL, NATS and S3, th
 # testdata/fuzz/FuzzX/ and from then on runs in every go test: commit it
 # with the fix.
 fuzz: tools ## run every fuzz target for FUZZTIME (default 5s) each, seed corpora under testdata/fuzz
-	@grep -rH --include='*_test.go' '^func Fuzz' $(MODULES) | sed -E 's|^(.*)/[^/]*:func (Fuzz[A-Za-z0-9_]*).*|\1 \2|' | sort -u | \
+	@grep -rH --include='*_test.go' '^func Fuzz' $(CURDIR) | sed -E 's|^(.*)/[^/]*:func (Fuzz[A-Za-z0-9_]*).*|\1 \2|' | sort -u | \
 	while read -r dir target; do \
 		echo "fuzz $$target in $${dir#$(CURDIR)/} for $(FUZZTIME)"; \
 		go test -run "^$$target\$$" -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) -timeout 10m "$$dir" || exit 1; \
@@ -68,7 +67,8 @@ chaos: tools ## the chaos suite, with one instance and with two replicas: a seed
 bench: tools ## run the benchmarks (figures in the README)
 	go test -run '^$$' -bench . -benchtime 1x -timeout 60m $(PKGS)
 
-lint: $(BIN)/staticcheck ## go vet and staticcheck
+lint: $(BIN)/staticcheck ## go vet, staticcheck, and go.mod/go.sum as go mod tidy writes them
+	@go mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy and commit"; exit 1; }
 	go vet $(PKGS)
 	$(BIN)/staticcheck $(PKGS)
 

@@ -3,7 +3,6 @@ package stack
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -294,23 +293,14 @@ func (s *Stack) NATSAdmin() (user, password string) {
 	return localstack.NATSAdmin, s.natsAdminPassword
 }
 
-// shippedNATSConf is deploy/nats/nats.conf of the workspace the test runs
-// in, found from the working directory up to go.work.
+// shippedNATSConf is deploy/nats/nats.conf of the repository the test runs
+// in.
 func shippedNATSConf() (string, error) {
-	dir, err := os.Getwd()
+	root, err := localstack.RepoRoot()
 	if err != nil {
 		return "", err
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return filepath.Join(dir, "deploy", "nats", "nats.conf"), nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("stack: no go.work above the working directory, so no deploy/nats/nats.conf")
-		}
-		dir = parent
-	}
+	return filepath.Join(root, "deploy", "nats", "nats.conf"), nil
 }
 
 // PermissionViolations are the lines of every NATS node's and every

@@ -7,24 +7,18 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"takedown/pkg/localstack"
 )
 
-// RepoRoot is the directory that holds go.work, found by walking up from the
-// working directory (a test runs in its package's directory).
+// RepoRoot is the repository's root (see localstack.RepoRoot).
 func RepoRoot(tb testing.TB) string {
 	tb.Helper()
-	dir, err := os.Getwd()
+	root, err := localstack.RepoRoot()
 	if err != nil {
-		tb.Fatalf("getwd: %v", err)
+		tb.Fatal(err)
 	}
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.work")); err == nil {
-			return d
-		}
-		if filepath.Dir(d) == d {
-			tb.Fatalf("no go.work above %s", dir)
-		}
-	}
+	return root
 }
 
 // SharedDir returns the path of sub (e.g. "ncmec") inside the shared

@@ -1,3 +1,0 @@
-module takedown/services/audit-logger
-
-go 1.26.0

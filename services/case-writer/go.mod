@@ -1,3 +1,0 @@
-module takedown/services/case-writer
-
-go 1.26.0

@@ -1,3 +1,0 @@
-module takedown/services/ncmec-reporter
-
-go 1.26.0

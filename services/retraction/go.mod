@@ -1,3 +1,0 @@
-module takedown/services/retraction
-
-go 1.26.0
