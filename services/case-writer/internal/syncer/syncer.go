@@ -14,13 +14,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"takedown/pkg/backoff"
 	"takedown/pkg/events"
 	"takedown/pkg/logging"
 	"takedown/pkg/metrics"
@@ -212,7 +212,7 @@ func (s *Syncer) sync(ctx context.Context, cl *store.Claim) {
 		err = s.store.Refused(rctx, cl, f.Message, ev)
 	default:
 		outcome = "retry"
-		delay := s.backoff(cl.Attempts)
+		delay := backoff.Delay(cl.Attempts, s.opts.Backoff, s.opts.MaxBackoff)
 		log.Warn("case write failed; will retry", "err", err, "attempt", cl.Attempts+1, "retry_in", delay)
 		err = s.store.Retry(rctx, cl, delay, err.Error())
 	}
@@ -302,15 +302,4 @@ func failure(err error) *pb.CaseFailed {
 		f.Message = f.Message[i:]
 	}
 	return f
-}
-
-// backoff is exponential in the failed attempts, capped, with jitter so
-// that cases failing together do not retry in lockstep.
-func (s *Syncer) backoff(attempts int) time.Duration {
-	d := s.opts.Backoff
-	for i := 0; i < attempts && d < s.opts.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, s.opts.MaxBackoff)
-	return d/2 + rand.N(d/2+1)
 }
