@@ -51,17 +51,13 @@ func NewRelay(pool *pgxpool.Pool, js jetstream.JetStream, m *metrics.Factory, lo
 	}
 	r := &Relay{pool: pool, js: js, log: log, batch: o.Batch, poll: o.Poll, keep: o.Keep,
 		published: m.Counter("outbox_published_total", "Outbox rows published, by result.", "result")}
-	m.GaugeFunc("outbox_lag_seconds", "Age of the oldest unpublished outbox row (0 when none).", nil, func() float64 {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		age, _, _ := Lag(ctx, pool)
-		return age.Seconds()
+	m.QueryGauge("outbox_lag_seconds", "Age of the oldest unpublished outbox row (0 when none).", nil, func(ctx context.Context) (float64, error) {
+		age, _, err := Lag(ctx, pool)
+		return age.Seconds(), err
 	})
-	m.GaugeFunc("outbox_pending", "Unpublished outbox rows.", nil, func() float64 {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_, n, _ := Lag(ctx, pool)
-		return float64(n)
+	m.QueryGauge("outbox_pending", "Unpublished outbox rows.", nil, func(ctx context.Context) (float64, error) {
+		_, n, err := Lag(ctx, pool)
+		return float64(n), err
 	})
 	return r
 }

@@ -84,21 +84,15 @@ func New(pool *pgxpool.Pool, client *salesforce.Client, m *mapping.Mapping, mf *
 	}
 	s := &Syncer{opts: o, pool: pool, store: store.New(pool), client: client, mapping: m, log: log,
 		outcomes: mf.Counter("cases_total", "Case writes to Salesforce, by outcome (upserted, failed, retry).", "outcome")}
-	mf.GaugeFunc("cases_pending", "Cases waiting to be written to Salesforce.", nil, func() float64 {
-		n, _, _ := s.backlog()
-		return float64(n)
+	mf.QueryGauge("cases_pending", "Cases waiting to be written to Salesforce.", nil, func(ctx context.Context) (float64, error) {
+		n, _, err := s.store.Backlog(ctx)
+		return float64(n), err
 	})
-	mf.GaugeFunc("cases_oldest_pending_seconds", "How long the oldest case waiting to be written has waited since it last changed.", nil, func() float64 {
-		_, d, _ := s.backlog()
-		return d.Seconds()
+	mf.QueryGauge("cases_oldest_pending_seconds", "How long the oldest case waiting to be written has waited since it last changed.", nil, func(ctx context.Context) (float64, error) {
+		_, d, err := s.store.Backlog(ctx)
+		return d.Seconds(), err
 	})
 	return s
-}
-
-func (s *Syncer) backlog() (int64, time.Duration, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	return s.store.Backlog(ctx)
 }
 
 // Run writes due cases until ctx ends. Workers wake when a transaction that

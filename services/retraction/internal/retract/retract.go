@@ -74,11 +74,9 @@ func New(cfg Config, st *store.Store, ho *filing.Handover, clients map[string]*n
 	for _, res := range []string{store.Retracted, store.Failed, store.FinishedAtNCMEC} {
 		r.outcomes.WithLabelValues(res)
 	}
-	m.GaugeFunc("retractions_pending", "Retractions owed and not yet done.", nil, func() float64 {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		n, _ := st.Counts(ctx)
-		return float64(n[store.Pending])
+	m.QueryGauge("retractions_pending", "Retractions owed and not yet done.", nil, func(ctx context.Context) (float64, error) {
+		n, err := st.Counts(ctx)
+		return float64(n[store.Pending]), err
 	})
 	return r
 }
