@@ -76,7 +76,12 @@ func Lag(ctx context.Context, pool *pgxpool.Pool) (time.Duration, int64, error) 
 // every poll interval.
 func (r *Relay) Run(ctx context.Context) error {
 	wake := make(chan struct{}, 1)
-	go r.listen(ctx, wake)
+	go database.Listen(ctx, r.pool, schemaChannel, func() {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	}, r.log.With("listen", "outbox"))
 	lastPrune := time.Time{}
 	for {
 		for {
@@ -108,43 +113,11 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 }
 
-// listen turns the outbox channel's notifications into wake-ups.
-func (r *Relay) listen(ctx context.Context, wake chan<- struct{}) {
-	for ctx.Err() == nil {
-		err := func() error {
-			conn, err := r.pool.Acquire(ctx)
-			if err != nil {
-				return err
-			}
-			defer conn.Release()
-			var channel string
-			if err := conn.QueryRow(ctx, `SELECT `+channelSQL).Scan(&channel); err != nil {
-				return err
-			}
-			if _, err := conn.Exec(ctx, `LISTEN `+pgx.Identifier{channel}.Sanitize()); err != nil {
-				return err
-			}
-			for {
-				if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
-					// The connection may be unusable now; do not return it to the pool.
-					conn.Hijack().Close(context.WithoutCancel(ctx))
-					return err
-				}
-				select {
-				case wake <- struct{}{}:
-				default:
-				}
-			}
-		}()
-		if ctx.Err() != nil {
-			return
-		}
-		r.log.Debug("outbox relay: listen failed; polling until it is back", "err", err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(r.poll):
-		}
-	}
+// schemaChannel is the outbox channel of the listening connection's schema.
+func schemaChannel(ctx context.Context, conn *pgx.Conn) (string, error) {
+	var name string
+	err := conn.QueryRow(ctx, `SELECT `+channelSQL).Scan(&name)
+	return name, err
 }
 
 // publishBatch publishes up to r.batch rows in id order and marks them. An

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"takedown/pkg/backoff"
+	"takedown/pkg/database"
 	"takedown/pkg/events"
 	"takedown/pkg/logging"
 	"takedown/pkg/metrics"
@@ -100,7 +101,15 @@ func New(pool *pgxpool.Pool, client *salesforce.Client, m *mapping.Mapping, mf *
 // was missed or a retry fell due.
 func (s *Syncer) Run(ctx context.Context) error {
 	wake := make(chan struct{}, s.opts.Workers)
-	go s.listen(ctx, wake)
+	// A notification wakes every idle worker.
+	go database.Listen(ctx, s.pool, database.Named(store.Channel), func() {
+		for range cap(wake) {
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+		}
+	}, s.log.With("listen", "case sync"))
 	done := make(chan struct{})
 	for range s.opts.Workers {
 		go func() {
@@ -127,43 +136,6 @@ func (s *Syncer) work(ctx context.Context, wake <-chan struct{}) {
 		select {
 		case <-ctx.Done():
 		case <-wake:
-		case <-time.After(s.opts.Poll):
-		}
-	}
-}
-
-// listen turns notifications of due cases into wake-ups of every worker.
-func (s *Syncer) listen(ctx context.Context, wake chan<- struct{}) {
-	for ctx.Err() == nil {
-		err := func() error {
-			conn, err := s.pool.Acquire(ctx)
-			if err != nil {
-				return err
-			}
-			defer conn.Release()
-			if _, err := conn.Exec(ctx, `LISTEN `+store.Channel); err != nil {
-				return err
-			}
-			for {
-				if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
-					// The connection may be unusable now; keep it out of the pool.
-					conn.Hijack().Close(context.WithoutCancel(ctx))
-					return err
-				}
-				for range cap(wake) {
-					select {
-					case wake <- struct{}{}:
-					default:
-					}
-				}
-			}
-		}()
-		if ctx.Err() != nil {
-			return
-		}
-		s.log.Debug("case sync: listen failed; polling until it is back", "err", err)
-		select {
-		case <-ctx.Done():
 		case <-time.After(s.opts.Poll):
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"takedown/pkg/config"
+	"takedown/pkg/database"
 	"takedown/pkg/events"
 	"takedown/pkg/evidence"
 	lifecycle "takedown/pkg/filing"
@@ -246,34 +247,9 @@ func checkEvent(reportID string, sub *pb.ReportSubmitted) error {
 	return nil
 }
 
-// listen wakes idle workers when a filing is recorded (by any replica).
+// listen wakes idle workers when a filing is recorded (by any replica);
+// they poll meanwhile when it cannot.
 func (a *App) listen(ctx context.Context) error {
-	for ctx.Err() == nil {
-		err := func() error {
-			conn, err := a.base.Pool.Acquire(ctx)
-			if err != nil {
-				return err
-			}
-			defer conn.Release()
-			if _, err := conn.Exec(ctx, `LISTEN `+pgx.Identifier{store.Channel}.Sanitize()); err != nil {
-				return err
-			}
-			for {
-				if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
-					conn.Hijack().Close(context.WithoutCancel(ctx))
-					return err
-				}
-				a.pool.Wake()
-			}
-		}()
-		if ctx.Err() != nil {
-			return nil
-		}
-		a.base.Log.Debug("filing notifications: listen failed; workers poll meanwhile", "err", err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Second):
-		}
-	}
+	database.Listen(ctx, a.base.Pool, database.Named(store.Channel), a.pool.Wake, a.base.Log.With("listen", "filings"))
 	return nil
 }
