@@ -200,18 +200,13 @@ func (a *App) Listen() (net.Listener, error) { return a.base.Listen() }
 // and the outbox relay until ctx ends.
 func (a *App) Run(ctx context.Context, ln net.Listener) error {
 	ctx, a.cancel = context.WithCancel(ctx)
-	return a.base.Run(ctx, ln, a.handler(), a.consume, a.pool.Run, a.listen, a.conns.Run)
+	return a.base.Run(ctx, ln, a.handler(), a.base.Consume(Consumer, a.handle), a.pool.Run, a.listen, a.conns.Run)
 }
 
 // Close releases the connections.
 func (a *App) Close() { a.base.Close() }
 
 func (a *App) handler() http.Handler { return a.base.Router() }
-
-// consume runs the service's consumer; it begins once NATS is there.
-func (a *App) consume(ctx context.Context) error {
-	return stream.Consume(ctx, a.base.JS, a.base.Pool, a.base.Metrics, a.base.Log, Consumer, a.handle)
-}
 
 // handle records a report.submitted event as a filing and returns: the
 // filing itself may take an hour, far longer than a message should be held.
