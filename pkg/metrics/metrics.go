@@ -4,6 +4,7 @@
 package metrics
 
 import (
+	"context"
 	"sync"
 	"time"
 
@@ -64,9 +65,41 @@ func (f *Factory) Gauge(thing, help string, labels ...string) *prometheus.GaugeV
 
 // GaugeFunc registers a gauge whose value is read at scrape time.
 // labels are constant labels telling apart several gauges of one name
-// (e.g. one per consumer).
+// (e.g. one per consumer). A value read from a database or a broker, which
+// can fail, takes QueryGauge instead.
 func (f *Factory) GaugeFunc(thing, help string, labels prometheus.Labels, fn func() float64) {
 	f.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: f.name(thing), Help: help, ConstLabels: labels}, fn))
+}
+
+// queryTimeout bounds a QueryGauge's query, so that a database that hangs
+// does not hang the scrape.
+const queryTimeout = 2 * time.Second
+
+// QueryGauge registers a gauge whose value query reads at scrape time
+// (from a database or a broker), given two seconds. labels are as for
+// GaugeFunc. When the query fails the gauge emits no sample: a false zero
+// would tell a dashboard or an alert that all is well while the database is
+// down, and a failed scrape would hide every other metric; /readyz reports
+// the outage.
+func (f *Factory) QueryGauge(thing, help string, labels prometheus.Labels, query func(context.Context) (float64, error)) {
+	f.Registry.MustRegister(&queryGauge{desc: prometheus.NewDesc(f.name(thing), help, nil, labels), query: query})
+}
+
+type queryGauge struct {
+	desc  *prometheus.Desc
+	query func(context.Context) (float64, error)
+}
+
+func (g *queryGauge) Describe(ch chan<- *prometheus.Desc) { ch <- g.desc }
+
+func (g *queryGauge) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), queryTimeout)
+	defer cancel()
+	v, err := g.query(ctx)
+	if err != nil {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, v)
 }
 
 // Histogram registers a latency histogram vector (seconds) named takedown_<service>_<thing>.

@@ -51,17 +51,13 @@ func NewRelay(pool *pgxpool.Pool, js jetstream.JetStream, m *metrics.Factory, lo
 	}
 	r := &Relay{pool: pool, js: js, log: log, batch: o.Batch, poll: o.Poll, keep: o.Keep,
 		published: m.Counter("outbox_published_total", "Outbox rows published, by result.", "result")}
-	m.GaugeFunc("outbox_lag_seconds", "Age of the oldest unpublished outbox row (0 when none).", nil, func() float64 {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		age, _, _ := Lag(ctx, pool)
-		return age.Seconds()
+	m.QueryGauge("outbox_lag_seconds", "Age of the oldest unpublished outbox row (0 when none).", nil, func(ctx context.Context) (float64, error) {
+		age, _, err := Lag(ctx, pool)
+		return age.Seconds(), err
 	})
-	m.GaugeFunc("outbox_pending", "Unpublished outbox rows.", nil, func() float64 {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_, n, _ := Lag(ctx, pool)
-		return float64(n)
+	m.QueryGauge("outbox_pending", "Unpublished outbox rows.", nil, func(ctx context.Context) (float64, error) {
+		_, n, err := Lag(ctx, pool)
+		return float64(n), err
 	})
 	return r
 }
@@ -80,7 +76,12 @@ func Lag(ctx context.Context, pool *pgxpool.Pool) (time.Duration, int64, error) 
 // every poll interval.
 func (r *Relay) Run(ctx context.Context) error {
 	wake := make(chan struct{}, 1)
-	go r.listen(ctx, wake)
+	go database.Listen(ctx, r.pool, schemaChannel, func() {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	}, r.log.With("listen", "outbox"))
 	lastPrune := time.Time{}
 	for {
 		for {
@@ -112,43 +113,11 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 }
 
-// listen turns the outbox channel's notifications into wake-ups.
-func (r *Relay) listen(ctx context.Context, wake chan<- struct{}) {
-	for ctx.Err() == nil {
-		err := func() error {
-			conn, err := r.pool.Acquire(ctx)
-			if err != nil {
-				return err
-			}
-			defer conn.Release()
-			var channel string
-			if err := conn.QueryRow(ctx, `SELECT `+channelSQL).Scan(&channel); err != nil {
-				return err
-			}
-			if _, err := conn.Exec(ctx, `LISTEN `+pgx.Identifier{channel}.Sanitize()); err != nil {
-				return err
-			}
-			for {
-				if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
-					// The connection may be unusable now; do not return it to the pool.
-					conn.Hijack().Close(context.WithoutCancel(ctx))
-					return err
-				}
-				select {
-				case wake <- struct{}{}:
-				default:
-				}
-			}
-		}()
-		if ctx.Err() != nil {
-			return
-		}
-		r.log.Debug("outbox relay: listen failed; polling until it is back", "err", err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(r.poll):
-		}
-	}
+// schemaChannel is the outbox channel of the listening connection's schema.
+func schemaChannel(ctx context.Context, conn *pgx.Conn) (string, error) {
+	var name string
+	err := conn.QueryRow(ctx, `SELECT `+channelSQL).Scan(&name)
+	return name, err
 }
 
 // publishBatch publishes up to r.batch rows in id order and marks them. An

@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -24,6 +23,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"takedown/pkg/backoff"
 )
 
 // DefaultAPIVersion is recent enough for upsert to answer 200 with the
@@ -216,13 +217,7 @@ func shouldRetry(status int, errs Errors, idempotent bool) bool {
 // sleep waits the backoff before attempt+1: exponential, capped, with
 // jitter so that many callers hitting one limit do not retry in lockstep.
 func (c *Client) sleep(ctx context.Context, attempt int) error {
-	d := c.opts.BaseBackoff
-	for i := 1; i < attempt && d < c.opts.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, c.opts.MaxBackoff)
-	d = d/2 + rand.N(d/2+1)
-	t := time.NewTimer(d)
+	t := time.NewTimer(backoff.Delay(attempt-1, c.opts.BaseBackoff, c.opts.MaxBackoff))
 	defer t.Stop()
 	select {
 	case <-t.C:

@@ -193,6 +193,14 @@ func (b *Base) Run(ctx context.Context, ln net.Listener, h http.Handler, workers
 	return first
 }
 
+// Consume is the worker that runs the consumer cfg with h: each service
+// states only its consumer and handler. It begins once NATS is there.
+func (b *Base) Consume(cfg stream.ConsumerConfig, h stream.Handler) func(context.Context) error {
+	return func(ctx context.Context) error {
+		return stream.Consume(ctx, b.JS, b.Pool, b.Metrics, b.Log, cfg, h)
+	}
+}
+
 // Close releases the connections.
 func (b *Base) Close() {
 	if b.NC != nil {

@@ -115,14 +115,12 @@ func NewConsumer(ctx context.Context, js jetstream.JetStream, pool *pgxpool.Pool
 	// the alert rule and dashboards before the first refusal (a labelled
 	// counter otherwise appears only with its first increment).
 	c.refused.WithLabelValues(cfg.Durable, "unknown", events.RefusedType)
-	m.GaugeFunc("consumer_pending", "Events of a consumer not yet delivered or acknowledged.", prometheus.Labels{"consumer": cfg.Durable}, func() float64 {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
+	m.QueryGauge("consumer_pending", "Events of a consumer not yet delivered or acknowledged.", prometheus.Labels{"consumer": cfg.Durable}, func(ctx context.Context) (float64, error) {
 		info, err := cons.Info(ctx)
 		if err != nil {
-			return 0
+			return 0, err
 		}
-		return float64(info.NumPending + uint64(info.NumAckPending))
+		return float64(info.NumPending + uint64(info.NumAckPending)), nil
 	})
 	return c, nil
 }

@@ -141,16 +141,11 @@ func (a *App) Listen() (net.Listener, error) { return a.base.Listen() }
 
 // Run serves until ctx ends.
 func (a *App) Run(ctx context.Context, ln net.Listener) error {
-	return a.base.Run(ctx, ln, a.handler, a.consume, a.api.RecordDenials)
+	return a.base.Run(ctx, ln, a.handler, a.base.Consume(Consumer, a.record), a.api.RecordDenials)
 }
 
 // Close releases the connections.
 func (a *App) Close() { a.base.Close() }
-
-// consume runs the service's consumer; it begins once NATS is there.
-func (a *App) consume(ctx context.Context) error {
-	return stream.Consume(ctx, a.base.JS, a.base.Pool, a.base.Metrics, a.base.Log, Consumer, a.record)
-}
 
 // record appends one event to the chain, in the consumer's transaction,
 // marked when the consumer refused it.

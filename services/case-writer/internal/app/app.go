@@ -223,16 +223,11 @@ func (a *App) Listen() (net.Listener, error) { return a.base.Listen() }
 // Run serves the operational endpoints, consumes events and writes cases
 // until ctx ends.
 func (a *App) Run(ctx context.Context, ln net.Listener) error {
-	return a.base.Run(ctx, ln, a.handler, a.consume, a.sync)
+	return a.base.Run(ctx, ln, a.handler, a.base.Consume(Consumer, Handle), a.sync)
 }
 
 // Close releases the connections.
 func (a *App) Close() { a.base.Close() }
-
-// consume runs the service's consumer; it begins once NATS is there.
-func (a *App) consume(ctx context.Context) error {
-	return stream.Consume(ctx, a.base.JS, a.base.Pool, a.base.Metrics, a.base.Log, Consumer, Handle)
-}
 
 // Handle records an event's effect on its report's case. It never calls
 // Salesforce: the desired state is committed with the inbox row, and the

@@ -14,13 +14,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"takedown/pkg/backoff"
+	"takedown/pkg/database"
 	"takedown/pkg/events"
 	"takedown/pkg/logging"
 	"takedown/pkg/metrics"
@@ -84,21 +85,15 @@ func New(pool *pgxpool.Pool, client *salesforce.Client, m *mapping.Mapping, mf *
 	}
 	s := &Syncer{opts: o, pool: pool, store: store.New(pool), client: client, mapping: m, log: log,
 		outcomes: mf.Counter("cases_total", "Case writes to Salesforce, by outcome (upserted, failed, retry).", "outcome")}
-	mf.GaugeFunc("cases_pending", "Cases waiting to be written to Salesforce.", nil, func() float64 {
-		n, _, _ := s.backlog()
-		return float64(n)
+	mf.QueryGauge("cases_pending", "Cases waiting to be written to Salesforce.", nil, func(ctx context.Context) (float64, error) {
+		n, _, err := s.store.Backlog(ctx)
+		return float64(n), err
 	})
-	mf.GaugeFunc("cases_oldest_pending_seconds", "How long the oldest case waiting to be written has waited since it last changed.", nil, func() float64 {
-		_, d, _ := s.backlog()
-		return d.Seconds()
+	mf.QueryGauge("cases_oldest_pending_seconds", "How long the oldest case waiting to be written has waited since it last changed.", nil, func(ctx context.Context) (float64, error) {
+		_, d, err := s.store.Backlog(ctx)
+		return d.Seconds(), err
 	})
 	return s
-}
-
-func (s *Syncer) backlog() (int64, time.Duration, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	return s.store.Backlog(ctx)
 }
 
 // Run writes due cases until ctx ends. Workers wake when a transaction that
@@ -106,7 +101,15 @@ func (s *Syncer) backlog() (int64, time.Duration, error) {
 // was missed or a retry fell due.
 func (s *Syncer) Run(ctx context.Context) error {
 	wake := make(chan struct{}, s.opts.Workers)
-	go s.listen(ctx, wake)
+	// A notification wakes every idle worker.
+	go database.Listen(ctx, s.pool, database.Named(store.Channel), func() {
+		for range cap(wake) {
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+		}
+	}, s.log.With("listen", "case sync"))
 	done := make(chan struct{})
 	for range s.opts.Workers {
 		go func() {
@@ -133,43 +136,6 @@ func (s *Syncer) work(ctx context.Context, wake <-chan struct{}) {
 		select {
 		case <-ctx.Done():
 		case <-wake:
-		case <-time.After(s.opts.Poll):
-		}
-	}
-}
-
-// listen turns notifications of due cases into wake-ups of every worker.
-func (s *Syncer) listen(ctx context.Context, wake chan<- struct{}) {
-	for ctx.Err() == nil {
-		err := func() error {
-			conn, err := s.pool.Acquire(ctx)
-			if err != nil {
-				return err
-			}
-			defer conn.Release()
-			if _, err := conn.Exec(ctx, `LISTEN `+store.Channel); err != nil {
-				return err
-			}
-			for {
-				if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
-					// The connection may be unusable now; keep it out of the pool.
-					conn.Hijack().Close(context.WithoutCancel(ctx))
-					return err
-				}
-				for range cap(wake) {
-					select {
-					case wake <- struct{}{}:
-					default:
-					}
-				}
-			}
-		}()
-		if ctx.Err() != nil {
-			return
-		}
-		s.log.Debug("case sync: listen failed; polling until it is back", "err", err)
-		select {
-		case <-ctx.Done():
 		case <-time.After(s.opts.Poll):
 		}
 	}
@@ -212,7 +178,7 @@ func (s *Syncer) sync(ctx context.Context, cl *store.Claim) {
 		err = s.store.Refused(rctx, cl, f.Message, ev)
 	default:
 		outcome = "retry"
-		delay := s.backoff(cl.Attempts)
+		delay := backoff.Delay(cl.Attempts, s.opts.Backoff, s.opts.MaxBackoff)
 		log.Warn("case write failed; will retry", "err", err, "attempt", cl.Attempts+1, "retry_in", delay)
 		err = s.store.Retry(rctx, cl, delay, err.Error())
 	}
@@ -302,15 +268,4 @@ func failure(err error) *pb.CaseFailed {
 		f.Message = f.Message[i:]
 	}
 	return f
-}
-
-// backoff is exponential in the failed attempts, capped, with jitter so
-// that cases failing together do not retry in lockstep.
-func (s *Syncer) backoff(attempts int) time.Duration {
-	d := s.opts.Backoff
-	for i := 0; i < attempts && d < s.opts.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, s.opts.MaxBackoff)
-	return d/2 + rand.N(d/2+1)
 }

@@ -20,7 +20,6 @@ import (
 	"takedown/pkg/keyring"
 	"takedown/pkg/metrics"
 	"takedown/pkg/service"
-	"takedown/pkg/stream"
 	"takedown/services/intake/internal/httpapi"
 	"takedown/services/intake/internal/lifecycle"
 	"takedown/services/intake/internal/progress"
@@ -215,7 +214,7 @@ func (a *App) Listen() (net.Listener, error) { return a.base.Listen() }
 
 // Run serves until ctx ends.
 func (a *App) Run(ctx context.Context, ln net.Listener) error {
-	return a.base.Run(ctx, ln, a.handler, a.consume, a.sweep, a.site.RecordDenials,
+	return a.base.Run(ctx, ln, a.handler, a.base.Consume(progress.Consumer, progress.Applier(a.cfg.Retention)), a.sweep, a.site.RecordDenials,
 		func(ctx context.Context) error { return a.Lifecycle.Run(ctx, a.cfg.LifecycleEvery) })
 }
 
@@ -225,11 +224,6 @@ func (a *App) Close() {
 		a.sessions.Close()
 	}
 	a.base.Close()
-}
-
-// consume runs the service's consumer; it begins once NATS is there.
-func (a *App) consume(ctx context.Context) error {
-	return stream.Consume(ctx, a.base.JS, a.base.Pool, a.base.Metrics, a.base.Log, progress.Consumer, progress.Applier(a.cfg.Retention))
 }
 
 // sweep deletes objects left behind by submissions that failed while S3 was

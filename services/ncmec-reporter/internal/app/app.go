@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"takedown/pkg/config"
+	"takedown/pkg/database"
 	"takedown/pkg/events"
 	"takedown/pkg/evidence"
 	lifecycle "takedown/pkg/filing"
@@ -199,18 +200,13 @@ func (a *App) Listen() (net.Listener, error) { return a.base.Listen() }
 // and the outbox relay until ctx ends.
 func (a *App) Run(ctx context.Context, ln net.Listener) error {
 	ctx, a.cancel = context.WithCancel(ctx)
-	return a.base.Run(ctx, ln, a.handler(), a.consume, a.pool.Run, a.listen, a.conns.Run)
+	return a.base.Run(ctx, ln, a.handler(), a.base.Consume(Consumer, a.handle), a.pool.Run, a.listen, a.conns.Run)
 }
 
 // Close releases the connections.
 func (a *App) Close() { a.base.Close() }
 
 func (a *App) handler() http.Handler { return a.base.Router() }
-
-// consume runs the service's consumer; it begins once NATS is there.
-func (a *App) consume(ctx context.Context) error {
-	return stream.Consume(ctx, a.base.JS, a.base.Pool, a.base.Metrics, a.base.Log, Consumer, a.handle)
-}
 
 // handle records a report.submitted event as a filing and returns: the
 // filing itself may take an hour, far longer than a message should be held.
@@ -246,34 +242,9 @@ func checkEvent(reportID string, sub *pb.ReportSubmitted) error {
 	return nil
 }
 
-// listen wakes idle workers when a filing is recorded (by any replica).
+// listen wakes idle workers when a filing is recorded (by any replica);
+// they poll meanwhile when it cannot.
 func (a *App) listen(ctx context.Context) error {
-	for ctx.Err() == nil {
-		err := func() error {
-			conn, err := a.base.Pool.Acquire(ctx)
-			if err != nil {
-				return err
-			}
-			defer conn.Release()
-			if _, err := conn.Exec(ctx, `LISTEN `+pgx.Identifier{store.Channel}.Sanitize()); err != nil {
-				return err
-			}
-			for {
-				if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
-					conn.Hijack().Close(context.WithoutCancel(ctx))
-					return err
-				}
-				a.pool.Wake()
-			}
-		}()
-		if ctx.Err() != nil {
-			return nil
-		}
-		a.base.Log.Debug("filing notifications: listen failed; workers poll meanwhile", "err", err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Second):
-		}
-	}
+	database.Listen(ctx, a.base.Pool, database.Named(store.Channel), a.pool.Wake, a.base.Log.With("listen", "filings"))
 	return nil
 }

@@ -15,13 +15,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
+	"takedown/pkg/backoff"
 	"takedown/pkg/database"
 	"takedown/pkg/events"
 	"takedown/pkg/filing"
@@ -74,11 +74,9 @@ func New(cfg Config, st *store.Store, ho *filing.Handover, clients map[string]*n
 	for _, res := range []string{store.Retracted, store.Failed, store.FinishedAtNCMEC} {
 		r.outcomes.WithLabelValues(res)
 	}
-	m.GaugeFunc("retractions_pending", "Retractions owed and not yet done.", nil, func() float64 {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		n, _ := st.Counts(ctx)
-		return float64(n[store.Pending])
+	m.QueryGauge("retractions_pending", "Retractions owed and not yet done.", nil, func(ctx context.Context) (float64, error) {
+		n, err := st.Counts(ctx)
+		return float64(n[store.Pending]), err
 	})
 	return r
 }
@@ -327,7 +325,7 @@ func (r *Retractor) attempt(ctx context.Context, id string) {
 	outcome, code, detail := r.retract(ctx, rep.Environment, rep.NCMECReportID, rep.FirstTriedAt)
 	switch outcome {
 	case "":
-		delay := backoff(rep.Attempts, r.cfg.MinDelay, r.cfg.MaxDelay)
+		delay := backoff.Delay(rep.Attempts, r.cfg.MinDelay, r.cfg.MaxDelay)
 		r.log.Warn("retraction failed; will retry", "report_id", id, "err", detail, "retry_in", delay)
 		_ = r.store.Retry(ctx, id, rep.Filing, delay, detail)
 	case store.Retracted:
@@ -418,7 +416,7 @@ func (r *Retractor) attemptLost(ctx context.Context, l store.Lost) {
 	var payload proto.Message
 	switch outcome {
 	case "":
-		delay := backoff(l.Attempts, r.cfg.MinDelay, r.cfg.MaxDelay)
+		delay := backoff.Delay(l.Attempts, r.cfg.MinDelay, r.cfg.MaxDelay)
 		log.Warn("retraction of a lost NCMEC report failed; will retry", "err", detail, "retry_in", delay)
 		_ = r.store.RetryLost(ctx, l, delay, detail)
 		return
@@ -445,12 +443,4 @@ func (r *Retractor) attemptLost(ctx context.Context, l store.Lost) {
 	}
 	r.outcomes.WithLabelValues(outcome).Inc()
 	log.Info("retraction of a lost NCMEC report settled", "outcome", outcome, "cause", detail)
-}
-
-func backoff(attempt int, lo, hi time.Duration) time.Duration {
-	d := lo << min(attempt, 20)
-	if d > hi || d <= 0 {
-		d = hi
-	}
-	return d/2 + rand.N(d/2+1)
 }
