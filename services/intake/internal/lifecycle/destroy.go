@@ -12,8 +12,8 @@ import (
 	"takedown/pkg/auth"
 	"takedown/pkg/database"
 	"takedown/pkg/events"
-	"takedown/pkg/fault"
 	"takedown/pkg/evidence"
+	"takedown/pkg/fault"
 	"takedown/pkg/outbox"
 	pb "takedown/pkg/proto/takedown/v1"
 )

@@ -31,6 +31,7 @@ import (
 	"takedown/pkg/keyring"
 	"takedown/pkg/outbox"
 	pb "takedown/pkg/proto/takedown/v1"
+	"takedown/services/intake/internal/store"
 )
 
 // LegalFloor is the preservation period of 18 U.S.C. 2258A(h)(1) as amended
@@ -105,20 +106,12 @@ func (m *Manager) Policy() Policy { return m.policy }
 // kept until t + Retention at least. Called by the progress consumer inside
 // its transaction.
 func Finished(ctx context.Context, tx pgx.Tx, p Policy, reportID string, t time.Time) error {
-	return extend(ctx, tx, reportID, t.Add(p.Retention))
+	return store.ExtendRetention(ctx, tx, reportID, t.Add(p.Retention))
 }
 
 // Retracted records that the report's filing was retracted at t.
 func Retracted(ctx context.Context, tx pgx.Tx, p Policy, reportID string, t time.Time) error {
-	return extend(ctx, tx, reportID, t.Add(p.Retracted))
-}
-
-func extend(ctx context.Context, tx pgx.Tx, reportID string, until time.Time) error {
-	_, err := tx.Exec(ctx, `UPDATE reports SET retain_until = greatest(retain_until, $2) WHERE id = $1`, reportID, until)
-	if err != nil {
-		return fmt.Errorf("retention of %s: %w", reportID, err)
-	}
-	return nil
+	return store.ExtendRetention(ctx, tx, reportID, t.Add(p.Retracted))
 }
 
 // Lock sets S3 object lock retention on every live object whose lock falls
