@@ -10,12 +10,14 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"takedown/pkg/fault"
 	"takedown/pkg/logging"
 )
 
@@ -131,12 +133,54 @@ func Errorf(status int, code, field, format string, args ...any) *APIError {
 	return &APIError{Status: status, Code: code, Field: field, Message: fmt.Sprintf(format, args...)}
 }
 
-// WriteError answers with err: an *APIError as it is, anything else as a 500
-// whose details stay in the log, not in the answer.
-func WriteError(w http.ResponseWriter, err error) {
+// statusOf is the HTTP status of each kind of failure (pkg/fault).
+var statusOf = map[fault.Kind]int{
+	fault.Internal:     http.StatusInternalServerError,
+	fault.Invalid:      http.StatusBadRequest,
+	fault.NotFound:     http.StatusNotFound,
+	fault.Conflict:     http.StatusConflict,
+	fault.Finished:     http.StatusConflict,
+	fault.SecondPerson: http.StatusForbidden,
+	fault.Forbidden:    http.StatusForbidden,
+	fault.TooLarge:     http.StatusRequestEntityTooLarge,
+	fault.Unsupported:  http.StatusUnsupportedMediaType,
+	fault.TooSlow:      http.StatusRequestTimeout,
+	fault.Unavailable:  http.StatusServiceUnavailable,
+}
+
+// errInternal answers a failure that is ours.
+var errInternal = &APIError{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error; the details are in the service's log"}
+
+// AsAPIError is the answer to err: an *APIError as it is, a *fault.Error
+// as its kind's status with its code, field and message; false for
+// anything else (and for fault.Internal), whose details stay in the log.
+func AsAPIError(err error) (*APIError, bool) {
 	var ae *APIError
-	if !errors.As(err, &ae) {
-		ae = &APIError{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error; the details are in the service's log"}
+	if errors.As(err, &ae) {
+		return ae, true
+	}
+	var fe *fault.Error
+	if !errors.As(err, &fe) || fe.Kind == fault.Internal {
+		return nil, false
+	}
+	status, ok := statusOf[fe.Kind]
+	if !ok {
+		return nil, false
+	}
+	return &APIError{Status: status, Code: fe.CodeName(), Message: fe.Message, Field: fe.Field}, true
+}
+
+// WriteError answers with err (AsAPIError); anything that is no client's
+// mistake as a 500 whose details stay in the log, not in the answer. A
+// fault with RetryAfter says so in the Retry-After header.
+func WriteError(w http.ResponseWriter, err error) {
+	ae, ok := AsAPIError(err)
+	if !ok {
+		ae = errInternal
+	}
+	var fe *fault.Error
+	if errors.As(err, &fe) && fe.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(fe.RetryAfter.Seconds()))))
 	}
 	WriteJSON(w, ae.Status, map[string]*APIError{"error": ae})
 }

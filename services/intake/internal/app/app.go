@@ -171,9 +171,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	}
 	api := httpapi.New(a.store, a.evidence, keys, cfg.Limits, cfg.Similar, base.Metrics, log)
 	// Lock the objects of a report as soon as it is stored, so nothing can
-	// delete them before it is finished; the lifecycle job retries failures.
-	api.Stored = func(ctx context.Context) {
-		if _, err := a.Lifecycle.Lock(ctx); err != nil {
+	// delete them before it is finished: those of that report only, not a
+	// scan of every report inside the staff member's request; the
+	// lifecycle job retries failures.
+	api.Stored = func(ctx context.Context, reportID string) {
+		if _, err := a.Lifecycle.LockReport(ctx, reportID); err != nil {
 			log.Warn("object lock after submission; the lifecycle job will retry", "err", err)
 		}
 	}
@@ -202,7 +204,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	r.Group(func(r chi.Router) {
 		r.Use(site.Handler)
 		api.Routes(r, site.Guard)
-		a.Lifecycle.Routes(r, site.Guard)
+		httpapi.NewEvidenceAdmin(a.Lifecycle, log).Routes(r, site.Guard)
 		site.Routes(r)
 	})
 	a.handler = r

@@ -96,9 +96,9 @@ type API struct {
 	log      *slog.Logger
 	now      func() time.Time
 
-	// Stored, when set, runs after a submission is stored (intake locks
-	// the new objects with it).
-	Stored func(ctx context.Context)
+	// Stored, when set, runs after a submission of report reportID is
+	// stored (intake locks the report's new objects with it).
+	Stored func(ctx context.Context, reportID string)
 
 	submissions *prometheus.CounterVec
 	bytes       prometheus.Counter

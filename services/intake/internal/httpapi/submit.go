@@ -284,7 +284,7 @@ func (a *API) receive(w http.ResponseWriter, r *http.Request, describe Describe)
 	}
 	ok = true
 	if a.Stored != nil {
-		a.Stored(ctx)
+		a.Stored(ctx, rep.ID)
 	}
 	log.Info("report submitted", "files", len(rep.Files), "event_id", ev.EventId)
 	return rep, nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -14,9 +13,9 @@ import (
 	"takedown/pkg/database"
 	"takedown/pkg/events"
 	"takedown/pkg/evidence"
+	"takedown/pkg/fault"
 	"takedown/pkg/outbox"
 	pb "takedown/pkg/proto/takedown/v1"
-	"takedown/pkg/server"
 )
 
 // DestructionRequest is a law-enforcement request to destroy a report's
@@ -37,7 +36,7 @@ type DestructionRequest struct {
 
 // ErrSamePerson refuses an approval by the staff member who recorded the
 // request: destruction needs two people.
-var ErrSamePerson = server.Errorf(http.StatusForbidden, "second_person_required", "",
+var ErrSamePerson = fault.Errorf(fault.SecondPerson, "", "",
 	"a destruction request must be approved by a different evidence-admin than the one who recorded it")
 
 // RequestDestruction records a law-enforcement request; nothing is destroyed
@@ -46,13 +45,13 @@ func (m *Manager) RequestDestruction(ctx context.Context, s auth.Staff, reportID
 	day, err := time.Parse(time.DateOnly, requestedOn)
 	switch {
 	case agency == "":
-		return nil, server.Errorf(http.StatusBadRequest, "invalid", "agency", "name the law-enforcement agency")
+		return nil, fault.Errorf(fault.Invalid, "", "agency", "name the law-enforcement agency")
 	case reference == "":
-		return nil, server.Errorf(http.StatusBadRequest, "invalid", "reference", "give the agency's reference")
+		return nil, fault.Errorf(fault.Invalid, "", "reference", "give the agency's reference")
 	case err != nil:
-		return nil, server.Errorf(http.StatusBadRequest, "invalid", "requested_on", "requested_on must be a date, YYYY-MM-DD")
+		return nil, fault.Errorf(fault.Invalid, "", "requested_on", "requested_on must be a date, YYYY-MM-DD")
 	case day.After(latestToday(m.Now())):
-		return nil, server.Errorf(http.StatusBadRequest, "invalid", "requested_on", "requested_on %s is in the future: give the date of the agency's request", requestedOn)
+		return nil, fault.Errorf(fault.Invalid, "", "requested_on", "requested_on %s is in the future: give the date of the agency's request", requestedOn)
 	}
 	d := &DestructionRequest{ID: events.NewID(), ReportID: reportID, Agency: agency, Reference: reference,
 		RequestedOn: requestedOn, RequestedBy: s.Subject, RecordedAt: m.Now()}
@@ -107,7 +106,7 @@ func (m *Manager) ApproveDestruction(ctx context.Context, s auth.Staff, requestI
 		}
 		d.ID, d.RequestedOn = requestID, day.Format(time.DateOnly)
 		if d.ApprovedBy != "" {
-			return server.Errorf(http.StatusConflict, "conflict", "", "the request was already approved by %s", d.ApprovedBy)
+			return fault.Errorf(fault.Conflict, "", "", "the request was already approved by %s", d.ApprovedBy)
 		}
 		if s.Subject == d.RequestedBy {
 			return ErrSamePerson
@@ -120,7 +119,7 @@ func (m *Manager) ApproveDestruction(ctx context.Context, s auth.Staff, requestI
 			return err
 		}
 		if held {
-			return server.Errorf(http.StatusConflict, "held", "", "the report is under legal hold; lift the hold before destroying its evidence")
+			return fault.Errorf(fault.Conflict, "held", "", "the report is under legal hold; lift the hold before destroying its evidence")
 		}
 		type file struct{ id, key, sha string }
 		rows, err := tx.Query(ctx, `SELECT id::text, object_key, sha256 FROM files WHERE report_id = $1 AND destroyed_at IS NULL ORDER BY idx`, d.ReportID)

@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -28,10 +27,11 @@ import (
 	"takedown/pkg/database"
 	"takedown/pkg/events"
 	"takedown/pkg/evidence"
+	"takedown/pkg/fault"
 	"takedown/pkg/keyring"
 	"takedown/pkg/outbox"
 	pb "takedown/pkg/proto/takedown/v1"
-	"takedown/pkg/server"
+	"takedown/services/intake/internal/store"
 )
 
 // LegalFloor is the preservation period of 18 U.S.C. 2258A(h)(1) as amended
@@ -106,36 +106,38 @@ func (m *Manager) Policy() Policy { return m.policy }
 // kept until t + Retention at least. Called by the progress consumer inside
 // its transaction.
 func Finished(ctx context.Context, tx pgx.Tx, p Policy, reportID string, t time.Time) error {
-	return extend(ctx, tx, reportID, t.Add(p.Retention))
+	return store.ExtendRetention(ctx, tx, reportID, t.Add(p.Retention))
 }
 
 // Retracted records that the report's filing was retracted at t.
 func Retracted(ctx context.Context, tx pgx.Tx, p Policy, reportID string, t time.Time) error {
-	return extend(ctx, tx, reportID, t.Add(p.Retracted))
-}
-
-func extend(ctx context.Context, tx pgx.Tx, reportID string, until time.Time) error {
-	_, err := tx.Exec(ctx, `UPDATE reports SET retain_until = greatest(retain_until, $2) WHERE id = $1`, reportID, until)
-	if err != nil {
-		return fmt.Errorf("retention of %s: %w", reportID, err)
-	}
-	return nil
+	return store.ExtendRetention(ctx, tx, reportID, t.Add(p.Retracted))
 }
 
 // Lock sets S3 object lock retention on every live object whose lock falls
 // short of its report's retention: a provisional submitted_at + Retention
 // while the report is not filed, the recorded retention after. It returns
 // how many objects it locked; failures are logged and retried next time.
-func (m *Manager) Lock(ctx context.Context) (int, error) {
+func (m *Manager) Lock(ctx context.Context) (int, error) { return m.lock(ctx, nil) }
+
+// LockReport is Lock for the objects of one report, as soon as it is
+// stored, so nothing can delete them before it is filed; it leaves every
+// other report to the job (Run), which also retries what fails here.
+func (m *Manager) LockReport(ctx context.Context, reportID string) (int, error) {
+	return m.lock(ctx, reportID)
+}
+
+// lock locks the objects of reportID, or of every report when it is nil.
+func (m *Manager) lock(ctx context.Context, reportID any) (int, error) {
 	if !m.policy.ObjectLock {
 		return 0, nil
 	}
 	rows, err := m.pool.Query(ctx, `SELECT f.id::text, f.object_key, f.object_version,
 			greatest(coalesce(r.retain_until, '-infinity'), r.submitted_at + make_interval(secs => $1))
 		FROM files f JOIN reports r ON r.id = f.report_id
-		WHERE f.destroyed_at IS NULL
+		WHERE f.destroyed_at IS NULL AND ($2::uuid IS NULL OR f.report_id = $2::uuid)
 		  AND (f.locked_until IS NULL OR f.locked_until < greatest(coalesce(r.retain_until, '-infinity'), r.submitted_at + make_interval(secs => $1)))
-		LIMIT 1000`, m.policy.Retention.Seconds())
+		LIMIT 1000`, m.policy.Retention.Seconds(), reportID)
 	if err != nil {
 		return 0, fmt.Errorf("objects to lock: %w", err)
 	}
@@ -316,10 +318,10 @@ type Hold struct {
 	LiftReason string     `json:"lift_reason,omitempty"`
 }
 
-// Errors the API maps to statuses.
+// Errors of the evidence-admin steps (pkg/fault kinds).
 var (
-	ErrNotFound = server.Errorf(http.StatusNotFound, "not_found", "", "no such report, hold or request")
-	errNoReason = server.Errorf(http.StatusBadRequest, "invalid", "reason", "give a reason")
+	ErrNotFound = fault.Errorf(fault.NotFound, "", "", "no such report, hold or request")
+	errNoReason = fault.Errorf(fault.Invalid, "", "reason", "give a reason")
 )
 
 func who(s auth.Staff) string {

@@ -45,10 +45,9 @@ func Applier(p lifecycle.Policy) func(context.Context, pgx.Tx, stream.Message) e
 		if m.ReportId == "" {
 			return nil
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO report_events (event_id, report_id, type, occurred_at, actor, summary)
-			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING`,
-			m.EventId, m.ReportId, m.Type, m.OccurredAt.AsTime(), actor(m.Actor), describe(m.Envelope)); err != nil {
-			return fmt.Errorf("record event: %w", err)
+		if err := store.RecordEvent(ctx, tx, store.Event{ID: m.EventId, ReportID: m.ReportId, Type: m.Type,
+			OccurredAt: m.OccurredAt.AsTime(), Actor: actor(m.Actor), Summary: describe(m.Envelope)}); err != nil {
+			return err
 		}
 		st, err := store.LoadFiling(ctx, tx, m.ReportId)
 		if errors.Is(err, store.ErrNotFound) {
@@ -72,9 +71,7 @@ func Applier(p lifecycle.Policy) func(context.Context, pgx.Tx, stream.Message) e
 // filing changes.
 func currentFiling(ctx context.Context, tx pgx.Tx, p lifecycle.Policy, m stream.Message, ev filing.Event) error {
 	if u := m.GetNcmecFileUploaded(); u != nil {
-		_, err := tx.Exec(ctx, `UPDATE files SET ncmec_file_id = $3, ncmec_md5 = $4 WHERE report_id = $1 AND id = $2`,
-			m.ReportId, u.FileId, u.NcmecFileId, u.NcmecMd5)
-		return err
+		return store.RecordNCMECFile(ctx, tx, m.ReportId, u.FileId, u.NcmecFileId, u.NcmecMd5)
 	}
 	switch ev.State {
 	case filing.Finished:
@@ -91,10 +88,8 @@ func other(ctx context.Context, tx pgx.Tx, ev *pb.Envelope, st filing.Status) er
 	switch p := ev.Payload.(type) {
 	case *pb.Envelope_CaseUpserted:
 		c := p.CaseUpserted
-		var curFiling int
-		var curState string
-		if err := tx.QueryRow(ctx, `SELECT coalesce(case_filing, 0), coalesce(case_state, '') FROM reports WHERE id = $1`,
-			ev.ReportId).Scan(&curFiling, &curState); err != nil {
+		curFiling, curState, err := store.CaseShown(ctx, tx, ev.ReportId)
+		if err != nil {
 			return err
 		}
 		// The consumer handles events concurrently and case-writer may
@@ -102,16 +97,11 @@ func other(ctx context.Context, tx pgx.Tx, ev *pb.Envelope, st filing.Status) er
 		// gives way to an older one.
 		n := max(int(c.Filing), 1)
 		if curState != "" && !filing.Newer(n, filing.State(c.State), curFiling, filing.State(curState)) {
-			_, err := tx.Exec(ctx, `UPDATE reports SET case_id = $2 WHERE id = $1`, ev.ReportId, c.CaseId)
-			return err
+			return store.SetCaseID(ctx, tx, ev.ReportId, c.CaseId)
 		}
-		_, err := tx.Exec(ctx, `UPDATE reports SET case_id = $2, case_state = $3, case_filing = $4, case_error = NULL WHERE id = $1`,
-			ev.ReportId, c.CaseId, c.State, n)
-		return err
+		return store.SetCase(ctx, tx, ev.ReportId, c.CaseId, c.State, n)
 	case *pb.Envelope_CaseFailed:
-		_, err := tx.Exec(ctx, `UPDATE reports SET case_error = $2 WHERE id = $1`, ev.ReportId,
-			"Salesforce case could not be written: "+p.CaseFailed.Message)
-		return err
+		return store.SetCaseError(ctx, tx, ev.ReportId, "Salesforce case could not be written: "+p.CaseFailed.Message)
 	}
 	return nil
 }

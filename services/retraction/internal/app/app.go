@@ -17,6 +17,7 @@ import (
 	"takedown/pkg/metrics"
 	"takedown/pkg/ncmec"
 	"takedown/pkg/service"
+	"takedown/services/retraction/internal/httpapi"
 	"takedown/services/retraction/internal/retract"
 	"takedown/services/retraction/internal/store"
 )
@@ -89,7 +90,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	r := base.Router()
 	r.Group(func(r chi.Router) {
 		r.Use(auth.Require(auth.RoleRetractor, append(cfg.Auth, bearers...)...))
-		a.r.Routes(r)
+		httpapi.Routes(r, a.r)
 	})
 	a.handler = r
 	return a, nil

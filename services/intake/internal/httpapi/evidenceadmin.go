@@ -1,8 +1,11 @@
-package lifecycle
+package httpapi
+
+// The evidence-admin endpoints over package lifecycle: holds, destruction
+// requests and the evidence reports.
 
 import (
-	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
@@ -10,10 +13,22 @@ import (
 
 	"takedown/pkg/auth"
 	"takedown/pkg/server"
+	"takedown/services/intake/internal/lifecycle"
 )
 
+// EvidenceAdmin serves the evidence-admin endpoints.
+type EvidenceAdmin struct {
+	m   *lifecycle.Manager
+	log *slog.Logger
+}
+
+// NewEvidenceAdmin returns the endpoints of m.
+func NewEvidenceAdmin(m *lifecycle.Manager, log *slog.Logger) *EvidenceAdmin {
+	return &EvidenceAdmin{m: m, log: log}
+}
+
 // Routes mounts the evidence-admin endpoints on r behind guard.
-func (m *Manager) Routes(r chi.Router, guard func(roles ...string) func(http.Handler) http.Handler) {
+func (m *EvidenceAdmin) Routes(r chi.Router, guard Guard) {
 	r.Group(func(r chi.Router) {
 		r.Use(guard(auth.RoleEvidenceAdmin))
 		r.Post("/api/v1/reports/{id}/holds", m.placeHold)
@@ -25,7 +40,7 @@ func (m *Manager) Routes(r chi.Router, guard func(roles ...string) func(http.Han
 	})
 }
 
-func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
 	if err == nil {
 		err = server.DecodeJSON(raw, v)
@@ -40,17 +55,16 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 func uuidParam(w http.ResponseWriter, r *http.Request, name string) (string, bool) {
 	v := chi.URLParam(r, name)
 	if _, err := uuid.Parse(v); err != nil {
-		server.WriteError(w, ErrNotFound)
+		server.WriteError(w, lifecycle.ErrNotFound)
 		return "", false
 	}
 	return v, true
 }
 
-// writeErr answers err: an API error as is, anything else as 503 (the
-// database or S3 failed; the operation can be repeated).
-func (m *Manager) writeErr(w http.ResponseWriter, op string, err error) {
-	var ae *server.APIError
-	if errors.As(err, &ae) {
+// writeErr answers err: a kind of failure as its kind, anything else as
+// 503 (the database or S3 failed; the operation can be repeated).
+func (m *EvidenceAdmin) writeErr(w http.ResponseWriter, op string, err error) {
+	if _, ok := server.AsAPIError(err); ok {
 		server.WriteError(w, err)
 		return
 	}
@@ -58,16 +72,16 @@ func (m *Manager) writeErr(w http.ResponseWriter, op string, err error) {
 	server.WriteError(w, server.Errorf(http.StatusServiceUnavailable, "unavailable", "", "%s failed; try again in a minute", op))
 }
 
-func (m *Manager) placeHold(w http.ResponseWriter, r *http.Request) {
+func (m *EvidenceAdmin) placeHold(w http.ResponseWriter, r *http.Request) {
 	id, ok := uuidParam(w, r, "id")
 	var in struct {
 		Reason string `json:"reason"`
 	}
-	if !ok || !decode(w, r, &in) {
+	if !ok || !decodeBody(w, r, &in) {
 		return
 	}
 	s, _ := auth.FromContext(r.Context())
-	h, err := m.PlaceHold(r.Context(), s, id, in.Reason)
+	h, err := m.m.PlaceHold(r.Context(), s, id, in.Reason)
 	if err != nil {
 		m.writeErr(w, "placing the hold", err)
 		return
@@ -75,7 +89,7 @@ func (m *Manager) placeHold(w http.ResponseWriter, r *http.Request) {
 	server.WriteJSON(w, http.StatusCreated, h)
 }
 
-func (m *Manager) liftHold(w http.ResponseWriter, r *http.Request) {
+func (m *EvidenceAdmin) liftHold(w http.ResponseWriter, r *http.Request) {
 	id, ok := uuidParam(w, r, "id")
 	if !ok {
 		return
@@ -84,29 +98,29 @@ func (m *Manager) liftHold(w http.ResponseWriter, r *http.Request) {
 	var in struct {
 		Reason string `json:"reason"`
 	}
-	if !ok || !decode(w, r, &in) {
+	if !ok || !decodeBody(w, r, &in) {
 		return
 	}
 	s, _ := auth.FromContext(r.Context())
-	if err := m.LiftHold(r.Context(), s, id, hold, in.Reason); err != nil {
+	if err := m.m.LiftHold(r.Context(), s, id, hold, in.Reason); err != nil {
 		m.writeErr(w, "lifting the hold", err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (m *Manager) requestDestruction(w http.ResponseWriter, r *http.Request) {
+func (m *EvidenceAdmin) requestDestruction(w http.ResponseWriter, r *http.Request) {
 	id, ok := uuidParam(w, r, "id")
 	var in struct {
 		Agency      string `json:"agency"`
 		Reference   string `json:"reference"`
 		RequestedOn string `json:"requested_on"`
 	}
-	if !ok || !decode(w, r, &in) {
+	if !ok || !decodeBody(w, r, &in) {
 		return
 	}
 	s, _ := auth.FromContext(r.Context())
-	d, err := m.RequestDestruction(r.Context(), s, id, in.Agency, in.Reference, in.RequestedOn)
+	d, err := m.m.RequestDestruction(r.Context(), s, id, in.Agency, in.Reference, in.RequestedOn)
 	if err != nil {
 		m.writeErr(w, "recording the destruction request", err)
 		return
@@ -114,13 +128,13 @@ func (m *Manager) requestDestruction(w http.ResponseWriter, r *http.Request) {
 	server.WriteJSON(w, http.StatusCreated, d)
 }
 
-func (m *Manager) approveDestruction(w http.ResponseWriter, r *http.Request) {
+func (m *EvidenceAdmin) approveDestruction(w http.ResponseWriter, r *http.Request) {
 	req, ok := uuidParam(w, r, "req")
 	if !ok {
 		return
 	}
 	s, _ := auth.FromContext(r.Context())
-	d, err := m.ApproveDestruction(r.Context(), s, req)
+	d, err := m.m.ApproveDestruction(r.Context(), s, req)
 	if err != nil {
 		m.writeErr(w, "destroying the evidence", err)
 		return
@@ -128,20 +142,20 @@ func (m *Manager) approveDestruction(w http.ResponseWriter, r *http.Request) {
 	server.WriteJSON(w, http.StatusOK, d)
 }
 
-func (m *Manager) expiryReport(w http.ResponseWriter, r *http.Request) {
-	c, err := m.Expire(r.Context(), true)
+func (m *EvidenceAdmin) expiryReport(w http.ResponseWriter, r *http.Request) {
+	c, err := m.m.Expire(r.Context(), true)
 	if err != nil {
 		m.writeErr(w, "listing expired evidence", err)
 		return
 	}
 	if c == nil {
-		c = []Candidate{}
+		c = []lifecycle.Candidate{}
 	}
 	server.WriteJSON(w, http.StatusOK, map[string]any{"would_delete": c})
 }
 
-func (m *Manager) keysReport(w http.ResponseWriter, r *http.Request) {
-	k, err := m.KeysInUse(r.Context())
+func (m *EvidenceAdmin) keysReport(w http.ResponseWriter, r *http.Request) {
+	k, err := m.m.KeysInUse(r.Context())
 	if err != nil {
 		m.writeErr(w, "listing master keys", err)
 		return
