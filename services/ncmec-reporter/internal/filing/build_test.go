@@ -2,19 +2,15 @@ package filing_test
 
 import (
 	"bytes"
-	"fmt"
 	"math/rand/v2"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/types/known/timestamppb"
-
 	"takedown/pkg/ncmec"
-	pb "takedown/pkg/proto/takedown/v1"
 	"takedown/pkg/reportrules"
+	"takedown/pkg/reportrules/reporttest"
 	"takedown/pkg/testenv"
 	"takedown/services/ncmec-reporter/internal/filing"
 )
@@ -22,36 +18,6 @@ import (
 var reporter = filing.Reporter{
 	Person:  filing.Person{FirstName: "Ada", LastName: "Staff", Email: "ncmec@example.org", Phone: "5555550100"},
 	Address: filing.Address{Street: "1 Main St", City: "Springfield", ZipCode: "12345", State: "VA", Country: "US"},
-}
-
-// submitted is the event intake publishes for a sample it accepted
-// (intake's own test checks it accepts every sample).
-func submitted(t *testing.T, s reportrules.Sample) *pb.ReportSubmitted {
-	t.Helper()
-	email := ""
-	if s.Email != "" {
-		var err error
-		if email, err = reportrules.Email(s.Email); err != nil {
-			t.Fatal(err)
-		}
-	}
-	at := timestamppb.New(time.Date(2026, 1, 2, 15, 4, 5, 0, time.UTC))
-	sub := &pb.ReportSubmitted{Report: &pb.Report{
-		Id: "0190f3c2-0000-7000-8000-000000000001", IncidentType: ncmec.IncidentChildPornography, IncidentTime: at,
-		Platform: s.Platform, Urls: s.URLs,
-		Uploader:      &pb.Uploader{Username: s.Username, Email: email, Ip: "192.0.2.1", PriorNcmecReportIds: []int64{7855776}},
-		LegalApproved: s.LegalApproved, Approver: s.Approver, NotApprovedReason: s.NotApprovedReason,
-		ActionsTaken: s.Actions, Notes: s.Notes, Escalate: s.Escalate, SubmittedBy: "staff", SubmittedAt: at, Filing: 1,
-	}}
-	for i, f := range s.Files {
-		sub.Files = append(sub.Files, &pb.File{
-			Id: fmt.Sprint(i), Index: uint32(i), Name: f.Name, Size: 1, ContentType: "image/png",
-			Md5: strings.Repeat("a", 32), Sha1: strings.Repeat("b", 40), Sha256: strings.Repeat("c", 64),
-			LocationUrl: f.LocationURL, Annotations: f.Annotations, OriginalUploadTime: at, UploaderIp: "2001:db8::1",
-			IndustryClassification: ncmec.ClassA1, ViewedByStaff: i%2 == 0,
-		})
-	}
-	return sub
 }
 
 // Every report intake accepts is built and encoded by the reporter without
@@ -68,7 +34,7 @@ func TestEveryAcceptedReportIsFiled(t *testing.T) {
 		samples = append(samples, reportrules.RandomSample(r))
 	}
 	for i, s := range samples {
-		sub := submitted(t, s)
+		sub := reporttest.Submitted(t, s)
 		rep, err := filing.Report(sub, reporter, now)
 		if err != nil {
 			t.Fatalf("sample %d: build: %v", i, err)
