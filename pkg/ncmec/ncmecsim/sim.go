@@ -30,6 +30,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"takedown/pkg/logging"
 	"takedown/pkg/ncmec"
 	"takedown/pkg/simfault"
 )
@@ -204,7 +205,7 @@ func (s *Server) api(ep string, h http.HandlerFunc) http.Handler {
 			return
 		}
 		f := fired.Fault
-		s.log.Info("ncmecsim fault", "endpoint", ep, "kind", f.Kind, "code", f.Code, "status", f.Status)
+		s.log.Info("ncmecsim fault", "endpoint", ep, "kind", f.Kind, logging.KeyCode, f.Code, "status", f.Status)
 		switch f.Kind {
 		case FaultCode:
 			s.fail(w, f.Code, "")
@@ -277,7 +278,7 @@ const xmlDecl = `<?xml version="1.0" encoding="UTF-8" standalone="yes"?>`
 func (s *Server) reply(w http.ResponseWriter, v any) {
 	b, err := xml.Marshal(v)
 	if err != nil {
-		s.log.Error("ncmecsim marshal", "err", err)
+		s.log.Error("ncmecsim marshal", logging.KeyErr, err)
 		http.Error(w, "marshal", http.StatusInternalServerError)
 		return
 	}

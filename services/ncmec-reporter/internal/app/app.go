@@ -19,6 +19,7 @@ import (
 	"takedown/pkg/evidence"
 	lifecycle "takedown/pkg/filing"
 	"takedown/pkg/keyring"
+	"takedown/pkg/logging"
 	"takedown/pkg/metrics"
 	"takedown/pkg/ncmec"
 	"takedown/pkg/outbox"
@@ -218,7 +219,7 @@ func (a *App) handle(ctx context.Context, tx pgx.Tx, m stream.Message) error {
 	sub := m.GetReportSubmitted()
 	if err := checkEvent(m.ReportId, sub); err != nil {
 		// A report that cannot be filed must not vanish silently.
-		a.base.Log.Error("report.submitted cannot be filed", "report_id", m.ReportId, "event_id", m.EventId, "err", err)
+		a.base.Log.Error("report.submitted cannot be filed", logging.KeyReportID, m.ReportId, logging.KeyEventID, m.EventId, logging.KeyErr, err)
 		ev, eerr := events.New(m.ReportId, events.Service(Name), &pb.NcmecFailed{
 			Step: worker.StepSubmit, Description: "the report.submitted event cannot be filed: " + err.Error()})
 		if eerr != nil {
@@ -269,7 +270,7 @@ func (a *App) listen(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		a.base.Log.Debug("filing notifications: listen failed; workers poll meanwhile", "err", err)
+		a.base.Log.Debug("filing notifications: listen failed; workers poll meanwhile", logging.KeyErr, err)
 		select {
 		case <-ctx.Done():
 		case <-time.After(time.Second):

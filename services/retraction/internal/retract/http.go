@@ -16,6 +16,7 @@ import (
 	"takedown/pkg/database"
 	"takedown/pkg/events"
 	"takedown/pkg/filing"
+	"takedown/pkg/logging"
 	pb "takedown/pkg/proto/takedown/v1"
 	"takedown/pkg/server"
 	"takedown/services/retraction/internal/store"
@@ -110,7 +111,7 @@ func (r *Retractor) request(w http.ResponseWriter, req *http.Request) {
 	}
 	claim, err := r.handover.ClaimRetract(ctx, id, rep.Filing, st.State == filing.Failed)
 	if err != nil {
-		r.log.Error("hand-over unavailable", "report_id", id, "err", err)
+		r.log.Error("hand-over unavailable", logging.KeyReportID, id, logging.KeyErr, err)
 		server.WriteError(w, server.Errorf(http.StatusServiceUnavailable, "unavailable", "", "the retraction cannot be started right now; nothing was changed. Try again in a minute"))
 		return
 	}
@@ -142,11 +143,11 @@ func (r *Retractor) request(w http.ResponseWriter, req *http.Request) {
 		// The claim stays "retracting": the reporter stops and publishes
 		// the filing's failure, which makes the retraction due all the same
 		// (or the sweep finds the report); asking again records it.
-		r.log.Error("record retraction request", "report_id", id, "err", err)
+		r.log.Error("record retraction request", logging.KeyReportID, id, logging.KeyErr, err)
 		server.WriteError(w, server.Errorf(http.StatusServiceUnavailable, "unavailable", "", "the retraction could not be recorded; try again in a minute"))
 		return
 	}
-	r.log.Info("retraction requested by staff", "report_id", id, "filing", rep.Filing, "staff", staff.Subject)
+	r.log.Info("retraction requested by staff", logging.KeyReportID, id, logging.KeyFiling, rep.Filing, "staff", staff.Subject)
 	server.WriteJSON(w, http.StatusAccepted, map[string]any{"report_id": id, "filing": rep.Filing, "status": "retracting"})
 }
 
@@ -221,11 +222,11 @@ func (r *Retractor) requestLost(w http.ResponseWriter, req *http.Request, rep st
 		server.WriteError(w, server.Errorf(http.StatusConflict, "already_retracted", "", "NCMEC report %d is already retracted or being retracted", nid))
 		return
 	case err != nil:
-		r.log.Error("record retraction of a lost NCMEC report", "report_id", rep.ReportID, "ncmec_report_id", nid, "err", err)
+		r.log.Error("record retraction of a lost NCMEC report", logging.KeyReportID, rep.ReportID, logging.KeyNCMECReportID, nid, logging.KeyErr, err)
 		server.WriteError(w, server.Errorf(http.StatusServiceUnavailable, "unavailable", "", "the retraction could not be recorded; nothing was changed. Try again in a minute"))
 		return
 	}
-	r.log.Info("retraction of a lost NCMEC report requested by staff", "report_id", rep.ReportID, "ncmec_report_id", nid, "environment", env, "staff", staff.Subject)
+	r.log.Info("retraction of a lost NCMEC report requested by staff", logging.KeyReportID, rep.ReportID, logging.KeyNCMECReportID, nid, logging.KeyEnvironment, env, "staff", staff.Subject)
 	server.WriteJSON(w, http.StatusAccepted, map[string]any{"report_id": rep.ReportID, "ncmec_report_id": nid, "environment": env, "status": "retracting"})
 }
 
