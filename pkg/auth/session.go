@@ -108,7 +108,7 @@ func NewSessions(pool *pgxpool.Pool, cfg SessionConfig) (*Sessions, error) {
 	// Not persisted: closing the browser ends the session.
 	m.Cookie.Persist = false
 	m.ErrorFunc = func(w http.ResponseWriter, r *http.Request, err error) {
-		logging.FromContext(r.Context()).Error("session store", "err", err)
+		logging.FromContext(r.Context()).Error("session store", logging.KeyErr, err)
 		server.WriteError(w, server.Errorf(http.StatusServiceUnavailable, "session_unavailable", "", "sessions cannot be read right now; try again in a minute"))
 	}
 	return &Sessions{m: m, store: store, keys: cfg.Keys}, nil

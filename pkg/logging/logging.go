@@ -10,12 +10,30 @@ import (
 	"strings"
 )
 
-// Stable keys used across services.
+// Stable keys used across services, so that one query finds a report, an
+// event or an error in every service's lines.
 const (
 	KeyService   = "service"
 	KeyReportID  = "report_id"
 	KeyEventID   = "event_id"
 	KeyStreamSeq = "stream_seq"
+	KeyErr       = "err"
+
+	KeyFiling        = "filing"      // a report's filing number
+	KeyEnvironment   = "environment" // NCMEC's: production or test
+	KeyNCMECReportID = "ncmec_report_id"
+	KeyNCMECFileID   = "ncmec_file_id"
+	KeyFileID        = "file_id"
+	KeyStep          = "step" // an NCMEC step: submit, upload, fileinfo, finish
+	KeyCode          = "code" // an NCMEC response code
+	KeyRequestID     = "request_id"
+	KeyAttempt       = "attempt"
+	KeyOutcome       = "outcome"
+	KeyCause         = "cause"
+	KeyRetryIn       = "retry_in"
+	KeySubject       = "subject"  // a NATS subject
+	KeyConsumer      = "consumer" // a JetStream consumer
+	KeyInstance      = "instance" // a replica's instance id
 )
 
 // New returns a JSON logger writing to w at level ("debug", "info", "warn",

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"takedown/pkg/database"
+	"takedown/pkg/logging"
 	"takedown/pkg/metrics"
 )
 
@@ -91,7 +92,7 @@ func (r *Relay) Run(ctx context.Context) error {
 					return nil
 				}
 				r.published.WithLabelValues("error").Inc()
-				r.log.Warn("outbox relay: publish failed; will retry", "err", err)
+				r.log.Warn("outbox relay: publish failed; will retry", logging.KeyErr, err)
 				break
 			}
 			if n < r.batch {
@@ -100,7 +101,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		}
 		if time.Since(lastPrune) > time.Hour {
 			if _, err := r.pool.Exec(ctx, `DELETE FROM outbox WHERE published_at < now() - $1::interval`, r.keep.String()); err != nil && ctx.Err() == nil {
-				r.log.Warn("outbox relay: prune failed", "err", err)
+				r.log.Warn("outbox relay: prune failed", logging.KeyErr, err)
 			}
 			lastPrune = time.Now()
 		}

@@ -199,3 +199,56 @@ func TestSamplesKeepTheRules(t *testing.T) {
 		t.Fatalf("the longest sample's URLs have %d characters in all, want about %d", total, reportrules.MaxURLsTotal)
 	}
 }
+
+// URLs names the first bad URL, or -1 when the list as a whole breaks a
+// limit; every refusal is ErrInvalid.
+func TestURLs(t *testing.T) {
+	t.Parallel()
+	many := make([]string, reportrules.MaxURLs+1)
+	for i := range many {
+		many[i] = "https://x.org"
+	}
+	for _, tc := range []struct {
+		name string
+		urls []string
+		idx  int
+		ok   bool
+	}{
+		{"none", nil, 0, true},
+		{"as many as allowed", many[:reportrules.MaxURLs], 0, true},
+		{"one too many", many, -1, false},
+		{"the first bad one is named", []string{"https://x.org", "ftp://x.org", "/y"}, 1, false},
+		{"a bad URL is named before the count", append(append([]string{}, many...), "bad"), reportrules.MaxURLs + 1, false},
+	} {
+		i, err := reportrules.URLs(tc.urls)
+		if (err == nil) != tc.ok || i != tc.idx {
+			t.Errorf("%s: URLs = %d, %v; want %d, ok %v", tc.name, i, err, tc.idx, tc.ok)
+		}
+		if err != nil && !errors.Is(err, reportrules.ErrInvalid) {
+			t.Errorf("%s: %v is not ErrInvalid", tc.name, err)
+		}
+	}
+}
+
+// An address is limited to MaxEmail characters once bare; what staff
+// paste around it may be longer.
+func TestEmailLength(t *testing.T) {
+	t.Parallel()
+	addr := func(n int) string { return strings.Repeat("a", n-len("@example.org")) + "@example.org" }
+	for _, tc := range []struct {
+		in, want string
+	}{
+		{addr(reportrules.MaxEmail), addr(reportrules.MaxEmail)},
+		{addr(reportrules.MaxEmail + 1), ""},
+		{`"` + strings.Repeat("n", 100) + `" <` + addr(100) + ">", addr(100)},
+		{strings.Repeat("n", 2*reportrules.MaxEmail) + " <a@example.org>", ""},
+	} {
+		got, err := reportrules.Email(tc.in)
+		if got != tc.want || (err == nil) != (tc.want != "") {
+			t.Errorf("Email(%d characters) = %q, %v; want %q", len(tc.in), got, err, tc.want)
+		}
+		if err != nil && !errors.Is(err, reportrules.ErrInvalid) {
+			t.Errorf("Email: %v is not ErrInvalid", err)
+		}
+	}
+}

@@ -67,7 +67,7 @@ func MountOps(r chi.Router, reg *prometheus.Registry, checks map[string]Check) {
 		status, out := http.StatusOK, map[string]string{}
 		for name, check := range checks {
 			if err := check(ctx); err != nil {
-				logging.FromContext(r.Context()).Warn("not ready", "check", name, "err", err)
+				logging.FromContext(r.Context()).Warn("not ready", "check", name, logging.KeyErr, err)
 				status, out[name] = http.StatusServiceUnavailable, "unavailable"
 			} else {
 				out[name] = "ok"

@@ -100,10 +100,10 @@ func Open(ctx context.Context, name, schema string, cfg Config, log *slog.Logger
 		// publish shows only as a publish that never gets its ack.
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			if sub != nil {
-				log.Error("nats error", "err", err, "subject", sub.Subject)
+				log.Error("nats error", logging.KeyErr, err, logging.KeySubject, sub.Subject)
 				return
 			}
-			log.Error("nats error", "err", err)
+			log.Error("nats error", logging.KeyErr, err)
 		}),
 	}
 	if cfg.NATSUser != "" {
@@ -127,7 +127,7 @@ func Open(ctx context.Context, name, schema string, cfg Config, log *slog.Logger
 	// The stream is provisioned in the background when NATS is not there
 	// yet: the service still starts, and its outbox holds events meanwhile.
 	if err := b.provision(ctx); err != nil {
-		log.Warn("stream not provisioned yet; NATS unreachable?", "err", err)
+		log.Warn("stream not provisioned yet; NATS unreachable?", logging.KeyErr, err)
 	}
 	return b, nil
 }
@@ -228,7 +228,7 @@ func Main(name string, run func(ctx context.Context) error) {
 	log := logging.New(os.Stderr, name, os.Getenv("LOG_LEVEL"))
 	if addr := os.Getenv("PPROF_ADDR"); addr != "" {
 		if _, err := servePprof(addr, log); err != nil {
-			log.Error("profiling stays off", "err", err)
+			log.Error("profiling stays off", logging.KeyErr, err)
 		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -236,7 +236,7 @@ func Main(name string, run func(ctx context.Context) error) {
 	err := run(ctx)
 	stop()
 	if err != nil {
-		log.Error("stopped", "err", err)
+		log.Error("stopped", logging.KeyErr, err)
 		os.Exit(1)
 	}
 	log.Info("stopped cleanly")
@@ -260,7 +260,7 @@ func servePprof(addr string, log *slog.Logger) (net.Addr, error) {
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	log.Warn("profiling endpoint on", "addr", ln.Addr().String())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() { log.Error("profiling endpoint", "err", srv.Serve(ln)) }()
+	go func() { log.Error("profiling endpoint", logging.KeyErr, srv.Serve(ln)) }()
 	return ln.Addr(), nil
 }
 

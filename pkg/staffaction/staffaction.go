@@ -24,6 +24,7 @@ import (
 	"unicode/utf8"
 
 	"takedown/pkg/events"
+	"takedown/pkg/logging"
 	pb "takedown/pkg/proto/takedown/v1"
 )
 
@@ -232,7 +233,7 @@ func (d *Denials) write(ctx context.Context, actor *pb.Actor, a *pb.StaffAction)
 		err = d.sink(ctx, env)
 	}
 	if err != nil {
-		d.log.Error("record a denied request", "err", err)
+		d.log.Error("record a denied request", logging.KeyErr, err)
 	}
 }
 

@@ -108,7 +108,7 @@ func NewConsumer(ctx context.Context, js jetstream.JetStream, pool *pgxpool.Pool
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s: %w", cfg.Durable, err)
 	}
-	c := &Consumer{cfg: cfg, pool: pool, cons: cons, log: log.With("consumer", cfg.Durable),
+	c := &Consumer{cfg: cfg, pool: pool, cons: cons, log: log.With(logging.KeyConsumer, cfg.Durable),
 		results: m.Counter("events_handled_total", "Events handled, by consumer, event type and result (ok, duplicate, retry, permanent).", "consumer", "type", "result"),
 		refused: m.Counter("events_refused_total", "Events refused because subject, type, payload or publisher disagree with the ownership table (events.Check), by consumer, event type and reason.", "consumer", "type", "reason")}
 	// One series at zero from the start, so that the metric is there for
@@ -173,7 +173,7 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			c.log.Debug("consumer: fetch", "err", err)
+			c.log.Debug("consumer: fetch", logging.KeyErr, err)
 			continue
 		}
 		queue <- msg
@@ -243,7 +243,7 @@ func (c *Consumer) handle(ctx context.Context, msgs []jetstream.Msg, h Handler) 
 			}
 			return
 		}
-		c.log.Debug("consumer: batch failed; handling its events one by one", "events", len(ds), "err", err)
+		c.log.Debug("consumer: batch failed; handling its events one by one", "events", len(ds), logging.KeyErr, err)
 	}
 	for _, d := range ds {
 		var dup bool
@@ -261,13 +261,13 @@ func (c *Consumer) handle(ctx context.Context, msgs []jetstream.Msg, h Handler) 
 func (c *Consumer) decode(ctx context.Context, msg jetstream.Msg) *delivery {
 	meta, err := msg.Metadata()
 	if err != nil {
-		c.log.Error("consumer: message without metadata; terminated", "err", err)
+		c.log.Error("consumer: message without metadata; terminated", logging.KeyErr, err)
 		_ = msg.Term()
 		return nil
 	}
 	env, err := events.Unmarshal(msg.Data())
 	if err != nil {
-		c.log.Error("consumer: undecodable event; terminated", "err", err, logging.KeyStreamSeq, meta.Sequence.Stream)
+		c.log.Error("consumer: undecodable event; terminated", logging.KeyErr, err, logging.KeyStreamSeq, meta.Sequence.Stream)
 		c.results.WithLabelValues(c.cfg.Durable, "unknown", "permanent").Inc()
 		_ = msg.TermWithReason("undecodable")
 		return nil
@@ -286,11 +286,11 @@ func (c *Consumer) decode(ctx context.Context, msg jetstream.Msg) *delivery {
 		}
 		c.refused.WithLabelValues(c.cfg.Durable, typ, refusal.Reason).Inc()
 		if !c.cfg.KeepRefused {
-			log.Error("consumer: event refused; terminated without acting on it", "subject", msg.Subject(), "err", refusal)
+			log.Error("consumer: event refused; terminated without acting on it", logging.KeySubject, msg.Subject(), logging.KeyErr, refusal)
 			_ = msg.TermWithReason("refused: " + refusal.Reason)
 			return nil
 		}
-		log.Error("consumer: event refused; handed on to be recorded as refused", "subject", msg.Subject(), "err", refusal)
+		log.Error("consumer: event refused; handed on to be recorded as refused", logging.KeySubject, msg.Subject(), logging.KeyErr, refusal)
 		d.m.Refused = refusal
 	}
 	return d
@@ -324,11 +324,11 @@ func (c *Consumer) settle(d *delivery, duplicate bool, err error) {
 		// only brings a redelivery, which the inbox row skips, and
 		// waiting would hold the handler a round trip per event.
 		if aerr := d.msg.Ack(); aerr != nil {
-			d.log.Warn("ack failed; the event will be redelivered and skipped", "err", aerr)
+			d.log.Warn("ack failed; the event will be redelivered and skipped", logging.KeyErr, aerr)
 		}
 	case IsPermanent(err):
 		result = "permanent"
-		d.log.Error("event cannot be handled; terminated", "err", err)
+		d.log.Error("event cannot be handled; terminated", logging.KeyErr, err)
 		_ = d.msg.TermWithReason(err.Error())
 	default:
 		result = "retry"
@@ -337,7 +337,7 @@ func (c *Consumer) settle(d *delivery, duplicate bool, err error) {
 		if errors.As(err, &r) {
 			delay = r.delay
 		}
-		d.log.Warn("event handling failed; will retry", "err", err, "delivered", d.m.Delivered, "retry_in", delay)
+		d.log.Warn("event handling failed; will retry", logging.KeyErr, err, "delivered", d.m.Delivered, logging.KeyRetryIn, delay)
 		_ = d.msg.NakWithDelay(delay)
 	}
 	c.results.WithLabelValues(c.cfg.Durable, d.m.Type, result).Inc()
@@ -363,7 +363,7 @@ func Consume(ctx context.Context, js jetstream.JetStream, pool *pgxpool.Pool, m 
 		if err == nil {
 			return c.Run(ctx, h)
 		}
-		log.Warn("consumer not created yet; NATS unreachable?", "consumer", cfg.Durable, "err", err)
+		log.Warn("consumer not created yet; NATS unreachable?", logging.KeyConsumer, cfg.Durable, logging.KeyErr, err)
 		select {
 		case <-ctx.Done():
 			return nil

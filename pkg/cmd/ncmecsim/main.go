@@ -30,6 +30,7 @@ import (
 	"syscall"
 	"time"
 
+	"takedown/pkg/logging"
 	"takedown/pkg/ncmec/ncmecsim"
 )
 
@@ -38,7 +39,7 @@ func main() {
 	defer stop()
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	if err := realMain(ctx, os.Args[1:], os.Getenv, logger, nil); err != nil {
-		logger.Error("ncmecsim", "err", err)
+		logger.Error("ncmecsim", logging.KeyErr, err)
 		os.Exit(1)
 	}
 }

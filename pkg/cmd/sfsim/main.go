@@ -37,6 +37,7 @@ import (
 	"syscall"
 	"time"
 
+	"takedown/pkg/logging"
 	"takedown/pkg/salesforce/sfsim"
 )
 
@@ -45,7 +46,7 @@ func main() {
 	defer stop()
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	if err := realMain(ctx, os.Args[1:], os.Getenv, os.Stdout, logger, nil); err != nil {
-		logger.Error("sfsim", "err", err)
+		logger.Error("sfsim", logging.KeyErr, err)
 		os.Exit(1)
 	}
 }

@@ -43,7 +43,7 @@ type FileState struct {
 func (s *Server) State() State {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := State{Reports: make([]ReportState, 0, len(s.order)), Calls: maps.Clone(s.calls), LatencyMS: s.latency.Milliseconds()}
+	st := State{Reports: make([]ReportState, 0, len(s.order)), Calls: maps.Clone(s.calls), LatencyMS: s.faults.Latency().Milliseconds()}
 	for _, id := range s.order {
 		st.Reports = append(st.Reports, s.reportState(s.reports[id]))
 	}
@@ -91,10 +91,7 @@ func (s *Server) adminRoutes() {
 		writeJSON(w, http.StatusCreated, map[string]any{"faults": s.Faults()})
 	})
 	s.mux.HandleFunc("GET /_sim/faults", func(w http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
-		latency := s.latency
-		s.mu.Unlock()
-		writeJSON(w, http.StatusOK, map[string]any{"faults": s.Faults(), "latency_ms": latency.Milliseconds()})
+		writeJSON(w, http.StatusOK, map[string]any{"faults": s.Faults(), "latency_ms": s.faults.Latency().Milliseconds()})
 	})
 	s.mux.HandleFunc("DELETE /_sim/faults", func(w http.ResponseWriter, r *http.Request) {
 		s.ClearFaults()

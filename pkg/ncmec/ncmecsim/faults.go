@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"takedown/pkg/ncmec"
+	"takedown/pkg/simfault"
 )
 
 // Fault kinds.
@@ -86,57 +87,30 @@ func (s *Server) Inject(f Fault) error {
 	if f.After < 0 {
 		return fmt.Errorf("ncmecsim: after must not be negative")
 	}
-	s.mu.Lock()
-	s.faults = append(s.faults, &FaultStatus{Fault: f})
-	s.mu.Unlock()
+	s.faults.Add(f)
 	return nil
 }
 
+// Applies reports whether calls to endpoint ep count against the fault.
+func (f Fault) Applies(ep string) bool { return f.Endpoint == "" || f.Endpoint == ep }
+
+// Schedule is when the fault fires: after After calls, Times of them.
+func (f Fault) Schedule() (times, after int) { return f.Times, f.After }
+
+var _ simfault.Fault = Fault{}
+
 // Faults lists the injected faults with their counters.
 func (s *Server) Faults() []FaultStatus {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]FaultStatus, len(s.faults))
-	for i, f := range s.faults {
-		out[i] = *f
+	list := s.faults.List()
+	out := make([]FaultStatus, 0, len(list))
+	for _, e := range list {
+		out = append(out, FaultStatus{Fault: e.Fault, Seen: e.Seen, Fired: e.Fired})
 	}
 	return out
 }
 
 // ClearFaults removes every fault.
-func (s *Server) ClearFaults() {
-	s.mu.Lock()
-	s.faults = nil
-	s.mu.Unlock()
-}
+func (s *Server) ClearFaults() { s.faults.Clear() }
 
 // SetLatency changes the delay applied to every API call.
-func (s *Server) SetLatency(d time.Duration) {
-	s.mu.Lock()
-	s.latency = d
-	s.mu.Unlock()
-}
-
-// takeFault counts a call to ep against the faults and returns the one that
-// fires, if any.
-func (s *Server) takeFault(ep string) *Fault {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var fire *Fault
-	for _, f := range s.faults {
-		if f.Endpoint != "" && f.Endpoint != ep {
-			continue
-		}
-		if f.Times > 0 && f.Fired >= f.Times {
-			continue
-		}
-		f.Seen++
-		if f.Seen <= f.After || fire != nil {
-			continue
-		}
-		f.Fired++
-		c := f.Fault
-		fire = &c
-	}
-	return fire
-}
+func (s *Server) SetLatency(d time.Duration) { s.faults.SetLatency(d) }

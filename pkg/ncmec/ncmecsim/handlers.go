@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"takedown/pkg/logging"
 	"takedown/pkg/ncmec"
 )
 
@@ -36,7 +37,7 @@ func (s *Server) handleXSD(w http.ResponseWriter, r *http.Request) {
 	}
 	f, err := os.Open(s.opts.XSDPath)
 	if err != nil {
-		s.log.Error("ncmecsim xsd", "err", err)
+		s.log.Error("ncmecsim xsd", logging.KeyErr, err)
 		s.fail(w, ncmec.CodeServerError, "")
 		return
 	}
@@ -332,7 +333,7 @@ func (s *Server) validate(w http.ResponseWriter, r *http.Request, doc []byte) bo
 	}
 	problem, err := s.validator.validate(r.Context(), doc)
 	if err != nil {
-		s.log.Error("ncmecsim validate", "err", err)
+		s.log.Error("ncmecsim validate", logging.KeyErr, err)
 		s.fail(w, ncmec.CodeServerError, "")
 		return false
 	}
@@ -365,6 +366,6 @@ func (s *Server) record(ep, ext string, body []byte) {
 	}
 	name := fmt.Sprintf("%s/%s-%06d-%s.%s", s.opts.RecordDir, s.recordTag, s.recordSeq.Add(1), ep, ext)
 	if err := os.WriteFile(name, body, 0o600); err != nil {
-		s.log.Error("ncmecsim record", "err", err)
+		s.log.Error("ncmecsim record", logging.KeyErr, err)
 	}
 }

@@ -30,7 +30,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"takedown/pkg/logging"
 	"takedown/pkg/ncmec"
+	"takedown/pkg/simfault"
 )
 
 // BasePath is where the API lives, as on report.cybertip.org.
@@ -88,13 +90,12 @@ type Server struct {
 	closeOnce sync.Once
 	recordSeq atomic.Int64
 	recordTag string
+	faults    simfault.Set[Fault] // and latency; locks itself
 
 	mu      sync.Mutex
 	nextID  int64
 	reports map[int64]*report
 	order   []int64
-	faults  []*FaultStatus
-	latency time.Duration
 	calls   map[string]int
 }
 
@@ -129,9 +130,9 @@ func New(opts Options) (*Server, error) {
 		recordTag: time.Now().UTC().Format("20060102T150405"),
 		nextID:    7900000, // same magnitude as the recorded exttest ids
 		reports:   make(map[int64]*report),
-		latency:   opts.Latency,
 		calls:     make(map[string]int),
 	}
+	s.faults.SetLatency(opts.Latency)
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -189,9 +190,8 @@ func (s *Server) api(ep string, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.calls[ep]++
-		latency := s.latency
 		s.mu.Unlock()
-		if latency > 0 && !s.sleep(r, latency) {
+		if latency := s.faults.Latency(); latency > 0 && !s.sleep(r, latency) {
 			return
 		}
 		if !s.authorized(r) {
@@ -199,12 +199,13 @@ func (s *Server) api(ep string, h http.HandlerFunc) http.Handler {
 			return
 		}
 		w.Header().Set("Request-ID", newRequestID())
-		f := s.takeFault(ep)
-		if f == nil {
+		fired, ok := s.faults.Take(ep)
+		if !ok {
 			h(w, r)
 			return
 		}
-		s.log.Info("ncmecsim fault", "endpoint", ep, "kind", f.Kind, "code", f.Code, "status", f.Status)
+		f := fired.Fault
+		s.log.Info("ncmecsim fault", "endpoint", ep, "kind", f.Kind, logging.KeyCode, f.Code, "status", f.Status)
 		switch f.Kind {
 		case FaultCode:
 			s.fail(w, f.Code, "")
@@ -277,7 +278,7 @@ const xmlDecl = `<?xml version="1.0" encoding="UTF-8" standalone="yes"?>`
 func (s *Server) reply(w http.ResponseWriter, v any) {
 	b, err := xml.Marshal(v)
 	if err != nil {
-		s.log.Error("ncmecsim marshal", "err", err)
+		s.log.Error("ncmecsim marshal", logging.KeyErr, err)
 		http.Error(w, "marshal", http.StatusInternalServerError)
 		return
 	}

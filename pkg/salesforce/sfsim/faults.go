@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+
+	"takedown/pkg/simfault"
 )
 
 // Fault kinds.
@@ -81,66 +83,57 @@ func (f *Fault) normalize() error {
 	return nil
 }
 
-// applies reports whether the fault targets this endpoint; "*" skips the
+// Applies reports whether the fault targets this endpoint; "*" skips the
 // kinds that mean nothing at the token endpoint.
-func (f *Fault) applies(endpoint string) bool {
+func (f Fault) Applies(endpoint string) bool {
 	if f.Endpoint == "*" {
 		return endpoint != "token" || (f.Kind != KindExpireToken && f.Kind != KindLock)
 	}
 	return f.Endpoint == endpoint
 }
 
+// Schedule is when the fault fires: after After calls, Times of them.
+func (f Fault) Schedule() (times, after int) { return f.Times, f.After }
+
+var _ simfault.Fault = Fault{}
+
 // Inject adds a fault and returns it with its id.
 func (s *Server) Inject(f Fault) (Fault, error) {
 	if err := f.normalize(); err != nil {
 		return Fault{}, fmt.Errorf("sfsim: inject fault: %w", err)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.nextFault++
-	f.ID = s.nextFault
-	s.faults = append(s.faults, &f)
+	f.ID = s.faults.Add(f)
 	return f, nil
 }
 
 // Faults lists the injected faults with their counters.
 func (s *Server) Faults() []Fault {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.faultsLocked()
-}
-
-func (s *Server) faultsLocked() []Fault {
-	out := make([]Fault, 0, len(s.faults))
-	for _, f := range s.faults {
-		out = append(out, *f)
+	list := s.faults.List()
+	out := make([]Fault, 0, len(list))
+	for _, e := range list {
+		out = append(out, counted(e))
 	}
 	return out
 }
 
 // ClearFaults removes every fault.
-func (s *Server) ClearFaults() {
-	s.mu.Lock()
-	s.faults = nil
-	s.mu.Unlock()
-}
+func (s *Server) ClearFaults() { s.faults.Clear() }
 
 // takeFault counts a call to endpoint against every fault that targets it
 // and returns the first one that fires, if any.
 func (s *Server) takeFault(endpoint string) *Fault {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var hit *Fault
-	for _, f := range s.faults {
-		if !f.applies(endpoint) {
-			continue
-		}
-		f.Seen++
-		if hit == nil && f.Seen > f.After && (f.Times < 0 || f.Fired < f.Times) {
-			f.Fired++
-			c := *f
-			hit = &c
-		}
+	e, ok := s.faults.Take(endpoint)
+	if !ok {
+		return nil
 	}
-	return hit
+	f := counted(e)
+	return &f
+}
+
+// counted is the fault as it is listed: its id and counters are the
+// engine's.
+func counted(e simfault.Entry[Fault]) Fault {
+	f := e.Fault
+	f.ID, f.Seen, f.Fired = e.ID, e.Seen, e.Fired
+	return f
 }

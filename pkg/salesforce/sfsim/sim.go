@@ -28,6 +28,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"takedown/pkg/simfault"
 )
 
 // Config configures a simulator. ClientID is required; ClientSecret enables
@@ -64,13 +66,13 @@ type Server struct {
 	mux *http.ServeMux
 	url string // set by Start
 
+	faults simfault.Set[Fault] // locks itself
+
 	mu         sync.Mutex // guards everything below
 	store      *store
 	tokens     map[string]bool
 	tokenCount int
 	apiUsage   int
-	faults     []*Fault
-	nextFault  int
 }
 
 // New checks cfg and returns a simulator with an empty store.
@@ -419,7 +421,7 @@ func (s *Server) State() State {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := State{Records: map[string][]Record{}, TokenCount: s.tokenCount, ActiveTokens: len(s.tokens),
-		APIUsage: s.apiUsage, APILimit: s.cfg.APILimit, Faults: s.faultsLocked()}
+		APIUsage: s.apiUsage, APILimit: s.cfg.APILimit, Faults: s.Faults()}
 	for _, o := range s.store.order {
 		st.Records[o.schema.Name] = cloneRecords(o.sorted())
 	}

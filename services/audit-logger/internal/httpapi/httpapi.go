@@ -158,7 +158,7 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 		return record(r.Context(), tx, reportID, events.Staff(staff.Subject, staff.Name), ActionRead, r, detail)
 	})
 	if err != nil {
-		logging.FromContext(r.Context()).Error("audit list", "err", err)
+		logging.FromContext(r.Context()).Error("audit list", logging.KeyErr, err)
 		server.WriteError(w, err)
 		return
 	}
@@ -177,7 +177,7 @@ func (a *API) verify(w http.ResponseWriter, r *http.Request) {
 	res, err := auditlog.Verify(r.Context(), a.pool, a.batch)
 	if err != nil {
 		a.verifies.WithLabelValues("error").Inc()
-		logging.FromContext(r.Context()).Error("audit verify", "err", err)
+		logging.FromContext(r.Context()).Error("audit verify", logging.KeyErr, err)
 		server.WriteError(w, err)
 		return
 	}
@@ -195,7 +195,7 @@ func (a *API) verify(w http.ResponseWriter, r *http.Request) {
 		return record(r.Context(), tx, "", events.Staff(staff.Subject, staff.Name), ActionVerify, r, detail)
 	})
 	if err != nil {
-		logging.FromContext(r.Context()).Error("audit verify: record the action", "err", err)
+		logging.FromContext(r.Context()).Error("audit verify: record the action", logging.KeyErr, err)
 		server.WriteError(w, err)
 		return
 	}

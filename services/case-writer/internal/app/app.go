@@ -19,6 +19,7 @@ import (
 
 	"takedown/pkg/config"
 	"takedown/pkg/events"
+	"takedown/pkg/logging"
 	"takedown/pkg/metrics"
 	"takedown/pkg/salesforce"
 	"takedown/pkg/service"
@@ -185,7 +186,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		}
 		// Salesforce is unreachable: start anyway and record events; the
 		// workers check again before they write anything.
-		log.Warn("Salesforce not reachable at start; cases wait until it is", "err", err)
+		log.Warn("Salesforce not reachable at start; cases wait until it is", logging.KeyErr, err)
 	}
 	a.syncer = syncer.New(base.Pool, a.client, m, base.Metrics, log, cfg.Sync)
 	base.Ready("salesforce", func(context.Context) error {
@@ -257,7 +258,7 @@ func (a *App) sync(ctx context.Context) error {
 		if !salesforce.IsRetryable(err) {
 			return err // a configuration error: stop, visibly
 		}
-		a.base.Log.Warn("Salesforce still unreachable; cases wait", "err", err, "retry_in", wait)
+		a.base.Log.Warn("Salesforce still unreachable; cases wait", logging.KeyErr, err, logging.KeyRetryIn, wait)
 		select {
 		case <-ctx.Done():
 			return nil

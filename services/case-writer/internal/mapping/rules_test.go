@@ -5,51 +5,25 @@ import (
 	"math"
 	"math/rand/v2"
 	"strings"
-	"takedown/pkg/filing"
 	"testing"
 	"time"
 	"unicode/utf8"
 
-	"google.golang.org/protobuf/types/known/timestamppb"
-
-	"takedown/pkg/ncmec"
+	"takedown/pkg/filing"
 	pb "takedown/pkg/proto/takedown/v1"
 	"takedown/pkg/reportrules"
+	"takedown/pkg/reportrules/reporttest"
 	"takedown/pkg/salesforce/sfsim"
 	"takedown/services/case-writer/internal/cases"
 	"takedown/services/case-writer/internal/mapping"
 )
 
-// submitted is the event intake publishes for a sample it accepted: the
-// e-mail as intake keeps it, our own fields at their longest.
+// submitted is the event intake publishes for a sample it accepted, marked
+// test or not.
 func submitted(t *testing.T, s reportrules.Sample, test bool) *pb.ReportSubmitted {
 	t.Helper()
-	email := ""
-	if s.Email != "" {
-		var err error
-		if email, err = reportrules.Email(s.Email); err != nil {
-			t.Fatal(err)
-		}
-	}
-	at := timestamppb.New(time.Date(2026, 1, 2, 15, 4, 5, 0, time.UTC))
-	sub := &pb.ReportSubmitted{Report: &pb.Report{
-		Id: "0190f3c2-0000-7000-8000-000000000001", IncidentType: ncmec.IncidentChildPornography, IncidentTime: at,
-		Platform: s.Platform, Urls: s.URLs,
-		Uploader:      &pb.Uploader{Username: s.Username, Email: email, Ip: "2001:db8::ffff:ffff:ffff:ffff"},
-		LegalApproved: s.LegalApproved, Approver: s.Approver, NotApprovedReason: s.NotApprovedReason,
-		ActionsTaken: s.Actions, Notes: s.Notes, Escalate: s.Escalate, Test: test,
-		// The staff member's OIDC subject: at most 255 ASCII characters
-		// (OpenID Connect Core §2).
-		SubmittedBy: strings.Repeat("s", 255), SubmittedAt: at, Filing: math.MaxUint32,
-	}}
-	for i, f := range s.Files {
-		sub.Files = append(sub.Files, &pb.File{
-			Id: fmt.Sprintf("0190f3c2-0000-7000-8000-%012d", i), Index: uint32(i), Name: f.Name,
-			Size: math.MaxInt64, ContentType: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-			Md5: strings.Repeat("a", 32), Sha1: strings.Repeat("b", 40), Sha256: strings.Repeat("c", 64), Pdq: strings.Repeat("d", 64),
-			LocationUrl: f.LocationURL, Annotations: f.Annotations, OriginalUploadTime: at,
-		})
-	}
+	sub := reporttest.Submitted(t, s)
+	sub.Report.Test = test
 	return sub
 }
 

@@ -127,7 +127,7 @@ func (s *Syncer) work(ctx context.Context, wake <-chan struct{}) {
 	for ctx.Err() == nil {
 		cl, err := s.store.Claim(ctx, s.opts.Lease)
 		if err != nil && ctx.Err() == nil {
-			s.log.Warn("case sync: claim failed", "err", err)
+			s.log.Warn("case sync: claim failed", logging.KeyErr, err)
 		}
 		if cl != nil {
 			s.sync(ctx, cl)
@@ -163,7 +163,7 @@ func (s *Syncer) sync(ctx context.Context, cl *store.Claim) {
 			State: string(n.State), Filing: uint32(n.Filing), NcmecReportId: n.NCMECReportID})
 		err = s.store.Synced(rctx, cl, caseID, ev)
 		if err == nil {
-			log.Info("case written to Salesforce", "case_id", caseID, "ncmec_state", n.State, "filing", n.Filing)
+			log.Info("case written to Salesforce", "case_id", caseID, "ncmec_state", n.State, logging.KeyFiling, n.Filing)
 		}
 	case ctx.Err() != nil:
 		// Stopping: the write may or may not have reached Salesforce; the
@@ -174,12 +174,12 @@ func (s *Syncer) sync(ctx context.Context, cl *store.Claim) {
 		outcome = "failed"
 		f := failure(err)
 		ev, _ := events.New(cl.Case.ReportID, events.Service(Service), f)
-		log.Error("Salesforce refused the case; not retried until the report changes", "err", err, "code", f.Code, "fields", f.Fields)
+		log.Error("Salesforce refused the case; not retried until the report changes", logging.KeyErr, err, logging.KeyCode, f.Code, "fields", f.Fields)
 		err = s.store.Refused(rctx, cl, f.Message, ev)
 	default:
 		outcome = "retry"
 		delay := backoff.Delay(cl.Attempts, s.opts.Backoff, s.opts.MaxBackoff)
-		log.Warn("case write failed; will retry", "err", err, "attempt", cl.Attempts+1, "retry_in", delay)
+		log.Warn("case write failed; will retry", logging.KeyErr, err, logging.KeyAttempt, cl.Attempts+1, logging.KeyRetryIn, delay)
 		err = s.store.Retry(rctx, cl, delay, err.Error())
 	}
 	if errors.Is(err, store.ErrLeaseLost) {
@@ -188,7 +188,7 @@ func (s *Syncer) sync(ctx context.Context, cl *store.Claim) {
 	}
 	if err != nil {
 		// The claim lapses with its lease and the case is written again.
-		log.Error("case sync: recording the outcome failed", "err", err)
+		log.Error("case sync: recording the outcome failed", logging.KeyErr, err)
 		return
 	}
 	if outcome != "" {

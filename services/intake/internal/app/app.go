@@ -18,6 +18,7 @@ import (
 	"takedown/pkg/events"
 	"takedown/pkg/evidence"
 	"takedown/pkg/keyring"
+	"takedown/pkg/logging"
 	"takedown/pkg/metrics"
 	"takedown/pkg/service"
 	"takedown/services/intake/internal/httpapi"
@@ -176,7 +177,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	// lifecycle job retries failures.
 	api.Stored = func(ctx context.Context, reportID string) {
 		if _, err := a.Lifecycle.LockReport(ctx, reportID); err != nil {
-			log.Warn("object lock after submission; the lifecycle job will retry", "err", err)
+			log.Warn("object lock after submission; the lifecycle job will retry", logging.KeyErr, err)
 		}
 	}
 	bearer, oidc, err := auth.Bearers(ctx, cfg.OIDC, cfg.DevToken)
@@ -234,15 +235,15 @@ func (a *App) sweep(ctx context.Context) error {
 	for {
 		keys, err := a.store.Orphans(ctx)
 		if err != nil && ctx.Err() == nil {
-			a.base.Log.Warn("orphan sweep", "err", err)
+			a.base.Log.Warn("orphan sweep", logging.KeyErr, err)
 		}
 		for _, k := range keys {
 			if err := a.evidence.Delete(ctx, k); err != nil {
-				a.base.Log.Warn("orphan sweep: delete failed; will retry", "key", k, "err", err)
+				a.base.Log.Warn("orphan sweep: delete failed; will retry", "key", k, logging.KeyErr, err)
 				continue
 			}
 			if err := a.store.RemoveOrphan(ctx, k); err != nil {
-				a.base.Log.Warn("orphan sweep", "err", err)
+				a.base.Log.Warn("orphan sweep", logging.KeyErr, err)
 			}
 		}
 		select {

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"takedown/pkg/auth"
+	"takedown/pkg/logging"
 	"takedown/pkg/server"
 	"takedown/services/intake/internal/lifecycle"
 )
@@ -68,7 +69,7 @@ func (m *EvidenceAdmin) writeErr(w http.ResponseWriter, op string, err error) {
 		server.WriteError(w, err)
 		return
 	}
-	m.log.Error(op, "err", err)
+	m.log.Error(op, logging.KeyErr, err)
 	server.WriteError(w, server.Errorf(http.StatusServiceUnavailable, "unavailable", "", "%s failed; try again in a minute", op))
 }
 

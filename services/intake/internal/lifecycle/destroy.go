@@ -14,6 +14,7 @@ import (
 	"takedown/pkg/events"
 	"takedown/pkg/evidence"
 	"takedown/pkg/fault"
+	"takedown/pkg/logging"
 	"takedown/pkg/outbox"
 	pb "takedown/pkg/proto/takedown/v1"
 )
@@ -143,7 +144,7 @@ func (m *Manager) ApproveDestruction(ctx context.Context, s auth.Staff, requestI
 				}
 				// Refused: compliance retention, which nobody can lift.
 				// The bytes stay but are unreadable once the key is gone.
-				m.log.Warn("destruction: object not removable; its data key is destroyed instead", "report_id", d.ReportID, "file_id", f.id, "err", err)
+				m.log.Warn("destruction: object not removable; its data key is destroyed instead", logging.KeyReportID, d.ReportID, logging.KeyFileID, f.id, logging.KeyErr, err)
 				method = "key_destroyed"
 			}
 			d.Files = append(d.Files, &pb.DestroyedFile{FileId: f.id, Sha256: f.sha, Method: method})
@@ -168,11 +169,11 @@ func (m *Manager) ApproveDestruction(ctx context.Context, s auth.Staff, requestI
 	if err != nil {
 		return nil, err
 	}
-	m.log.Info("evidence destroyed on a law-enforcement request", "report_id", d.ReportID, "request_id", requestID, "files", len(d.Files))
+	m.log.Info("evidence destroyed on a law-enforcement request", logging.KeyReportID, d.ReportID, logging.KeyRequestID, requestID, "files", len(d.Files))
 	// The submitted events still carry the wrapped key; the lifecycle job
 	// retries what this cannot do now.
 	if _, err := m.PurgeStream(ctx); err != nil {
-		m.log.Warn("stream purge after destruction; the lifecycle job will retry", "report_id", d.ReportID, "err", err)
+		m.log.Warn("stream purge after destruction; the lifecycle job will retry", logging.KeyReportID, d.ReportID, logging.KeyErr, err)
 	}
 	return &d, nil
 }

@@ -29,6 +29,7 @@ import (
 	"takedown/pkg/evidence"
 	"takedown/pkg/fault"
 	"takedown/pkg/keyring"
+	"takedown/pkg/logging"
 	"takedown/pkg/outbox"
 	pb "takedown/pkg/proto/takedown/v1"
 	"takedown/services/intake/internal/store"
@@ -155,7 +156,7 @@ func (m *Manager) lock(ctx context.Context, reportID any) (int, error) {
 	n := 0
 	for _, t := range targets {
 		if err := m.evidence.Retain(ctx, t.key, t.version, m.policy.Mode, t.until); err != nil {
-			m.log.Warn("object lock: retain failed; will retry", "file_id", t.id, "err", err)
+			m.log.Warn("object lock: retain failed; will retry", logging.KeyFileID, t.id, logging.KeyErr, err)
 			continue
 		}
 		if _, err := m.pool.Exec(ctx, `UPDATE files SET locked_until = greatest(locked_until, $2) WHERE id = $1`, t.id, t.until); err != nil {
@@ -209,7 +210,7 @@ func (m *Manager) Expire(ctx context.Context, dryRun bool) ([]Candidate, error) 
 		seen[c.ReportID] = true
 		got, err := m.expireReport(ctx, c.ReportID)
 		if err != nil {
-			m.log.Warn("expiry: report not expired; will retry", "report_id", c.ReportID, "err", err)
+			m.log.Warn("expiry: report not expired; will retry", logging.KeyReportID, c.ReportID, logging.KeyErr, err)
 			continue
 		}
 		done = append(done, got...)
@@ -280,7 +281,7 @@ func (m *Manager) expireReport(ctx context.Context, reportID string) ([]Candidat
 		return nil, err
 	}
 	if len(done) > 0 {
-		m.log.Info("evidence expired", "report_id", reportID, "files", len(done))
+		m.log.Info("evidence expired", logging.KeyReportID, reportID, "files", len(done))
 	}
 	return done, nil
 }
@@ -290,13 +291,13 @@ func (m *Manager) expireReport(ctx context.Context, reportID string) ([]Candidat
 func (m *Manager) Run(ctx context.Context, every time.Duration) error {
 	for {
 		if _, err := m.Lock(ctx); err != nil && ctx.Err() == nil {
-			m.log.Warn("object lock", "err", err)
+			m.log.Warn("object lock", logging.KeyErr, err)
 		}
 		if _, err := m.Expire(ctx, false); err != nil && ctx.Err() == nil {
-			m.log.Warn("expiry", "err", err)
+			m.log.Warn("expiry", logging.KeyErr, err)
 		}
 		if _, err := m.PurgeStream(ctx); err != nil && ctx.Err() == nil {
-			m.log.Warn("stream purge; will retry", "err", err)
+			m.log.Warn("stream purge; will retry", logging.KeyErr, err)
 		}
 		select {
 		case <-ctx.Done():

@@ -10,6 +10,7 @@ import (
 
 	"takedown/pkg/database"
 	"takedown/pkg/events"
+	"takedown/pkg/logging"
 )
 
 // PurgeStream deletes from the event stream the published copies of every
@@ -73,7 +74,7 @@ func (m *Manager) purgeReport(ctx context.Context, st jetstream.Stream, reportID
 	}
 	if len(copies) < filings {
 		m.log.Info("stream purge: not every submitted event of the report is recorded yet; will retry",
-			"report_id", reportID, "filings", filings, "recorded", len(copies))
+			logging.KeyReportID, reportID, "filings", filings, "recorded", len(copies))
 		return false, nil
 	}
 	for _, c := range copies {
@@ -91,7 +92,7 @@ func (m *Manager) purgeReport(ctx context.Context, st jetstream.Stream, reportID
 		if err := st.SecureDeleteMsg(ctx, c.Seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 			return false, err
 		}
-		m.log.Info("stream purge: submitted event erased", "report_id", reportID, "event_id", c.EventID, "stream_seq", c.Seq)
+		m.log.Info("stream purge: submitted event erased", logging.KeyReportID, reportID, logging.KeyEventID, c.EventID, logging.KeyStreamSeq, c.Seq)
 	}
 	// intake's outbox keeps published events for a while too.
 	err = database.InTx(ctx, m.pool, func(tx pgx.Tx) error {

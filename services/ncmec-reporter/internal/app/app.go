@@ -20,6 +20,7 @@ import (
 	"takedown/pkg/evidence"
 	lifecycle "takedown/pkg/filing"
 	"takedown/pkg/keyring"
+	"takedown/pkg/logging"
 	"takedown/pkg/metrics"
 	"takedown/pkg/ncmec"
 	"takedown/pkg/outbox"
@@ -214,7 +215,7 @@ func (a *App) handle(ctx context.Context, tx pgx.Tx, m stream.Message) error {
 	sub := m.GetReportSubmitted()
 	if err := checkEvent(m.ReportId, sub); err != nil {
 		// A report that cannot be filed must not vanish silently.
-		a.base.Log.Error("report.submitted cannot be filed", "report_id", m.ReportId, "event_id", m.EventId, "err", err)
+		a.base.Log.Error("report.submitted cannot be filed", logging.KeyReportID, m.ReportId, logging.KeyEventID, m.EventId, logging.KeyErr, err)
 		ev, eerr := events.New(m.ReportId, events.Service(Name), &pb.NcmecFailed{
 			Step: worker.StepSubmit, Description: "the report.submitted event cannot be filed: " + err.Error()})
 		if eerr != nil {

@@ -23,6 +23,7 @@ import (
 
 	"takedown/pkg/database"
 	"takedown/pkg/events"
+	"takedown/pkg/logging"
 	"takedown/pkg/metrics"
 	"takedown/pkg/ncmec"
 	"takedown/pkg/outbox"
@@ -101,7 +102,7 @@ func (c *Checker) check(ctx context.Context, env string) {
 		up = 1
 	}
 	c.up.WithLabelValues(env).Set(up)
-	log := c.log.With("environment", env, "state", state)
+	log := c.log.With(logging.KeyEnvironment, env, "state", state)
 	if state != ncmec.ConnectionOK {
 		log.Warn("NCMEC connection check failed; filings in this environment fail or wait until it answers", "detail", detail)
 	}
@@ -115,7 +116,7 @@ func (c *Checker) check(ctx context.Context, env string) {
 	}
 	if err != nil {
 		// Not announced: the next check tries again.
-		log.Warn("announce NCMEC connection state", "err", err)
+		log.Warn("announce NCMEC connection state", logging.KeyErr, err)
 		return
 	}
 	log.Info("NCMEC connection state announced")

@@ -13,6 +13,7 @@ import (
 	"takedown/pkg/database"
 	"takedown/pkg/events"
 	"takedown/pkg/filing"
+	"takedown/pkg/logging"
 )
 
 // AdvisoryStream keeps the max-deliveries advisories of the TAKEDOWN
@@ -49,7 +50,7 @@ func (r *Retractor) WatchAdvisories(ctx context.Context, js jetstream.JetStream,
 		if err == nil {
 			break
 		}
-		r.log.Warn("advisory stream not ready; NATS unreachable?", "err", err)
+		r.log.Warn("advisory stream not ready; NATS unreachable?", logging.KeyErr, err)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -71,7 +72,7 @@ func (r *Retractor) WatchAdvisories(ctx context.Context, js jetstream.JetStream,
 			continue
 		}
 		if err := r.advisory(ctx, js, msg.Data(), reporter); err != nil {
-			r.log.Warn("advisory not handled; will retry", "err", err)
+			r.log.Warn("advisory not handled; will retry", logging.KeyErr, err)
 			_ = msg.NakWithDelay(5 * time.Second)
 			continue
 		}
@@ -90,7 +91,7 @@ func (r *Retractor) advisory(ctx context.Context, js jetstream.JetStream, data [
 	}
 	raw, err := s.GetMsg(ctx, a.StreamSeq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		r.log.Error("the reporter gave up on an event that is no longer in the stream", "stream_seq", a.StreamSeq)
+		r.log.Error("the reporter gave up on an event that is no longer in the stream", logging.KeyStreamSeq, a.StreamSeq)
 		return nil
 	}
 	if err != nil {
@@ -98,7 +99,7 @@ func (r *Retractor) advisory(ctx context.Context, js jetstream.JetStream, data [
 	}
 	env, err := events.Unmarshal(raw.Data)
 	if err != nil || env.ReportId == "" {
-		r.log.Error("the reporter gave up on an event that names no report", "stream_seq", a.StreamSeq, "err", err)
+		r.log.Error("the reporter gave up on an event that names no report", logging.KeyStreamSeq, a.StreamSeq, logging.KeyErr, err)
 		return nil
 	}
 	reason := fmt.Sprintf("the ncmec-reporter gave up on the %s event after %d deliveries", env.Type, a.Deliveries)
@@ -116,10 +117,10 @@ func (r *Retractor) advisory(ctx context.Context, js jetstream.JetStream, data [
 		if !current {
 			// An earlier filing's event: the filing now under way is a
 			// new NCMEC report, not the one the reporter gave up on.
-			r.log.Warn("the reporter gave up on an earlier filing's event; nothing to retract now", "report_id", env.ReportId, "stream_seq", a.StreamSeq)
+			r.log.Warn("the reporter gave up on an earlier filing's event; nothing to retract now", logging.KeyReportID, env.ReportId, logging.KeyStreamSeq, a.StreamSeq)
 			return nil
 		}
 	}
-	r.log.Error("reporter exhausted its deliveries; retracting whatever was opened", "report_id", env.ReportId, "stream_seq", a.StreamSeq)
+	r.log.Error("reporter exhausted its deliveries; retracting whatever was opened", logging.KeyReportID, env.ReportId, logging.KeyStreamSeq, a.StreamSeq)
 	return r.requestFor(ctx, env.ReportId, reason, Name)
 }

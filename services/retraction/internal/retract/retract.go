@@ -25,6 +25,7 @@ import (
 	"takedown/pkg/database"
 	"takedown/pkg/events"
 	"takedown/pkg/filing"
+	"takedown/pkg/logging"
 	"takedown/pkg/metrics"
 	"takedown/pkg/ncmec"
 	"takedown/pkg/outbox"
@@ -189,7 +190,7 @@ func (r *Retractor) nothingOpened(ctx context.Context, tx pgx.Tx, rep store.Repo
 		return err
 	}
 	if err := r.handover.Retracted(ctx, rep.ReportID, rep.Filing); err != nil {
-		r.log.Warn("hand-over not marked retracted; its retracting claim keeps the reporter away all the same", "report_id", rep.ReportID, "err", err)
+		r.log.Warn("hand-over not marked retracted; its retracting claim keeps the reporter away all the same", logging.KeyReportID, rep.ReportID, logging.KeyErr, err)
 	}
 	r.outcomes.WithLabelValues(store.Retracted).Inc()
 	return nil
@@ -200,7 +201,7 @@ func (r *Retractor) nothingOpened(ctx context.Context, tx pgx.Tx, rep store.Repo
 // request; this makes the event, wherever it came from, enough.
 func (r *Retractor) recordLost(ctx context.Context, tx pgx.Tx, id string, req *pb.RetractionRequested, by string) error {
 	if req.Environment == "" {
-		r.log.Error("a request to retract a lost NCMEC report names no environment; ignored", "report_id", id, "ncmec_report_id", req.NcmecReportId)
+		r.log.Error("a request to retract a lost NCMEC report names no environment; ignored", logging.KeyReportID, id, logging.KeyNCMECReportID, req.NcmecReportId)
 		return nil
 	}
 	_, err := r.store.RequestLost(ctx, tx, store.Lost{ReportID: id, NCMECReportID: req.NcmecReportId, Environment: req.Environment,
@@ -222,20 +223,20 @@ func (r *Retractor) Run(ctx context.Context) error {
 	for {
 		if !time.Now().Before(nextSweep) {
 			if err := r.sweep(ctx); err != nil && ctx.Err() == nil {
-				r.log.Warn("sweep failed; will retry", "err", err)
+				r.log.Warn("sweep failed; will retry", logging.KeyErr, err)
 			}
 			nextSweep = time.Now().Add(r.cfg.Sweep)
 		}
 		ids, err := r.store.Due(ctx, 16, r.cfg.Lease)
 		if err != nil && ctx.Err() == nil {
-			r.log.Warn("looking for due retractions failed", "err", err)
+			r.log.Warn("looking for due retractions failed", logging.KeyErr, err)
 		}
 		for _, id := range ids {
 			r.attempt(ctx, id)
 		}
 		lost, err := r.store.DueLost(ctx, 16, r.cfg.Lease)
 		if err != nil && ctx.Err() == nil {
-			r.log.Warn("looking for due retractions of lost NCMEC reports failed", "err", err)
+			r.log.Warn("looking for due retractions of lost NCMEC reports failed", logging.KeyErr, err)
 		}
 		for _, l := range lost {
 			r.attemptLost(ctx, l)
@@ -265,7 +266,7 @@ func (r *Retractor) sweep(ctx context.Context) error {
 		if err := r.requestFor(ctx, id, reason, bySweep); err != nil {
 			return err
 		}
-		r.log.Warn("stale NCMEC report found by the sweep; retracting", "report_id", id)
+		r.log.Warn("stale NCMEC report found by the sweep; retracting", logging.KeyReportID, id)
 	}
 	return nil
 }
@@ -326,20 +327,20 @@ func (r *Retractor) attempt(ctx context.Context, id string) {
 	switch outcome {
 	case "":
 		delay := backoff.Delay(rep.Attempts, r.cfg.MinDelay, r.cfg.MaxDelay)
-		r.log.Warn("retraction failed; will retry", "report_id", id, "err", detail, "retry_in", delay)
+		r.log.Warn("retraction failed; will retry", logging.KeyReportID, id, logging.KeyErr, detail, logging.KeyRetryIn, delay)
 		_ = r.store.Retry(ctx, id, rep.Filing, delay, detail)
 	case store.Retracted:
 		r.settle(ctx, rep, outcome, &pb.NcmecRetracted{NcmecReportId: rep.NCMECReportID, Reason: rep.Reason + detail,
 			Filing: uint32(rep.Filing), Environment: rep.Environment})
 		if err := r.handover.Retracted(ctx, id, rep.Filing); err != nil {
-			r.log.Warn("hand-over not marked retracted; its retracting claim keeps the reporter away all the same", "report_id", id, "err", err)
+			r.log.Warn("hand-over not marked retracted; its retracting claim keeps the reporter away all the same", logging.KeyReportID, id, logging.KeyErr, err)
 		}
 	case store.FinishedAtNCMEC:
 		r.log.Error("NCMEC says the report is finished although the retraction held the claim; staff must ask NCMEC to withdraw it",
-			"report_id", id, "ncmec_report_id", rep.NCMECReportID)
+			logging.KeyReportID, id, logging.KeyNCMECReportID, rep.NCMECReportID)
 		r.settle(ctx, rep, outcome, r.failed(rep, code, detail, true))
 		if err := r.handover.FinishedAtNCMEC(ctx, id, rep.Filing); err != nil {
-			r.log.Warn("hand-over not marked finished", "report_id", id, "err", err)
+			r.log.Warn("hand-over not marked finished", logging.KeyReportID, id, logging.KeyErr, err)
 		}
 	default:
 		r.settle(ctx, rep, outcome, r.failed(rep, code, detail, false))
@@ -400,24 +401,24 @@ func (r *Retractor) settle(ctx context.Context, rep store.Report, outcome string
 		return r.publish(ctx, tx, events.Service(Name), rep.ReportID, payload)
 	})
 	if err != nil {
-		r.log.Error("recording the retraction's outcome failed; it will be tried again", "report_id", rep.ReportID, "outcome", outcome, "err", err)
+		r.log.Error("recording the retraction's outcome failed; it will be tried again", logging.KeyReportID, rep.ReportID, logging.KeyOutcome, outcome, logging.KeyErr, err)
 		return
 	}
 	r.outcomes.WithLabelValues(outcome).Inc()
-	r.log.Info("retraction settled", "report_id", rep.ReportID, "filing", rep.Filing, "outcome", outcome, "ncmec_report_id", rep.NCMECReportID, "cause", cause)
+	r.log.Info("retraction settled", logging.KeyReportID, rep.ReportID, logging.KeyFiling, rep.Filing, logging.KeyOutcome, outcome, logging.KeyNCMECReportID, rep.NCMECReportID, logging.KeyCause, cause)
 }
 
 // attemptLost tries once to retract an NCMEC report this system lost track
 // of. It holds no hand-over claim: that report is no filing's, and nobody
 // can finish a report whose id we never learnt (DESIGN.md §5).
 func (r *Retractor) attemptLost(ctx context.Context, l store.Lost) {
-	log := r.log.With("report_id", l.ReportID, "ncmec_report_id", l.NCMECReportID, "environment", l.Environment)
+	log := r.log.With(logging.KeyReportID, l.ReportID, logging.KeyNCMECReportID, l.NCMECReportID, logging.KeyEnvironment, l.Environment)
 	outcome, code, detail := r.retract(ctx, l.Environment, l.NCMECReportID, l.FirstTriedAt)
 	var payload proto.Message
 	switch outcome {
 	case "":
 		delay := backoff.Delay(l.Attempts, r.cfg.MinDelay, r.cfg.MaxDelay)
-		log.Warn("retraction of a lost NCMEC report failed; will retry", "err", detail, "retry_in", delay)
+		log.Warn("retraction of a lost NCMEC report failed; will retry", logging.KeyErr, detail, logging.KeyRetryIn, delay)
 		_ = r.store.RetryLost(ctx, l, delay, detail)
 		return
 	case store.Retracted:
@@ -438,9 +439,9 @@ func (r *Retractor) attemptLost(ctx context.Context, l store.Lost) {
 		return r.publish(ctx, tx, events.Service(Name), l.ReportID, payload)
 	})
 	if err != nil {
-		log.Error("recording the lost retraction's outcome failed; it will be tried again", "outcome", outcome, "err", err)
+		log.Error("recording the lost retraction's outcome failed; it will be tried again", logging.KeyOutcome, outcome, logging.KeyErr, err)
 		return
 	}
 	r.outcomes.WithLabelValues(outcome).Inc()
-	log.Info("retraction of a lost NCMEC report settled", "outcome", outcome, "cause", detail)
+	log.Info("retraction of a lost NCMEC report settled", logging.KeyOutcome, outcome, logging.KeyCause, detail)
 }
