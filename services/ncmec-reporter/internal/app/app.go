@@ -110,7 +110,7 @@ func LoadConfig(l *config.Loader) Config {
 // Options are test hooks.
 type Options struct {
 	// CrashAfter makes the service die at a named point of a filing, as a
-	// kill -9 would (see worker.Config.CrashAfter).
+	// kill -9 would (see worker.Hooks).
 	CrashAfter string
 }
 
@@ -180,16 +180,17 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Options) (*A
 
 	wcfg := cfg.Worker
 	wcfg.Service = Name
-	wcfg.CrashAfter = o.CrashAfter
+	if o.CrashAfter != "" {
+		wcfg.Hooks = &worker.Hooks{CrashAfter: o.CrashAfter, Kill: func() {
+			if a.cancel != nil {
+				a.cancel()
+			}
+		}}
+	}
 	a.pool = worker.New(wcfg, worker.Deps{
 		Store: a.store, Clients: clients, Evidence: ev, Keys: keys,
 		Handover: lifecycle.NewHandover(base.JS, lifecycle.HandoverConfig{Replicas: cfg.Service.StreamReplicas}),
 		Metrics:  base.Metrics, Log: log,
-		Kill: func() {
-			if a.cancel != nil {
-				a.cancel()
-			}
-		},
 	})
 	return a, nil
 }
