@@ -63,14 +63,6 @@ func (f *Factory) Gauge(thing, help string, labels ...string) *prometheus.GaugeV
 	})
 }
 
-// GaugeFunc registers a gauge whose value is read at scrape time.
-// labels are constant labels telling apart several gauges of one name
-// (e.g. one per consumer). A value read from a database or a broker, which
-// can fail, takes QueryGauge instead.
-func (f *Factory) GaugeFunc(thing, help string, labels prometheus.Labels, fn func() float64) {
-	f.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: f.name(thing), Help: help, ConstLabels: labels}, fn))
-}
-
 // queryTimeout bounds a QueryGauge's query, so that a database that hangs
 // does not hang the scrape.
 const queryTimeout = 2 * time.Second

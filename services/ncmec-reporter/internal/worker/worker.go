@@ -159,18 +159,18 @@ func New(cfg Config, d Deps) *Pool {
 	p.outcomes = m.Counter("filings_total", "Filings ended, by outcome (finished, failed, retracted).", "outcome")
 	p.retries = m.Counter("retries_total", "Transient failures scheduled for a retry, by step.", "step")
 	p.ambiguous = m.Counter("ambiguous_submits_total", "/submit attempts whose answer was lost: NCMEC may hold an unfinished report it will delete; a fresh report is opened.").WithLabelValues()
-	m.GaugeFunc("oldest_open_report_age_seconds", "Age of the oldest NCMEC report opened and not yet finished (0 when none).", nil, func() float64 {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		st, _ := d.Store.Stats(ctx)
-		return st.OldestOpenSecs
-	})
-	m.GaugeFunc("filings_unfinished", "Filings recorded and not yet finished, failed or retracted.", nil, func() float64 {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		st, _ := d.Store.Stats(ctx)
-		return float64(st.Unfinished)
-	})
+	// Both read the database: while it is down they emit no sample rather
+	// than a false 0.
+	m.QueryGauge("oldest_open_report_age_seconds", "Age of the oldest NCMEC report opened and not yet finished (0 when none).", nil,
+		func(ctx context.Context) (float64, error) {
+			st, err := d.Store.Stats(ctx)
+			return st.OldestOpenSecs, err
+		})
+	m.QueryGauge("filings_unfinished", "Filings recorded and not yet finished, failed or retracted.", nil,
+		func(ctx context.Context) (float64, error) {
+			st, err := d.Store.Stats(ctx)
+			return float64(st.Unfinished), err
+		})
 	return p
 }
 
