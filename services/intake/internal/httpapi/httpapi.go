@@ -289,7 +289,7 @@ func (a *API) Refile(ctx context.Context, staff auth.Staff, id string, corr *Cor
 	if err := changeError(log, id, "filed again", err); err != nil {
 		return nil, err
 	}
-	log.Info("report filed again", "filing", rep.Filing, "corrected", corr != nil, "event_id", eventID)
+	log.Info("report filed again", logging.KeyFiling, rep.Filing, "corrected", corr != nil, logging.KeyEventID, eventID)
 	return rep, nil
 }
 
@@ -318,7 +318,7 @@ func (a *API) Close(ctx context.Context, staff auth.Staff, id, reason string) (*
 	if err := changeError(log, id, "closed", err); err != nil {
 		return nil, err
 	}
-	log.Info("report closed", "filing", rep.Filing)
+	log.Info("report closed", logging.KeyFiling, rep.Filing)
 	return rep, nil
 }
 
@@ -359,7 +359,7 @@ func changeError(log *slog.Logger, id, what string, err error) error {
 	case errors.As(err, &ae):
 		return err
 	}
-	log.Error("report could not be "+what, "err", err)
+	log.Error("report could not be "+what, logging.KeyErr, err)
 	return server.Errorf(http.StatusServiceUnavailable, "database_unavailable", "", "the report could not be %s; try again in a minute", what)
 }
 
@@ -375,12 +375,12 @@ func (a *API) get(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		a.log.Error("get report", "report_id", id, "err", err)
+		a.log.Error("get report", logging.KeyReportID, id, logging.KeyErr, err)
 		server.WriteError(w, err)
 		return
 	}
 	if err := a.ReportedBefore(r.Context(), rep); err != nil {
-		a.log.Error("reported before", "report_id", id, "err", err)
+		a.log.Error("reported before", logging.KeyReportID, id, logging.KeyErr, err)
 		server.WriteError(w, err)
 		return
 	}
@@ -431,7 +431,7 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 	}
 	reps, err := a.store.List(r.Context(), before, limit)
 	if err != nil {
-		a.log.Error("list reports", "err", err)
+		a.log.Error("list reports", logging.KeyErr, err)
 		server.WriteError(w, err)
 		return
 	}

@@ -92,7 +92,7 @@ func (a *API) Submit(w http.ResponseWriter, r *http.Request, describe Describe) 
 		if errors.As(err, &ae) {
 			code = ae.Code
 		} else {
-			logging.FromContext(r.Context()).Error("submission failed", "err", err)
+			logging.FromContext(r.Context()).Error("submission failed", logging.KeyErr, err)
 		}
 		// The rest of the body is not read: close the connection rather
 		// than drain gigabytes nobody will store.
@@ -133,7 +133,7 @@ func (a *API) stored(r *http.Request) (*report.Report, error) {
 		return nil, nil
 	}
 	if err != nil {
-		logging.FromContext(r.Context()).Error("report by idempotency key", "err", err)
+		logging.FromContext(r.Context()).Error("report by idempotency key", logging.KeyErr, err)
 		return nil, errDatabase
 	}
 	return a.store.Get(r.Context(), id)
@@ -259,7 +259,7 @@ func (a *API) receive(w http.ResponseWriter, r *http.Request, describe Describe)
 
 	prior, err := a.store.PriorNCMECReports(ctx, rep.Details)
 	if err != nil {
-		log.Error("prior NCMEC reports", "err", err)
+		log.Error("prior NCMEC reports", logging.KeyErr, err)
 		return nil, errDatabase
 	}
 	ev, err := events.New(rep.ID, events.Staff(staff.Subject, staff.Name), &pb.ReportSubmitted{
@@ -279,14 +279,14 @@ func (a *API) receive(w http.ResponseWriter, r *http.Request, describe Describe)
 		}
 		return nil, errDatabase
 	} else if err != nil {
-		log.Error("store report", "err", err)
+		log.Error("store report", logging.KeyErr, err)
 		return nil, errDatabase
 	}
 	ok = true
 	if a.Stored != nil {
 		a.Stored(ctx, rep.ID)
 	}
-	log.Info("report submitted", "files", len(rep.Files), "event_id", ev.EventId)
+	log.Info("report submitted", "files", len(rep.Files), logging.KeyEventID, ev.EventId)
 	return rep, nil
 }
 
@@ -413,7 +413,7 @@ func (a *API) storeFile(ctx context.Context, reportID string, i int, part *multi
 	case errors.Is(err, evidence.ErrTooLarge):
 		return f, server.Errorf(http.StatusRequestEntityTooLarge, "file_too_large", field, "%s is larger than the limit of %d bytes", name, a.limits.MaxFileSize)
 	case evidence.IsUnavailable(err):
-		logging.FromContext(ctx).Error("evidence store unavailable", "err", err)
+		logging.FromContext(ctx).Error("evidence store unavailable", logging.KeyErr, err)
 		return f, server.Errorf(http.StatusServiceUnavailable, "storage_unavailable", "",
 			"the evidence store cannot be reached; nothing was kept. Try again in a minute")
 	case err != nil:
@@ -490,10 +490,10 @@ func (a *API) discard(ctx context.Context, files []report.File) {
 	}
 	log := logging.FromContext(ctx)
 	if err := a.store.AddOrphans(ctx, left, last); err != nil {
-		log.Error("objects of a failed submission could be neither deleted nor recorded; delete them by hand", "keys", left, "err", err)
+		log.Error("objects of a failed submission could be neither deleted nor recorded; delete them by hand", "keys", left, logging.KeyErr, err)
 		return
 	}
-	log.Warn("objects of a failed submission left for the sweeper", "keys", left, "err", last)
+	log.Warn("objects of a failed submission left for the sweeper", "keys", left, logging.KeyErr, last)
 }
 
 // toProto is the report as the event carries it; prior are the NCMEC report

@@ -26,7 +26,7 @@ type ncmecWarning struct {
 func (w *Web) ncmecWarnings(ctx context.Context) []ncmecWarning {
 	cs, err := w.store.Connections(ctx)
 	if err != nil {
-		logging.FromContext(ctx).Warn("NCMEC connection warnings left out", "err", err)
+		logging.FromContext(ctx).Warn("NCMEC connection warnings left out", logging.KeyErr, err)
 		return nil
 	}
 	var out []ncmecWarning

@@ -131,7 +131,7 @@ func (w *Web) renderTemplate(rw http.ResponseWriter, r *http.Request, status int
 	}
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, tmpl, v); err != nil {
-		logging.FromContext(ctx).Error("render page", "page", page, "err", err)
+		logging.FromContext(ctx).Error("render page", "page", page, logging.KeyErr, err)
 		http.Error(rw, "internal error; the details are in the service's log", http.StatusInternalServerError)
 		return
 	}
@@ -151,7 +151,7 @@ func wantsJSON(r *http.Request) bool {
 func (w *Web) fail(rw http.ResponseWriter, r *http.Request, err error) {
 	var ae *server.APIError
 	if !errors.As(err, &ae) {
-		logging.FromContext(r.Context()).Error("request failed", "path", r.URL.Path, "err", err)
+		logging.FromContext(r.Context()).Error("request failed", "path", r.URL.Path, logging.KeyErr, err)
 		ae = server.Errorf(http.StatusInternalServerError, "internal", "", "something went wrong on our side; try again, and tell the takedown team if it persists")
 	}
 	if wantsJSON(r) {

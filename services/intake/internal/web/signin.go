@@ -67,7 +67,7 @@ func (w *Web) callback(rw http.ResponseWriter, r *http.Request) {
 	}
 	s, idToken, err := w.oidc.Exchange(r.Context(), c, q.Get("state"), q.Get("code"))
 	if err != nil {
-		logging.FromContext(r.Context()).Warn("sign-in failed", "err", err)
+		logging.FromContext(r.Context()).Warn("sign-in failed", logging.KeyErr, err)
 		w.recordDenied(r, auth.Staff{}, "sign-in failed")
 		w.fail(rw, r, server.Errorf(http.StatusUnauthorized, "unauthenticated", "", "the sign-in did not complete; start again"))
 		return
@@ -94,7 +94,7 @@ func (w *Web) signIn(rw http.ResponseWriter, r *http.Request, s auth.Staff, bear
 		return
 	}
 	w.record(r, "", s, "sign_in", "roles: "+strings.Join(s.Roles, " "))
-	logging.FromContext(r.Context()).Info("staff signed in", "subject", s.Subject, "roles", s.Roles)
+	logging.FromContext(r.Context()).Info("staff signed in", logging.KeySubject, s.Subject, "roles", s.Roles)
 	http.Redirect(rw, r, next, http.StatusSeeOther)
 }
 

@@ -174,11 +174,11 @@ func (w *Web) retraction(rw http.ResponseWriter, r *http.Request, lost bool) {
 		w.render(rw, r, http.StatusBadRequest, "status", d)
 		return
 	}
-	log := logging.FromContext(r.Context()).With("report_id", rep.ID)
+	log := logging.FromContext(r.Context()).With(logging.KeyReportID, rep.ID)
 	if err := w.forwardRetraction(r, rep.ID, body); err != nil {
 		var ae *server.APIError
 		if !errors.As(err, &ae) {
-			log.Error("forward retraction", "err", err)
+			log.Error("forward retraction", logging.KeyErr, err)
 			err = server.Errorf(http.StatusBadGateway, "retraction_unavailable", "", "the retraction service cannot be reached; nothing was retracted. Try again in a minute")
 		}
 		d := w.status(r, rep)

@@ -279,7 +279,7 @@ func (w *Web) record(r *http.Request, reportID string, s auth.Staff, action, det
 		err = w.store.RecordAction(context.WithoutCancel(r.Context()), ev)
 	}
 	if err != nil {
-		logging.FromContext(r.Context()).Error("record staff action", "action", action, "err", err)
+		logging.FromContext(r.Context()).Error("record staff action", "action", action, logging.KeyErr, err)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"takedown/pkg/events"
 	"takedown/pkg/evidence"
+	"takedown/pkg/logging"
 	"takedown/pkg/ncmec"
 	pb "takedown/pkg/proto/takedown/v1"
 	build "takedown/services/ncmec-reporter/internal/filing"
@@ -161,7 +162,7 @@ func (j *job) upload(file *store.File) error {
 		return &fatal{step: StepUpload, fileID: file.FileID, desc: mismatch(file, res)}
 	}
 	if res.Hash == "" {
-		j.log.Warn("NCMEC answered the upload without an MD5; the bytes sent matched ours", "file_id", file.FileID, "ncmec_file_id", res.FileID)
+		j.log.Warn("NCMEC answered the upload without an MD5; the bytes sent matched ours", logging.KeyFileID, file.FileID, logging.KeyNCMECFileID, res.FileID)
 	}
 	if err := j.p.d.Store.Uploaded(j.ctx, f, file.Idx, res); err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 
 	"takedown/pkg/events"
 	"takedown/pkg/filing"
+	"takedown/pkg/logging"
 	"takedown/pkg/ncmec"
 	pb "takedown/pkg/proto/takedown/v1"
 	"takedown/services/ncmec-reporter/internal/store"
@@ -39,14 +40,14 @@ func (j *job) finish() error {
 		receiptIDs = done.Files.IDs
 		for _, id := range ours {
 			if !slices.Contains(receiptIDs, id) {
-				j.log.Error("NCMEC's receipt does not list one of our files", "ncmec_file_id", id)
+				j.log.Error("NCMEC's receipt does not list one of our files", logging.KeyNCMECFileID, id)
 			}
 		}
 	case judge(StepFinish, err).then == finished:
 		// Finished by an earlier call whose answer was lost: the goal is
 		// reached, though that call's receipt is gone.
 		call.Err, learnt = err, filing.FromFinish5102
-		j.log.Warn("NCMEC says the report was already finished; recording it as finished without a receipt", "err", err)
+		j.log.Warn("NCMEC says the report was already finished; recording it as finished without a receipt", logging.KeyErr, err)
 	default:
 		return j.callFailed(StepFinish, nil, "", err)
 	}
@@ -71,7 +72,7 @@ func (j *job) finish() error {
 	}
 	if err := j.p.d.Handover.Finished(j.ctx, f.ReportID, f.Filing); err != nil {
 		// "finishing" already makes the retraction service answer 409.
-		j.log.Warn("handover: could not mark the report finished", "err", err)
+		j.log.Warn("handover: could not mark the report finished", logging.KeyErr, err)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"takedown/pkg/backoff"
 	"takedown/pkg/events"
+	"takedown/pkg/logging"
 	"takedown/pkg/ncmec"
 	pb "takedown/pkg/proto/takedown/v1"
 	"takedown/services/ncmec-reporter/internal/store"
@@ -45,7 +46,7 @@ func (p *Pool) drive(stop, ctx context.Context, f *store.Filing, log *slog.Logge
 	case errors.Is(err, errCrashed):
 	case errors.Is(err, errRetracted):
 		if err := p.d.Store.Retracted(ctx, f); err != nil {
-			log.Error("record retraction takeover", "err", err)
+			log.Error("record retraction takeover", logging.KeyErr, err)
 			return nil
 		}
 		p.outcomes.WithLabelValues("retracted").Inc()
@@ -111,7 +112,7 @@ func (j *job) run() error {
 // logged, never dropped.
 func (j *job) logCall(c store.Call) {
 	if err := j.p.d.Store.LogCall(j.ctx, j.f, c); err != nil {
-		j.log.Warn("log NCMEC call", "step", c.Endpoint, "err", err)
+		j.log.Warn("log NCMEC call", logging.KeyStep, c.Endpoint, logging.KeyErr, err)
 	}
 }
 
@@ -157,11 +158,11 @@ func (j *job) retry(t *transient) {
 		t.step = ""
 	}
 	if err := j.p.d.Store.Retry(j.ctx, f, time.Now().Add(delay), store.Call{Err: t.err}); err != nil {
-		j.log.Error("schedule retry", "err", err)
+		j.log.Error("schedule retry", logging.KeyErr, err)
 		return
 	}
 	j.p.retries.WithLabelValues(stepLabel(t.step)).Inc()
-	j.log.Warn("transient failure; will retry", "step", t.step, "err", t.err, "attempt", f.Attempts+1, "retry_in", delay)
+	j.log.Warn("transient failure; will retry", logging.KeyStep, t.step, logging.KeyErr, t.err, logging.KeyAttempt, f.Attempts+1, logging.KeyRetryIn, delay)
 }
 
 func stepLabel(s string) string {
@@ -177,13 +178,13 @@ func (j *job) fail(ft *fatal, call *store.Call) {
 		Step: ft.step, Code: int32(ft.code), Description: ft.desc,
 		ReportOpened: f.NCMECID != 0, NcmecReportId: f.NCMECID, FileId: ft.fileID, Filing: uint32(f.Filing)})
 	if err != nil {
-		j.log.Error("build failed event", "err", err)
+		j.log.Error("build failed event", logging.KeyErr, err)
 		return
 	}
 	if err := j.p.d.Store.Failed(j.ctx, f, ft.step, ft.code, ft.desc, call, ev); err != nil {
-		j.log.Error("record failure; will be retried", "err", err)
+		j.log.Error("record failure; will be retried", logging.KeyErr, err)
 		return
 	}
 	j.p.outcomes.WithLabelValues("failed").Inc()
-	j.log.Error("NCMEC filing failed", "step", ft.step, "code", ft.code, "description", ft.desc, "file_id", ft.fileID)
+	j.log.Error("NCMEC filing failed", logging.KeyStep, ft.step, logging.KeyCode, ft.code, "description", ft.desc, logging.KeyFileID, ft.fileID)
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"takedown/pkg/events"
+	"takedown/pkg/logging"
 	"takedown/pkg/ncmec"
 	pb "takedown/pkg/proto/takedown/v1"
 	build "takedown/services/ncmec-reporter/internal/filing"
@@ -46,15 +47,15 @@ func (j *job) submit() error {
 		// "submitting" and counts as an ambiguous /submit.
 		return err
 	}
-	j.log = j.log.With("ncmec_report_id", resp.ReportID)
-	j.log.Info("NCMEC report opened", "request_id", resp.RequestID)
+	j.log = j.log.With(logging.KeyNCMECReportID, resp.ReportID)
+	j.log.Info("NCMEC report opened", logging.KeyRequestID, resp.RequestID)
 	if err := j.p.reached("submit"); err != nil {
 		return err
 	}
 	// Announce "filing" to the retraction service; if the bucket is away,
 	// the claim before /finish accepts a report it never saw.
 	if err := j.p.d.Handover.Opened(j.ctx, f.ReportID, f.Filing); err != nil {
-		j.log.Warn("handover: could not mark the report as filing; will claim before finish", "err", err)
+		j.log.Warn("handover: could not mark the report as filing; will claim before finish", logging.KeyErr, err)
 	}
 	return nil
 }
@@ -114,6 +115,6 @@ func (j *job) ambiguous(call *store.Call, why string) error {
 	if gaveUp {
 		return &fatal{step: StepSubmit, desc: fmt.Sprintf("%s Gave up after %d such attempts in a row; NCMEC may be in trouble: file again later.", desc, attempt)}
 	}
-	j.log.Warn("ambiguous /submit; opening a fresh NCMEC report", "attempt", attempt, "reason", why)
+	j.log.Warn("ambiguous /submit; opening a fresh NCMEC report", logging.KeyAttempt, attempt, "reason", why)
 	return nil
 }

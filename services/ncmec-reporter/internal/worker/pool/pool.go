@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"takedown/pkg/logging"
 	"takedown/pkg/metrics"
 	"takedown/services/ncmec-reporter/internal/store"
 )
@@ -74,9 +75,9 @@ func (p *Pool) Run(ctx context.Context, work Work) error {
 	// This instance's previous life is dead: its filings are ours to
 	// resume now. (Should this fail, their leases end on their own.)
 	if n, err := p.store.ReleaseInstance(ctx, p.cfg.Instance+"#"); err != nil {
-		p.log.Warn("resume the previous instance's filings", "instance", p.cfg.Instance, "err", err)
+		p.log.Warn("resume the previous instance's filings", logging.KeyInstance, p.cfg.Instance, logging.KeyErr, err)
 	} else if n > 0 {
-		p.log.Info("resuming the filings a previous instance left", "instance", p.cfg.Instance, "filings", n)
+		p.log.Info("resuming the filings a previous instance left", logging.KeyInstance, p.cfg.Instance, "filings", n)
 	}
 
 	var wg sync.WaitGroup
@@ -97,7 +98,7 @@ func (p *Pool) loop(stop, hard context.Context, owner string, work Work) {
 		f, err := p.store.Claim(stop, owner, p.cfg.Lease)
 		if err != nil {
 			if stop.Err() == nil {
-				p.log.Warn("claim filing", "err", err)
+				p.log.Warn("claim filing", logging.KeyErr, err)
 			}
 		}
 		if f != nil {
@@ -118,14 +119,14 @@ func (p *Pool) hold(stop, hard context.Context, f *store.Filing, work Work) {
 	defer p.inFlight.Dec()
 	ctx, cancel := context.WithCancel(hard)
 	defer cancel()
-	log := p.log.With("report_id", f.ReportID, "filing", f.Filing, "environment", f.Environment)
+	log := p.log.With(logging.KeyReportID, f.ReportID, logging.KeyFiling, f.Filing, logging.KeyEnvironment, f.Environment)
 	if f.NCMECID != 0 {
-		log = log.With("ncmec_report_id", f.NCMECID)
+		log = log.With(logging.KeyNCMECReportID, f.NCMECID)
 	}
 	defer p.renew(ctx, cancel, f, log)()
 	if err := work(stop, ctx, f, log); errors.Is(err, ErrStopped) {
 		if err := p.store.Release(ctx, f); err != nil {
-			log.Warn("release filing; its lease will end by itself", "err", err)
+			log.Warn("release filing; its lease will end by itself", logging.KeyErr, err)
 		}
 	}
 }
@@ -146,11 +147,11 @@ func (p *Pool) renew(ctx context.Context, cancel context.CancelFunc, f *store.Fi
 				return
 			case <-t.C:
 				if err := p.store.Renew(ctx, f, p.cfg.Lease); errors.Is(err, store.ErrLeaseLost) {
-					log.Error("lease lost; another worker has the filing", "err", err)
+					log.Error("lease lost; another worker has the filing", logging.KeyErr, err)
 					cancel()
 					return
 				} else if err != nil && ctx.Err() == nil {
-					log.Warn("renew lease", "err", err)
+					log.Warn("renew lease", logging.KeyErr, err)
 				}
 			}
 		}
