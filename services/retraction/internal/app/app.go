@@ -86,7 +86,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	}
 	ho := filing.NewHandover(base.JS, filing.HandoverConfig{Replicas: cfg.Service.StreamReplicas})
 	a := &App{cfg: cfg, base: base,
-		r: retract.New(cfg.Retract, &store.Store{Pool: base.Pool}, ho, clients, base.Metrics, log)}
+		r: retract.New(cfg.Retract, store.New(base.Pool), ho, clients, base.Metrics, log)}
 	r := base.Router()
 	r.Group(func(r chi.Router) {
 		r.Use(auth.Require(auth.RoleRetractor, append(cfg.Auth, bearers...)...))

@@ -10,7 +10,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"takedown/pkg/database"
 	"takedown/pkg/events"
 	"takedown/pkg/filing"
 	"takedown/pkg/logging"
@@ -106,7 +105,7 @@ func (r *Retractor) advisory(ctx context.Context, js jetstream.JetStream, data [
 	if ev, ok := filing.Of(env); ok {
 		// Fold it first: the report may be known here only from it.
 		current := false
-		err := database.InTx(ctx, r.store.Pool, func(tx pgx.Tx) error {
+		err := r.store.InTx(ctx, func(tx pgx.Tx) error {
 			_, _, cur, err := r.fold(ctx, tx, env.ReportId, ev)
 			current = cur
 			return err

@@ -11,7 +11,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"takedown/pkg/auth"
-	"takedown/pkg/database"
 	"takedown/pkg/events"
 	"takedown/pkg/fault"
 	"takedown/pkg/filing"
@@ -99,7 +98,7 @@ func (r *Retractor) Request(ctx context.Context, staff auth.Staff, id string, in
 	case filing.RetractedBefore:
 		return nil, fault.Errorf(fault.Conflict, "already_retracted", "", "the report is already retracted")
 	}
-	err = database.InTx(ctx, r.store.Pool, func(tx pgx.Tx) error {
+	err = r.store.InTx(ctx, func(tx pgx.Tx) error {
 		ok, err := r.store.Request(ctx, tx, id, in.Reason, staff.Name, true, byService...)
 		if err != nil {
 			return err
@@ -126,7 +125,7 @@ func (r *Retractor) Request(ctx context.Context, staff auth.Staff, id string, in
 
 // report is the retraction service's record of report id.
 func (r *Retractor) report(ctx context.Context, id string) (store.Report, error) {
-	rep, err := r.store.Get(ctx, r.store.Pool, id)
+	rep, err := r.store.Get(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return rep, fault.Errorf(fault.NotFound, "", "", "no report %s is known to the retraction service", id)
 	}
@@ -181,7 +180,7 @@ func (r *Retractor) requestLost(ctx context.Context, rep store.Report, staff aut
 	if r.clients[env] == nil {
 		return nil, fault.Errorf(fault.Invalid, "", "environment", "no NCMEC credentials are configured for the %s environment", env)
 	}
-	err := database.InTx(ctx, r.store.Pool, func(tx pgx.Tx) error {
+	err := r.store.InTx(ctx, func(tx pgx.Tx) error {
 		ok, err := r.store.RequestLost(ctx, tx, store.Lost{ReportID: rep.ReportID, NCMECReportID: nid, Environment: env,
 			Filing: rep.Filing, Reason: reason, RequestedBy: staff.Name}, true)
 		if err != nil {

@@ -13,6 +13,7 @@ package retract
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -22,7 +23,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"takedown/pkg/backoff"
-	"takedown/pkg/database"
 	"takedown/pkg/events"
 	"takedown/pkg/filing"
 	"takedown/pkg/logging"
@@ -181,7 +181,7 @@ func (r *Retractor) nothingOpened(ctx context.Context, tx pgx.Tx, rep store.Repo
 	if rep.Retraction != store.Pending {
 		return nil
 	}
-	if _, err := r.store.Settle(ctx, tx, rep.ReportID, rep.Filing, store.Retracted, ""); err != nil {
+	if _, err := r.store.Settle(ctx, tx, store.Claim{ReportID: rep.ReportID}, rep.Filing, store.Retracted, ""); err != nil {
 		return err
 	}
 	err := r.publish(ctx, tx, events.Service(Name), rep.ReportID, &pb.NcmecRetracted{
@@ -231,8 +231,8 @@ func (r *Retractor) Run(ctx context.Context) error {
 		if err != nil && ctx.Err() == nil {
 			r.log.Warn("looking for due retractions failed", logging.KeyErr, err)
 		}
-		for _, id := range ids {
-			r.attempt(ctx, id)
+		for _, c := range ids {
+			r.attempt(ctx, c)
 		}
 		lost, err := r.store.DueLost(ctx, 16, r.cfg.Lease)
 		if err != nil && ctx.Err() == nil {
@@ -274,7 +274,7 @@ func (r *Retractor) sweep(ctx context.Context) error {
 // requestFor makes a retraction of the report's current filing due on the
 // service's own initiative, and says so in a retraction.requested event.
 func (r *Retractor) requestFor(ctx context.Context, id, reason, by string) error {
-	return database.InTx(ctx, r.store.Pool, func(tx pgx.Tx) error {
+	return r.store.InTx(ctx, func(tx pgx.Tx) error {
 		rep, err := r.store.Lock(ctx, tx, id)
 		if err != nil {
 			return err
@@ -289,8 +289,9 @@ func (r *Retractor) requestFor(ctx context.Context, id, reason, by string) error
 }
 
 // attempt tries one due retraction of a report's filing once.
-func (r *Retractor) attempt(ctx context.Context, id string) {
-	rep, err := r.store.Get(ctx, r.store.Pool, id)
+func (r *Retractor) attempt(ctx context.Context, c store.Claim) {
+	id := c.ReportID
+	rep, err := r.store.Get(ctx, id)
 	if err != nil || rep.Retraction != store.Pending {
 		return
 	}
@@ -298,10 +299,10 @@ func (r *Retractor) attempt(ctx context.Context, id string) {
 		// Asked before NCMEC answered /submit: the opened event makes it
 		// due. An id is never sent to an environment merely assumed.
 		if rep.FirstTriedAt != nil && time.Since(*rep.FirstTriedAt) > r.cfg.GiveUpAfter {
-			r.settle(ctx, rep, store.Failed, r.failed(rep, 0, "no NCMEC report was opened for this report within "+r.cfg.GiveUpAfter.String()+"; nothing to retract", false))
+			r.settle(ctx, c, rep, store.Failed, r.failed(rep, 0, "no NCMEC report was opened for this report within "+r.cfg.GiveUpAfter.String()+"; nothing to retract", false))
 			return
 		}
-		_ = r.store.Retry(ctx, id, rep.Filing, r.cfg.Poll*5, "waiting for NCMEC to open the report")
+		_ = r.store.Retry(ctx, c, rep.Filing, r.cfg.Poll*5, "waiting for NCMEC to open the report")
 		return
 	}
 	// Once the filing has failed, a finish the reporter claimed will not
@@ -310,17 +311,17 @@ func (r *Retractor) attempt(ctx context.Context, id string) {
 	claim, err := r.handover.ClaimRetract(ctx, id, rep.Filing, rep.NCMECState == filing.Failed)
 	switch {
 	case err != nil:
-		_ = r.store.Wait(ctx, id, rep.Filing, r.cfg.Poll, "hand-over unavailable: "+err.Error())
+		_ = r.store.Wait(ctx, c, rep.Filing, r.cfg.Poll, "hand-over unavailable: "+err.Error())
 		return
 	case claim == filing.FinishInProgress:
 		// The reporter claimed the finish first; its outcome decides.
-		_ = r.store.Wait(ctx, id, rep.Filing, r.cfg.Poll, "the reporter is finishing the report")
+		_ = r.store.Wait(ctx, c, rep.Filing, r.cfg.Poll, "the reporter is finishing the report")
 		return
 	case claim == filing.FinishedFirst:
-		r.settle(ctx, rep, store.FinishedAtNCMEC, r.failed(rep, 0, "the report was finished before the retraction could begin; only NCMEC can withdraw a finished report", true))
+		r.settle(ctx, c, rep, store.FinishedAtNCMEC, r.failed(rep, 0, "the report was finished before the retraction could begin; only NCMEC can withdraw a finished report", true))
 		return
 	case claim == filing.RetractedBefore:
-		r.settle(ctx, rep, store.Retracted, nil)
+		r.settle(ctx, c, rep, store.Retracted, nil)
 		return
 	}
 	outcome, code, detail := r.retract(ctx, rep.Environment, rep.NCMECReportID, rep.FirstTriedAt)
@@ -328,9 +329,9 @@ func (r *Retractor) attempt(ctx context.Context, id string) {
 	case "":
 		delay := backoff.Delay(rep.Attempts, r.cfg.MinDelay, r.cfg.MaxDelay)
 		r.log.Warn("retraction failed; will retry", logging.KeyReportID, id, logging.KeyErr, detail, logging.KeyRetryIn, delay)
-		_ = r.store.Retry(ctx, id, rep.Filing, delay, detail)
+		_ = r.store.Retry(ctx, c, rep.Filing, delay, detail)
 	case store.Retracted:
-		r.settle(ctx, rep, outcome, &pb.NcmecRetracted{NcmecReportId: rep.NCMECReportID, Reason: rep.Reason + detail,
+		r.settle(ctx, c, rep, outcome, &pb.NcmecRetracted{NcmecReportId: rep.NCMECReportID, Reason: rep.Reason + detail,
 			Filing: uint32(rep.Filing), Environment: rep.Environment})
 		if err := r.handover.Retracted(ctx, id, rep.Filing); err != nil {
 			r.log.Warn("hand-over not marked retracted; its retracting claim keeps the reporter away all the same", logging.KeyReportID, id, logging.KeyErr, err)
@@ -338,12 +339,12 @@ func (r *Retractor) attempt(ctx context.Context, id string) {
 	case store.FinishedAtNCMEC:
 		r.log.Error("NCMEC says the report is finished although the retraction held the claim; staff must ask NCMEC to withdraw it",
 			logging.KeyReportID, id, logging.KeyNCMECReportID, rep.NCMECReportID)
-		r.settle(ctx, rep, outcome, r.failed(rep, code, detail, true))
+		r.settle(ctx, c, rep, outcome, r.failed(rep, code, detail, true))
 		if err := r.handover.FinishedAtNCMEC(ctx, id, rep.Filing); err != nil {
 			r.log.Warn("hand-over not marked finished", logging.KeyReportID, id, logging.KeyErr, err)
 		}
 	default:
-		r.settle(ctx, rep, outcome, r.failed(rep, code, detail, false))
+		r.settle(ctx, c, rep, outcome, r.failed(rep, code, detail, false))
 	}
 }
 
@@ -384,13 +385,13 @@ func (r *Retractor) retract(ctx context.Context, env string, nid int64, firstTri
 // settle records the outcome and its event (none when payload is nil) in
 // one transaction. If that fails, the retraction stays due and is tried
 // again after its lease: retracting twice is answered 5101, a success.
-func (r *Retractor) settle(ctx context.Context, rep store.Report, outcome string, payload proto.Message) {
+func (r *Retractor) settle(ctx context.Context, c store.Claim, rep store.Report, outcome string, payload proto.Message) {
 	cause := ""
 	if f, ok := payload.(*pb.NcmecRetractionFailed); ok {
 		cause = f.Description
 	}
-	err := database.InTx(ctx, r.store.Pool, func(tx pgx.Tx) error {
-		if _, err := r.store.Settle(ctx, tx, rep.ReportID, rep.Filing, outcome, cause); err != nil {
+	err := r.store.InTx(ctx, func(tx pgx.Tx) error {
+		if _, err := r.store.Settle(ctx, tx, c, rep.Filing, outcome, cause); err != nil {
 			return err
 		}
 		if payload == nil {
@@ -400,6 +401,11 @@ func (r *Retractor) settle(ctx context.Context, rep store.Report, outcome string
 		// of the filing it names, and the fold files it under that one.
 		return r.publish(ctx, tx, events.Service(Name), rep.ReportID, payload)
 	})
+	if errors.Is(err, store.ErrLeaseLost) {
+		r.log.Warn("the retraction was taken over by another worker while this one waited for NCMEC; its outcome stands",
+			logging.KeyReportID, rep.ReportID, logging.KeyOutcome, outcome)
+		return
+	}
 	if err != nil {
 		r.log.Error("recording the retraction's outcome failed; it will be tried again", logging.KeyReportID, rep.ReportID, logging.KeyOutcome, outcome, logging.KeyErr, err)
 		return
@@ -432,12 +438,16 @@ func (r *Retractor) attemptLost(ctx context.Context, l store.Lost) {
 		payload = &pb.NcmecRetractionFailed{NcmecReportId: l.NCMECReportID, Code: code, Description: detail,
 			AlreadyFinished: outcome == store.FinishedAtNCMEC, Filing: uint32(l.Filing), Environment: l.Environment, Lost: true}
 	}
-	err := database.InTx(ctx, r.store.Pool, func(tx pgx.Tx) error {
+	err := r.store.InTx(ctx, func(tx pgx.Tx) error {
 		if err := r.store.SettleLost(ctx, tx, l, outcome, detail); err != nil {
 			return err
 		}
 		return r.publish(ctx, tx, events.Service(Name), l.ReportID, payload)
 	})
+	if errors.Is(err, store.ErrLeaseLost) {
+		log.Warn("the lost retraction was taken over by another worker while this one waited for NCMEC; its outcome stands", logging.KeyOutcome, outcome)
+		return
+	}
 	if err != nil {
 		log.Error("recording the lost retraction's outcome failed; it will be tried again", logging.KeyOutcome, outcome, logging.KeyErr, err)
 		return

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"takedown/pkg/database"
@@ -61,12 +62,30 @@ func (r Report) Status() filing.Status {
 		Environment: r.Environment, At: r.StateAt, Ambiguous: r.Ambiguous}
 }
 
-// Store reads and writes the schema.
-type Store struct{ Pool *pgxpool.Pool }
+// Store reads and writes the schema. Its methods that take a pgx.Tx join the
+// caller's transaction (a consumer's, or one of InTx); the others own theirs.
+type Store struct{ pool *pgxpool.Pool }
 
-// Querier is a pool or a transaction.
-type Querier interface {
-	QueryRow(context.Context, string, ...any) pgx.Row
+// New returns the store of the schema pool is connected to.
+func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+// InTx runs fn in one transaction: the reads and writes of one decision with
+// the events it publishes.
+func (s *Store) InTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return database.InTx(ctx, s.pool, fn)
+}
+
+// ErrLeaseLost is the answer to a leased write of a worker whose claim is no
+// longer its own: the lease ran out and another worker claimed the
+// retraction, or it was settled meanwhile. That worker's outcome stands.
+var ErrLeaseLost = errors.New("retraction: the claim is no longer this worker's (its lease ran out and another worker took it, or it was settled)")
+
+// Claim is a retraction a worker holds until its lease ends: Lease fences
+// the writes of a worker that stalled past it. A Claim without a Lease
+// (events, staff) writes whoever holds the retraction.
+type Claim struct {
+	ReportID string
+	Lease    string
 }
 
 const columns = `report_id::text, filing, environment, coalesce(ncmec_report_id, 0), ncmec_state, ncmec_state_at,
@@ -89,8 +108,8 @@ func scan(row pgx.Row) (Report, error) {
 }
 
 // Get returns a report's row.
-func (s *Store) Get(ctx context.Context, q Querier, reportID string) (Report, error) {
-	return scan(q.QueryRow(ctx, `SELECT `+columns+` FROM reports WHERE report_id = $1`, reportID))
+func (s *Store) Get(ctx context.Context, reportID string) (Report, error) {
+	return scan(s.pool.QueryRow(ctx, `SELECT `+columns+` FROM reports WHERE report_id = $1`, reportID))
 }
 
 // Lock returns a report's row locked for the rest of tx, creating it first:
@@ -148,51 +167,85 @@ func (s *Store) Request(ctx context.Context, tx pgx.Tx, reportID, reason, by str
 }
 
 // Due claims up to n due retractions for lease, so that a crashed worker's
-// retraction is picked up again when the lease ends.
-func (s *Store) Due(ctx context.Context, n int, lease time.Duration) ([]string, error) {
-	rows, err := s.Pool.Query(ctx, `UPDATE reports SET next_attempt_at = now() + $2::interval
+// retraction is picked up again when the lease ends. Each claim gets a new
+// lease token, which the worker's writes must still match.
+func (s *Store) Due(ctx context.Context, n int, lease time.Duration) ([]Claim, error) {
+	rows, err := s.pool.Query(ctx, `UPDATE reports SET next_attempt_at = now() + $2::interval, lease = gen_random_uuid()
 		WHERE report_id IN (SELECT report_id FROM reports WHERE retraction = 'pending' AND next_attempt_at <= now()
 			ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
-		RETURNING report_id::text`, n, lease.String())
+		RETURNING report_id::text, lease::text`, n, lease.String())
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, pgx.RowTo[string])
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[Claim])
+}
+
+// leased is the condition of a write fenced by c's lease ($lease: c.Lease
+// or NULL for a write without one).
+func leased(param int) string {
+	return fmt.Sprintf("($%d::uuid IS NULL OR lease = $%[1]d::uuid)", param)
+}
+
+// lease is c's lease as a query argument: NULL for a Claim without one.
+func (c Claim) lease() *string {
+	if c.Lease == "" {
+		return nil
+	}
+	return &c.Lease
+}
+
+// fenced turns a leased write that changed nothing into ErrLeaseLost.
+func fenced(tag pgconn.CommandTag, err error) error {
+	if err == nil && tag.RowsAffected() == 0 {
+		return ErrLeaseLost
+	}
+	return err
 }
 
 // The updates below name the filing they are about: once a newer filing
 // has reset the row, an attempt begun for the old one changes nothing.
 
 // Retry schedules the next attempt after a failed one.
-func (s *Store) Retry(ctx context.Context, reportID string, filing int, after time.Duration, cause string) error {
-	_, err := s.Pool.Exec(ctx, `UPDATE reports SET attempts = attempts + 1, first_tried_at = coalesce(first_tried_at, now()),
+func (s *Store) Retry(ctx context.Context, c Claim, filing int, after time.Duration, cause string) error {
+	return fenced(s.pool.Exec(ctx, `UPDATE reports SET attempts = attempts + 1, first_tried_at = coalesce(first_tried_at, now()),
 			next_attempt_at = now() + $3::interval, last_error = $4
-		WHERE report_id = $1 AND filing = $2 AND retraction = 'pending'`, reportID, filing, after.String(), cause)
-	return err
+		WHERE report_id = $1 AND filing = $2 AND retraction = 'pending' AND `+leased(5), c.ReportID, filing, after.String(), cause, c.lease()))
 }
 
 // Wait defers a retraction that cannot be tried yet (the reporter holds the
 // finish claim, the hand-over is unreachable) without counting an attempt.
-func (s *Store) Wait(ctx context.Context, reportID string, filing int, after time.Duration, why string) error {
-	_, err := s.Pool.Exec(ctx, `UPDATE reports SET next_attempt_at = now() + $3::interval, last_error = $4
-		WHERE report_id = $1 AND filing = $2 AND retraction = 'pending'`, reportID, filing, after.String(), why)
-	return err
+func (s *Store) Wait(ctx context.Context, c Claim, filing int, after time.Duration, why string) error {
+	return fenced(s.pool.Exec(ctx, `UPDATE reports SET next_attempt_at = now() + $3::interval, last_error = $4
+		WHERE report_id = $1 AND filing = $2 AND retraction = 'pending' AND `+leased(5), c.ReportID, filing, after.String(), why, c.lease()))
 }
 
 // Settle records how a retraction of the filing ended, within tx. It
-// reports false when the row has moved on to a newer filing.
-func (s *Store) Settle(ctx context.Context, tx pgx.Tx, reportID string, filing int, outcome, cause string) (bool, error) {
-	tag, err := tx.Exec(ctx, `UPDATE reports SET retraction = $3, next_attempt_at = NULL, last_error = nullif($4, ''),
-			attempts = attempts + 1, first_tried_at = coalesce(first_tried_at, now())
-		WHERE report_id = $1 AND filing = $2`, reportID, filing, outcome, cause)
-	return tag.RowsAffected() == 1, err
+// reports false when the row has moved on to a newer filing, and
+// ErrLeaseLost when c's lease is no longer the row's: another worker holds
+// or settled the retraction.
+func (s *Store) Settle(ctx context.Context, tx pgx.Tx, c Claim, filing int, outcome, cause string) (bool, error) {
+	var current int
+	var held bool
+	err := tx.QueryRow(ctx, `SELECT filing, `+leased(2)+` FROM reports WHERE report_id = $1 FOR UPDATE`, c.ReportID, c.lease()).Scan(&current, &held)
+	switch {
+	case err != nil:
+		return false, err
+	case current != filing:
+		return false, nil
+	case !held:
+		return false, ErrLeaseLost
+	}
+	_, err = tx.Exec(ctx, `UPDATE reports SET retraction = $3, next_attempt_at = NULL, last_error = nullif($4, ''),
+			attempts = attempts + 1, first_tried_at = coalesce(first_tried_at, now()), lease = NULL
+		WHERE report_id = $1 AND filing = $2`, c.ReportID, filing, outcome, cause)
+	return err == nil, err
 }
 
 // Stale returns reports open at NCMEC (opened, or uploading files), with
 // no retraction, and unchanged for longer than age: their failure event was
 // lost, or the reporter stopped without one.
 func (s *Store) Stale(ctx context.Context, age time.Duration) ([]string, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT report_id::text FROM reports
+	rows, err := s.pool.Query(ctx, `SELECT report_id::text FROM reports
 		WHERE ncmec_state IN ('opened', 'uploading') AND retraction = 'none' AND last_change_at < now() - $1::interval`, age.String())
 	if err != nil {
 		return nil, err
@@ -203,7 +256,7 @@ func (s *Store) Stale(ctx context.Context, age time.Duration) ([]string, error) 
 // Counts returns how many retractions (of filings and of lost NCMEC
 // reports) are in each state, for metrics.
 func (s *Store) Counts(ctx context.Context) (map[string]int, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT retraction, count(*) FROM reports GROUP BY retraction
+	rows, err := s.pool.Query(ctx, `SELECT retraction, count(*) FROM reports GROUP BY retraction
 		UNION ALL SELECT outcome, count(*) FROM lost_retractions GROUP BY outcome`)
 	if err != nil {
 		return nil, err
@@ -234,7 +287,12 @@ type Lost struct {
 	Attempts      int
 	FirstTriedAt  *time.Time
 	LastError     string
+	// Lease fences the writes of the worker that claimed it (DueLost), as
+	// Claim.Lease does; empty otherwise.
+	Lease string
 }
+
+func (l Lost) lease() *string { return Claim{Lease: l.Lease}.lease() }
 
 const lostColumns = `report_id::text, ncmec_report_id, environment, filing, reason, requested_by, outcome, attempts,
 	first_tried_at, coalesce(last_error, '')`
@@ -258,7 +316,7 @@ func (s *Store) RequestLost(ctx context.Context, tx pgx.Tx, l Lost, retryFailed 
 
 // GetLost returns one lost retraction.
 func (s *Store) GetLost(ctx context.Context, reportID string, ncmecID int64) (Lost, error) {
-	return scanLost(s.Pool.QueryRow(ctx, `SELECT `+lostColumns+` FROM lost_retractions WHERE report_id = $1 AND ncmec_report_id = $2`,
+	return scanLost(s.pool.QueryRow(ctx, `SELECT `+lostColumns+` FROM lost_retractions WHERE report_id = $1 AND ncmec_report_id = $2`,
 		reportID, ncmecID))
 }
 
@@ -274,7 +332,7 @@ func scanLost(row pgx.Row) (Lost, error) {
 
 // ListLost returns a report's lost retractions, oldest request first.
 func (s *Store) ListLost(ctx context.Context, reportID string) ([]Lost, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT `+lostColumns+` FROM lost_retractions WHERE report_id = $1 ORDER BY requested_at`, reportID)
+	rows, err := s.pool.Query(ctx, `SELECT `+lostColumns+` FROM lost_retractions WHERE report_id = $1 ORDER BY requested_at`, reportID)
 	if err != nil {
 		return nil, err
 	}
@@ -283,28 +341,42 @@ func (s *Store) ListLost(ctx context.Context, reportID string) ([]Lost, error) {
 
 // DueLost claims up to n due lost retractions for lease, as Due does.
 func (s *Store) DueLost(ctx context.Context, n int, lease time.Duration) ([]Lost, error) {
-	rows, err := s.Pool.Query(ctx, `UPDATE lost_retractions SET next_attempt_at = now() + $2::interval
+	rows, err := s.pool.Query(ctx, `UPDATE lost_retractions SET next_attempt_at = now() + $2::interval, lease = gen_random_uuid()
 		WHERE (report_id, ncmec_report_id) IN (SELECT report_id, ncmec_report_id FROM lost_retractions
 			WHERE outcome = 'pending' AND next_attempt_at <= now() ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
-		RETURNING `+lostColumns, n, lease.String())
+		RETURNING lease::text, `+lostColumns, n, lease.String())
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Lost, error) { return scanLost(row) })
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Lost, error) {
+		var lease string
+		l, err := scanLost(leaseFirst{row, &lease})
+		l.Lease = lease
+		return l, err
+	})
 }
 
 // RetryLost schedules the next attempt after a failed one.
 func (s *Store) RetryLost(ctx context.Context, l Lost, after time.Duration, cause string) error {
-	_, err := s.Pool.Exec(ctx, `UPDATE lost_retractions SET attempts = attempts + 1, first_tried_at = coalesce(first_tried_at, now()),
+	return fenced(s.pool.Exec(ctx, `UPDATE lost_retractions SET attempts = attempts + 1, first_tried_at = coalesce(first_tried_at, now()),
 			next_attempt_at = now() + $3::interval, last_error = $4
-		WHERE report_id = $1 AND ncmec_report_id = $2 AND outcome = 'pending'`, l.ReportID, l.NCMECReportID, after.String(), cause)
-	return err
+		WHERE report_id = $1 AND ncmec_report_id = $2 AND outcome = 'pending' AND `+leased(5),
+		l.ReportID, l.NCMECReportID, after.String(), cause, l.lease()))
 }
 
-// SettleLost records how a lost retraction ended, within tx.
+// SettleLost records how a lost retraction ended, within tx; ErrLeaseLost
+// when l's lease is no longer the row's.
 func (s *Store) SettleLost(ctx context.Context, tx pgx.Tx, l Lost, outcome, cause string) error {
-	_, err := tx.Exec(ctx, `UPDATE lost_retractions SET outcome = $3, next_attempt_at = NULL, last_error = nullif($4, ''),
-			attempts = attempts + 1, first_tried_at = coalesce(first_tried_at, now())
-		WHERE report_id = $1 AND ncmec_report_id = $2`, l.ReportID, l.NCMECReportID, outcome, cause)
-	return err
+	return fenced(tx.Exec(ctx, `UPDATE lost_retractions SET outcome = $3, next_attempt_at = NULL, last_error = nullif($4, ''),
+			attempts = attempts + 1, first_tried_at = coalesce(first_tried_at, now()), lease = NULL
+		WHERE report_id = $1 AND ncmec_report_id = $2 AND outcome = 'pending' AND `+leased(5),
+		l.ReportID, l.NCMECReportID, outcome, cause, l.lease()))
 }
+
+// leaseFirst scans a row whose first column is a lease, then the rest.
+type leaseFirst struct {
+	pgx.Row
+	lease *string
+}
+
+func (r leaseFirst) Scan(dest ...any) error { return r.Row.Scan(append([]any{r.lease}, dest...)...) }
