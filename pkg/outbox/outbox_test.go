@@ -30,14 +30,7 @@ type env struct {
 func setup(t *testing.T) *env {
 	t.Helper()
 	ctx := t.Context()
-	pool, err := database.Open(ctx, testenv.Postgres(t), "svc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if err := database.Migrate(ctx, pool, "svc", outbox.Migrations); err != nil {
-		t.Fatal(err)
-	}
+	pool := testenv.Schema(t, "svc", outbox.Migrations)
 	n := testenv.StartNATS(t)
 	nc, js, err := stream.Connect(n.URL(), t.Name())
 	if err != nil {

@@ -19,14 +19,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 
 func openLog(t *testing.T) *pgxpool.Pool {
 	t.Helper()
-	pool, err := database.Open(t.Context(), testenv.Postgres(t), "audit")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if err := database.Migrate(t.Context(), pool, "audit", Migrations); err != nil {
-		t.Fatal(err)
-	}
+	pool := testenv.Schema(t, "audit", Migrations)
 	return pool
 }
 
@@ -120,14 +113,7 @@ func TestVerifySeesOneSnapshot(t *testing.T) {
 func TestGrantWriterIsIdempotent(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	pool, err := database.Open(ctx, testenv.Postgres(t), "audit")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if err := database.Migrate(ctx, pool, "audit", outbox.Migrations, stream.Migrations, Migrations); err != nil {
-		t.Fatal(err)
-	}
+	pool := testenv.Schema(t, "audit", outbox.Migrations, stream.Migrations, Migrations)
 	for range 2 {
 		if err := GrantWriter(ctx, pool, "audit", DefaultWriterRole); err != nil {
 			t.Fatal(err)

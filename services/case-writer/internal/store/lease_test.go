@@ -22,14 +22,7 @@ import (
 // cannot be renewed: a Salesforce write must end within one lease.
 func TestCasesLeaseContract(t *testing.T) {
 	leasetest.Run(t, leasetest.Features{Fenced: true, LeaseLost: ErrLeaseLost}, func(t *testing.T) leasetest.Table {
-		pool, err := database.Open(t.Context(), testenv.Postgres(t), "casewriter")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(pool.Close)
-		if err := database.Migrate(t.Context(), pool, "casewriter", outbox.Migrations, Migrations); err != nil {
-			t.Fatal(err)
-		}
+		pool := testenv.Schema(t, "casewriter", outbox.Migrations, Migrations)
 		return caseTable{pool: pool, s: New(pool)}
 	})
 }

@@ -24,14 +24,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // taken over writes nothing.
 func TestFilingsLeaseContract(t *testing.T) {
 	leasetest.Run(t, leasetest.Features{Fenced: true, LeaseLost: ErrLeaseLost}, func(t *testing.T) leasetest.Table {
-		pool, err := database.Open(t.Context(), testenv.Postgres(t), "ncmec")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(pool.Close)
-		if err := database.Migrate(t.Context(), pool, "ncmec", outbox.Migrations, Migrations); err != nil {
-			t.Fatal(err)
-		}
+		pool := testenv.Schema(t, "ncmec", outbox.Migrations, Migrations)
 		return filings{pool: pool, s: New(pool)}
 	})
 }

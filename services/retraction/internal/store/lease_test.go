@@ -8,7 +8,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"takedown/pkg/database"
 	"takedown/pkg/leasetest"
 	"takedown/pkg/testenv"
 )
@@ -21,14 +20,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // outcome after another worker took the retraction over.
 func TestRetractionsLeaseContract(t *testing.T) {
 	leasetest.Run(t, leasetest.Features{Fenced: true, LeaseLost: ErrLeaseLost}, func(t *testing.T) leasetest.Table {
-		pool, err := database.Open(t.Context(), testenv.Postgres(t), "retraction")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(pool.Close)
-		if err := database.Migrate(t.Context(), pool, "retraction", Migrations); err != nil {
-			t.Fatal(err)
-		}
+		pool := testenv.Schema(t, "retraction", Migrations)
 		return retractions{New(pool)}
 	})
 }
