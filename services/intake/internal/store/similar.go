@@ -15,24 +15,9 @@ import (
 // Earlier means submitted before this report. It reads indexes, not every
 // stored file (pdqindex.go), so its cost stays flat as the history grows.
 func (s *Store) ReportedBefore(ctx context.Context, rep *report.Report, maxDistance int) (map[string][]report.Match, error) {
-	args := []any{rep.ID, maxDistance}
-	query := reportedBeforeScan
-	if pdqProbeCount(maxDistance) <= pdqMaxProbes {
-		query = reportedBeforeIndexed
-		probes := make([][]int32, len(pdqChunks))
-		for _, f := range rep.Files {
-			if f.PDQ == "" {
-				continue
-			}
-			h, err := pdq.ParseHash(f.PDQ)
-			if err != nil {
-				return nil, fmt.Errorf("reported before: file %s: %w", f.ID, err)
-			}
-			pdqProbes(probes, h, pdqRadius(maxDistance))
-		}
-		for _, p := range probes {
-			args = append(args, p)
-		}
+	query, args, err := reportedBeforeQuery(rep, maxDistance)
+	if err != nil {
+		return nil, err
 	}
 	rows, err := s.pool.Query(ctx, query, args...)
 	if err != nil {
@@ -49,6 +34,30 @@ func (s *Store) ReportedBefore(ctx context.Context, rep *report.Report, maxDista
 		out[fileID] = append(out[fileID], m)
 	}
 	return out, rows.Err()
+}
+
+// reportedBeforeQuery is the lookup's SQL and arguments for the files of rep.
+func reportedBeforeQuery(rep *report.Report, maxDistance int) (string, []any, error) {
+	args := []any{rep.ID, maxDistance}
+	if pdqProbeCount(maxDistance) > pdqMaxProbes {
+		return reportedBeforeScan, args, nil
+	}
+	radii := pdqRadii(maxDistance)
+	probes := make([][]int32, len(pdqChunks))
+	for _, f := range rep.Files {
+		if f.PDQ == "" {
+			continue
+		}
+		h, err := pdq.ParseHash(f.PDQ)
+		if err != nil {
+			return "", nil, fmt.Errorf("reported before: file %s: %w", f.ID, err)
+		}
+		pdqProbes(probes, h, radii)
+	}
+	for _, p := range probes {
+		args = append(args, p)
+	}
+	return reportedBeforeIndexed, args, nil
 }
 
 // reportedBefore is the lookup, given the SQL that pairs the report's files

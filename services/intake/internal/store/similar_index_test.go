@@ -207,9 +207,11 @@ func TestReportedBeforeIndexAgreesWithScan(t *testing.T) {
 	}
 
 	matched := 0
-	// 31 is the default; 43 the farthest the index serves (radius 3), 44
-	// and 64 the scan beyond it; 10 and 1 small radii.
-	for _, d := range []int{pdq.MatchThreshold, 1, 10, 32, 43, 44, 64} {
+	// 31 is the default (one piece probed within 1 bit, the others 2); 43
+	// every piece within 3; 44 the farthest the index serves (one piece
+	// within 4); 45 and 64 the scan beyond it; 10 and 1 small radii (at 1,
+	// two pieces probed).
+	for _, d := range []int{pdq.MatchThreshold, 1, 10, 32, 43, 44, 45, 64} {
 		for _, id := range reports {
 			rep, err := s.Get(ctx, id)
 			if err != nil {
