@@ -61,6 +61,14 @@ type AttentionPolicy struct {
 	Stall time.Duration
 }
 
+// stallSeconds is Stall in seconds, DefaultStall when unset.
+func (p AttentionPolicy) stallSeconds() float64 {
+	if p.Stall <= 0 {
+		return DefaultStall.Seconds()
+	}
+	return p.Stall.Seconds()
+}
+
 // DefaultStall is ATTENTION_STALL's default: the reporter's retries of a
 // step that NCMEC does not answer take minutes, not a quarter of an hour,
 // and NCMEC deletes an unfinished report an hour after its last change.
@@ -127,7 +135,7 @@ type Owed struct {
 // Attention returns up to limit reports of the queue, oldest submission
 // first: the longest owed first.
 func (s *Store) Attention(ctx context.Context, p AttentionPolicy, limit int) ([]Owed, error) {
-	rows, err := s.pool.Query(ctx, attentionListSQL, p.Stall.Seconds(), limit)
+	rows, err := s.pool.Query(ctx, attentionListSQL, p.stallSeconds(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("attention queue: %w", err)
 	}
@@ -159,7 +167,7 @@ type ReasonCount struct {
 // AttentionCounts counts the queue by reason; a reason without reports is
 // absent.
 func (s *Store) AttentionCounts(ctx context.Context, p AttentionPolicy) (map[Reason]ReasonCount, error) {
-	rows, err := s.pool.Query(ctx, attentionCountSQL, p.Stall.Seconds())
+	rows, err := s.pool.Query(ctx, attentionCountSQL, p.stallSeconds())
 	if err != nil {
 		return nil, fmt.Errorf("count attention queue: %w", err)
 	}
