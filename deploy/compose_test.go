@@ -53,7 +53,7 @@ var versioned = regexp.MustCompile(`^[^:@]+(:[^:@]*[0-9][^:@]*)?(@sha256:[0-9a-f
 func TestComposeResolves(t *testing.T) {
 	p := loadCompose(t, composeEnv, "sim")
 	want := []string{"nats", "postgres", "minio", "minio-init", "intake", "ncmec-reporter", "case-writer",
-		"audit-logger", "retraction", "prometheus", "grafana", "ncmecsim", "sfsim"}
+		"audit-logger", "retraction", "prometheus", "alertmanager", "grafana", "ncmecsim", "sfsim"}
 	got := p.ServiceNames()
 	slices.Sort(got)
 	slices.Sort(want)

@@ -52,6 +52,9 @@ type Config struct {
 	Retention      lifecycle.Policy
 	LifecycleEvery time.Duration
 
+	// Attention configures the queue of reports owed something (store).
+	Attention store.AttentionPolicy
+
 	// PublicURL is where staff reach intake: the OIDC callback is under
 	// it, and an https URL makes the session cookie Secure.
 	PublicURL     string
@@ -95,6 +98,7 @@ func LoadConfig(l *config.Loader) Config {
 			Mode:       evidence.Retention(l.OneOf("S3_OBJECT_LOCK_MODE", "COMPLIANCE", "COMPLIANCE", "GOVERNANCE")),
 		},
 		LifecycleEvery: l.Duration("LIFECYCLE_INTERVAL", time.Hour),
+		Attention:      store.AttentionPolicy{Stall: l.Duration("ATTENTION_STALL", store.DefaultStall)},
 
 		PublicURL: strings.TrimSuffix(l.URL("PUBLIC_URL", "http://127.0.0.1:8080", "http", "https"), "/"),
 		DevSignIn: l.Bool("DEV_SIGN_IN", false),
@@ -159,7 +163,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		}
 	}
 	base.Ready("s3", a.evidence.Check)
-	base.Metrics.Registry.MustRegister(newReportGauges(base.Metrics.Service(), a.store))
+	base.Metrics.Registry.MustRegister(newReportGauges(base.Metrics.Service(), a.store, cfg.Attention))
 
 	if cfg.LifecycleEvery <= 0 {
 		cfg.LifecycleEvery = time.Hour

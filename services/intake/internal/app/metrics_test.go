@@ -28,6 +28,11 @@ func TestMetricsReportsByStatusAndOldestUnfinished(t *testing.T) {
 		`takedown_intake_reports{status="submitted"} 1`,
 		`takedown_intake_reports{status="finished"} 0`,
 		"takedown_intake_oldest_unfinished_report_age_seconds ",
+		// The attention queue by reason, zeros included: a report just
+		// submitted is owed nothing yet.
+		`takedown_intake_reports_needing_attention{reason="failed_unopened"} 0`,
+		`takedown_intake_reports_needing_attention{reason="stalled"} 0`,
+		`takedown_intake_oldest_report_needing_attention_age_seconds{reason="retracted"} 0`,
 	} {
 		if !strings.Contains(string(text), want) {
 			t.Errorf("/metrics lacks %q", want)

@@ -8,9 +8,9 @@ import (
 // Stats are the figures of intake's scrape-time gauges.
 type Stats struct {
 	ByStatus map[string]int // reports by overall status
-	// OldestUnfinished is the age of the oldest report whose NCMEC filing
-	// has not reached an end: not yet finished, or failed with an NCMEC
-	// report still open (waiting for its retraction). Zero when none.
+	// OldestUnfinished is the age of the oldest report that is being filed
+	// or is owed something (the attention queue, attention.go: failed,
+	// retracted and not filed again, case failed...). Zero when none.
 	OldestUnfinished time.Duration
 }
 
@@ -18,9 +18,7 @@ type Stats struct {
 func (s *Store) Stats(ctx context.Context) (Stats, error) {
 	st := Stats{ByStatus: map[string]int{}}
 	rows, err := s.pool.Query(ctx, `SELECT status, count(*),
-			coalesce(extract(epoch FROM now() - min(submitted_at) FILTER (
-				WHERE status IN ('submitted', 'ncmec_opened', 'uploading')
-				   OR (status = 'failed' AND ncmec_report_id IS NOT NULL))), 0)::float8
+			coalesce(extract(epoch FROM now() - min(submitted_at) FILTER (WHERE `+mayNeedAttention+`)), 0)::float8
 		FROM reports GROUP BY status`)
 	if err != nil {
 		return st, err
