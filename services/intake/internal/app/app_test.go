@@ -665,6 +665,10 @@ func TestResentSubmissionIsStoredOnce(t *testing.T) {
 	if n := h.count("reports"); n != 2 {
 		t.Errorf("%d reports stored, want 2", n)
 	}
+	// The relay publishes after the commit: wait for both events, then
+	// count (a resend that published a third would be seen here too, as
+	// the relay keeps the outbox's order).
+	testenv.Eventually(t, 10*time.Second, "both reports' events published", func() bool { return len(h.submitted()) >= 2 })
 	if n := len(h.submitted()); n != 2 {
 		t.Errorf("%d report.submitted events, want 2", n)
 	}
