@@ -1,6 +1,7 @@
 // Package auth authenticates staff requests and carries who they are and
 // which roles they hold (DESIGN.md §7): reporter may submit, retractor may
-// retract, auditor may read the audit log.
+// retract, auditor may read the audit log, legal decides whether a report
+// goes to NCMEC, evidence-admin holds and destroys evidence.
 //
 // A request authenticates with one of the Authenticators a service lists:
 // an OIDC ID token as a bearer token (OIDC.Bearer), the browser session of a
@@ -13,6 +14,7 @@ import (
 	"crypto/subtle"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	"takedown/pkg/config"
@@ -27,7 +29,13 @@ const (
 	// RoleEvidenceAdmin places legal holds on evidence and records and
 	// approves its destruction on a law-enforcement request.
 	RoleEvidenceAdmin = "evidence-admin"
+	// RoleLegal approves or rejects a submitted report before it is filed
+	// (intake's LEGAL_APPROVAL=required), never one they submitted.
+	RoleLegal = "legal"
 )
+
+// Roles lists every role, the one list sign-in accepts roles from.
+var Roles = []string{RoleReporter, RoleRetractor, RoleAuditor, RoleLegal, RoleEvidenceAdmin}
 
 // Staff is an authenticated staff member.
 type Staff struct {
@@ -44,20 +52,40 @@ func (s Staff) Has(role string) bool { return slices.Contains(s.Roles, role) }
 // credentials that are wrong.
 type Authenticator func(r *http.Request) (s Staff, ok bool, err error)
 
-// DevToken accepts "Authorization: Bearer <token>" with the development
-// token, as a staff member holding every role. An empty token accepts nothing.
-func DevToken(token config.Secret) Authenticator {
-	want := []byte(token.Reveal())
+// DevToken accepts "Authorization: Bearer <token>" with a development token,
+// as a staff member holding every role: the first token signs in as "dev",
+// the second as "dev-2" (and so on), so that the local stack can play two
+// people, a submitter and the second person who must approve. Empty tokens
+// accept nothing.
+func DevToken(tokens ...config.Secret) Authenticator {
+	var want [][]byte
+	for _, t := range tokens {
+		if t != "" {
+			want = append(want, []byte(t.Reveal()))
+		}
+	}
 	return func(r *http.Request) (Staff, bool, error) {
 		got, ok := bearer(r)
 		if !ok || len(want) == 0 {
 			return Staff{}, false, nil
 		}
-		if subtle.ConstantTimeCompare([]byte(got), want) != 1 {
-			return Staff{}, true, errWrongToken
+		for i, w := range want {
+			if subtle.ConstantTimeCompare([]byte(got), w) == 1 {
+				return DevStaff(i), true, nil
+			}
 		}
-		return Staff{Subject: "dev", Name: "development sign-in", Roles: []string{RoleReporter, RoleRetractor, RoleAuditor, RoleEvidenceAdmin}}, true, nil
+		return Staff{}, true, errWrongToken
 	}
+}
+
+// DevStaff is the staff member the i-th development token (from 0) signs
+// in as.
+func DevStaff(i int) Staff {
+	if i == 0 {
+		return Staff{Subject: "dev", Name: "development sign-in", Roles: Roles}
+	}
+	n := strconv.Itoa(i + 1)
+	return Staff{Subject: "dev-" + n, Name: "development sign-in " + n, Roles: Roles}
 }
 
 var errWrongToken = server.Errorf(http.StatusUnauthorized, "unauthenticated", "", "the bearer token is not valid")

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"takedown/pkg/config"
@@ -31,9 +32,10 @@ func LoadOIDC(l *config.Loader, redirectURL string) *OIDCConfig {
 // Bearers returns the ways an API request authenticates with a bearer
 // token: an ID token of the OIDC provider when one is configured, then the
 // development token when it is set. The development token comes last since
-// it refuses any bearer token but its own. The OIDC client is returned for
+// it refuses any bearer token but its own; a second development token plays
+// a second person (DevToken). The OIDC client is returned for
 // services that also sign staff in through the browser (nil without OIDC).
-func Bearers(ctx context.Context, oidcCfg *OIDCConfig, dev config.Secret) ([]Authenticator, *OIDC, error) {
+func Bearers(ctx context.Context, oidcCfg *OIDCConfig, dev ...config.Secret) ([]Authenticator, *OIDC, error) {
 	var out []Authenticator
 	var o *OIDC
 	if oidcCfg != nil {
@@ -43,8 +45,8 @@ func Bearers(ctx context.Context, oidcCfg *OIDCConfig, dev config.Secret) ([]Aut
 		}
 		out = append(out, o.Bearer())
 	}
-	if dev != "" {
-		out = append(out, DevToken(dev))
+	if slices.ContainsFunc(dev, func(t config.Secret) bool { return t != "" }) {
+		out = append(out, DevToken(dev...))
 	}
 	return out, o, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -172,8 +173,7 @@ func rolesFrom(claims map[string]any, path string) []string {
 	}
 	var roles []string
 	for _, n := range names {
-		switch n {
-		case RoleReporter, RoleRetractor, RoleAuditor, RoleEvidenceAdmin:
+		if slices.Contains(Roles, n) && !slices.Contains(roles, n) {
 			roles = append(roles, n)
 		}
 	}

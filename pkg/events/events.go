@@ -38,6 +38,7 @@ const (
 	StaffAction           = "staff.action"
 	NcmecSubmitAmbiguous  = "ncmec.submit_ambiguous"
 	ReportClosed          = "report.closed"
+	ReportLegalDecided    = "report.legal_decided"
 	NcmecConnection       = "ncmec.connection"
 
 	EvidenceAccessed             = "evidence.accessed"
@@ -76,6 +77,8 @@ var Table = []Spec{
 	// A staff member submits a report, or an operator refiles one.
 	row(ReportSubmitted, (*pb.ReportSubmitted)(nil), Intake),
 	row(ReportClosed, (*pb.ReportClosed)(nil), Intake),
+	// Legal's decision on a report held for it (LEGAL_APPROVAL=required).
+	row(ReportLegalDecided, (*pb.ReportLegalDecided)(nil), Intake),
 	// Staff actions are recorded where they happen: intake's pages and
 	// API, and the audit-logger's own API (who read the log).
 	row(StaffAction, (*pb.StaffAction)(nil), Intake, AuditLogger),

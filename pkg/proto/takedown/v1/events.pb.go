@@ -116,6 +116,7 @@ type Envelope struct {
 	//	*Envelope_NcmecSubmitAmbiguous
 	//	*Envelope_ReportClosed
 	//	*Envelope_NcmecConnection
+	//	*Envelope_ReportLegalDecided
 	Payload       isEnvelope_Payload `protobuf_oneof:"payload"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -371,6 +372,15 @@ func (x *Envelope) GetNcmecConnection() *NcmecConnection {
 	return nil
 }
 
+func (x *Envelope) GetReportLegalDecided() *ReportLegalDecided {
+	if x != nil {
+		if x, ok := x.Payload.(*Envelope_ReportLegalDecided); ok {
+			return x.ReportLegalDecided
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Payload interface {
 	isEnvelope_Payload()
 }
@@ -451,6 +461,10 @@ type Envelope_NcmecConnection struct {
 	NcmecConnection *NcmecConnection `protobuf:"bytes,28,opt,name=ncmec_connection,json=ncmecConnection,proto3,oneof"`
 }
 
+type Envelope_ReportLegalDecided struct {
+	ReportLegalDecided *ReportLegalDecided `protobuf:"bytes,30,opt,name=report_legal_decided,json=reportLegalDecided,proto3,oneof"`
+}
+
 func (*Envelope_ReportSubmitted) isEnvelope_Payload() {}
 
 func (*Envelope_NcmecOpened) isEnvelope_Payload() {}
@@ -488,6 +502,8 @@ func (*Envelope_NcmecSubmitAmbiguous) isEnvelope_Payload() {}
 func (*Envelope_ReportClosed) isEnvelope_Payload() {}
 
 func (*Envelope_NcmecConnection) isEnvelope_Payload() {}
+
+func (*Envelope_ReportLegalDecided) isEnvelope_Payload() {}
 
 // Actor is who caused an event: a staff member or a service.
 type Actor struct {
@@ -638,9 +654,13 @@ type Report struct {
 	SubmittedBy string                 `protobuf:"bytes,14,opt,name=submitted_by,json=submittedBy,proto3" json:"submitted_by,omitempty"`
 	SubmittedAt *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=submitted_at,json=submittedAt,proto3" json:"submitted_at,omitempty"`
 	// 1 for the first filing; a report filed again after a retraction counts up.
-	Filing        uint32 `protobuf:"varint,16,opt,name=filing,proto3" json:"filing,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Filing uint32 `protobuf:"varint,16,opt,name=filing,proto3" json:"filing,omitempty"`
+	// When a second person in legal approved the report in takedown
+	// (LEGAL_APPROVAL=required; approver names them); unset when the
+	// submitter recorded legal's decision.
+	LegalDecidedAt *timestamppb.Timestamp `protobuf:"bytes,20,opt,name=legal_decided_at,json=legalDecidedAt,proto3" json:"legal_decided_at,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Report) Reset() {
@@ -783,6 +803,13 @@ func (x *Report) GetFiling() uint32 {
 		return x.Filing
 	}
 	return 0
+}
+
+func (x *Report) GetLegalDecidedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LegalDecidedAt
+	}
+	return nil
 }
 
 type Uploader struct {
@@ -1963,6 +1990,63 @@ func (x *ReportClosed) GetReason() string {
 	return ""
 }
 
+// ReportLegalDecided (takedown.report.legal_decided): a staff member in
+// legal, not the submitter, approved or rejected a report held for their
+// decision (intake's LEGAL_APPROVAL=required); the envelope's actor is who.
+// An approval is followed by the report's takedown.report.submitted, in the
+// same transaction; a rejected report is never filed.
+type ReportLegalDecided struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Approved      bool                   `protobuf:"varint,1,opt,name=approved,proto3" json:"approved,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportLegalDecided) Reset() {
+	*x = ReportLegalDecided{}
+	mi := &file_takedown_v1_events_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportLegalDecided) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportLegalDecided) ProtoMessage() {}
+
+func (x *ReportLegalDecided) ProtoReflect() protoreflect.Message {
+	mi := &file_takedown_v1_events_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportLegalDecided.ProtoReflect.Descriptor instead.
+func (*ReportLegalDecided) Descriptor() ([]byte, []int) {
+	return file_takedown_v1_events_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ReportLegalDecided) GetApproved() bool {
+	if x != nil {
+		return x.Approved
+	}
+	return false
+}
+
+func (x *ReportLegalDecided) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // NcmecConnection (takedown.ncmec.connection): whether an NCMEC environment
 // answers and accepts the reporter's credentials, as its /status check found
 // it. Published when an environment's state changes and on the first check
@@ -1985,7 +2069,7 @@ type NcmecConnection struct {
 
 func (x *NcmecConnection) Reset() {
 	*x = NcmecConnection{}
-	mi := &file_takedown_v1_events_proto_msgTypes[18]
+	mi := &file_takedown_v1_events_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1997,7 +2081,7 @@ func (x *NcmecConnection) String() string {
 func (*NcmecConnection) ProtoMessage() {}
 
 func (x *NcmecConnection) ProtoReflect() protoreflect.Message {
-	mi := &file_takedown_v1_events_proto_msgTypes[18]
+	mi := &file_takedown_v1_events_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2010,7 +2094,7 @@ func (x *NcmecConnection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NcmecConnection.ProtoReflect.Descriptor instead.
 func (*NcmecConnection) Descriptor() ([]byte, []int) {
-	return file_takedown_v1_events_proto_rawDescGZIP(), []int{18}
+	return file_takedown_v1_events_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *NcmecConnection) GetEnvironment() string {
@@ -2057,7 +2141,7 @@ type StaffAction struct {
 
 func (x *StaffAction) Reset() {
 	*x = StaffAction{}
-	mi := &file_takedown_v1_events_proto_msgTypes[19]
+	mi := &file_takedown_v1_events_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2069,7 +2153,7 @@ func (x *StaffAction) String() string {
 func (*StaffAction) ProtoMessage() {}
 
 func (x *StaffAction) ProtoReflect() protoreflect.Message {
-	mi := &file_takedown_v1_events_proto_msgTypes[19]
+	mi := &file_takedown_v1_events_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2082,7 +2166,7 @@ func (x *StaffAction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StaffAction.ProtoReflect.Descriptor instead.
 func (*StaffAction) Descriptor() ([]byte, []int) {
-	return file_takedown_v1_events_proto_rawDescGZIP(), []int{19}
+	return file_takedown_v1_events_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *StaffAction) GetAction() string {
@@ -2134,7 +2218,7 @@ type EvidenceAccessed struct {
 
 func (x *EvidenceAccessed) Reset() {
 	*x = EvidenceAccessed{}
-	mi := &file_takedown_v1_events_proto_msgTypes[20]
+	mi := &file_takedown_v1_events_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2146,7 +2230,7 @@ func (x *EvidenceAccessed) String() string {
 func (*EvidenceAccessed) ProtoMessage() {}
 
 func (x *EvidenceAccessed) ProtoReflect() protoreflect.Message {
-	mi := &file_takedown_v1_events_proto_msgTypes[20]
+	mi := &file_takedown_v1_events_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2159,7 +2243,7 @@ func (x *EvidenceAccessed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvidenceAccessed.ProtoReflect.Descriptor instead.
 func (*EvidenceAccessed) Descriptor() ([]byte, []int) {
-	return file_takedown_v1_events_proto_rawDescGZIP(), []int{20}
+	return file_takedown_v1_events_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *EvidenceAccessed) GetFileId() string {
@@ -2188,7 +2272,7 @@ type EvidenceHoldPlaced struct {
 
 func (x *EvidenceHoldPlaced) Reset() {
 	*x = EvidenceHoldPlaced{}
-	mi := &file_takedown_v1_events_proto_msgTypes[21]
+	mi := &file_takedown_v1_events_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2200,7 +2284,7 @@ func (x *EvidenceHoldPlaced) String() string {
 func (*EvidenceHoldPlaced) ProtoMessage() {}
 
 func (x *EvidenceHoldPlaced) ProtoReflect() protoreflect.Message {
-	mi := &file_takedown_v1_events_proto_msgTypes[21]
+	mi := &file_takedown_v1_events_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2213,7 +2297,7 @@ func (x *EvidenceHoldPlaced) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvidenceHoldPlaced.ProtoReflect.Descriptor instead.
 func (*EvidenceHoldPlaced) Descriptor() ([]byte, []int) {
-	return file_takedown_v1_events_proto_rawDescGZIP(), []int{21}
+	return file_takedown_v1_events_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *EvidenceHoldPlaced) GetHoldId() string {
@@ -2241,7 +2325,7 @@ type EvidenceHoldLifted struct {
 
 func (x *EvidenceHoldLifted) Reset() {
 	*x = EvidenceHoldLifted{}
-	mi := &file_takedown_v1_events_proto_msgTypes[22]
+	mi := &file_takedown_v1_events_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2253,7 +2337,7 @@ func (x *EvidenceHoldLifted) String() string {
 func (*EvidenceHoldLifted) ProtoMessage() {}
 
 func (x *EvidenceHoldLifted) ProtoReflect() protoreflect.Message {
-	mi := &file_takedown_v1_events_proto_msgTypes[22]
+	mi := &file_takedown_v1_events_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2266,7 +2350,7 @@ func (x *EvidenceHoldLifted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvidenceHoldLifted.ProtoReflect.Descriptor instead.
 func (*EvidenceHoldLifted) Descriptor() ([]byte, []int) {
-	return file_takedown_v1_events_proto_rawDescGZIP(), []int{22}
+	return file_takedown_v1_events_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *EvidenceHoldLifted) GetHoldId() string {
@@ -2298,7 +2382,7 @@ type EvidenceDestructionRequested struct {
 
 func (x *EvidenceDestructionRequested) Reset() {
 	*x = EvidenceDestructionRequested{}
-	mi := &file_takedown_v1_events_proto_msgTypes[23]
+	mi := &file_takedown_v1_events_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2310,7 +2394,7 @@ func (x *EvidenceDestructionRequested) String() string {
 func (*EvidenceDestructionRequested) ProtoMessage() {}
 
 func (x *EvidenceDestructionRequested) ProtoReflect() protoreflect.Message {
-	mi := &file_takedown_v1_events_proto_msgTypes[23]
+	mi := &file_takedown_v1_events_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2323,7 +2407,7 @@ func (x *EvidenceDestructionRequested) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvidenceDestructionRequested.ProtoReflect.Descriptor instead.
 func (*EvidenceDestructionRequested) Descriptor() ([]byte, []int) {
-	return file_takedown_v1_events_proto_rawDescGZIP(), []int{23}
+	return file_takedown_v1_events_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *EvidenceDestructionRequested) GetRequestId() string {
@@ -2378,7 +2462,7 @@ type EvidenceDestroyed struct {
 
 func (x *EvidenceDestroyed) Reset() {
 	*x = EvidenceDestroyed{}
-	mi := &file_takedown_v1_events_proto_msgTypes[24]
+	mi := &file_takedown_v1_events_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2390,7 +2474,7 @@ func (x *EvidenceDestroyed) String() string {
 func (*EvidenceDestroyed) ProtoMessage() {}
 
 func (x *EvidenceDestroyed) ProtoReflect() protoreflect.Message {
-	mi := &file_takedown_v1_events_proto_msgTypes[24]
+	mi := &file_takedown_v1_events_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2403,7 +2487,7 @@ func (x *EvidenceDestroyed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvidenceDestroyed.ProtoReflect.Descriptor instead.
 func (*EvidenceDestroyed) Descriptor() ([]byte, []int) {
-	return file_takedown_v1_events_proto_rawDescGZIP(), []int{24}
+	return file_takedown_v1_events_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *EvidenceDestroyed) GetReason() string {
@@ -2477,7 +2561,7 @@ type DestroyedFile struct {
 
 func (x *DestroyedFile) Reset() {
 	*x = DestroyedFile{}
-	mi := &file_takedown_v1_events_proto_msgTypes[25]
+	mi := &file_takedown_v1_events_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2489,7 +2573,7 @@ func (x *DestroyedFile) String() string {
 func (*DestroyedFile) ProtoMessage() {}
 
 func (x *DestroyedFile) ProtoReflect() protoreflect.Message {
-	mi := &file_takedown_v1_events_proto_msgTypes[25]
+	mi := &file_takedown_v1_events_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2502,7 +2586,7 @@ func (x *DestroyedFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestroyedFile.ProtoReflect.Descriptor instead.
 func (*DestroyedFile) Descriptor() ([]byte, []int) {
-	return file_takedown_v1_events_proto_rawDescGZIP(), []int{25}
+	return file_takedown_v1_events_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *DestroyedFile) GetFileId() string {
@@ -2530,7 +2614,7 @@ var File_takedown_v1_events_proto protoreflect.FileDescriptor
 
 const file_takedown_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"\x18takedown/v1/events.proto\x12\vtakedown.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xad\r\n" +
+	"\x18takedown/v1/events.proto\x12\vtakedown.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x82\x0e\n" +
 	"\bEnvelope\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x1b\n" +
@@ -2559,7 +2643,8 @@ const file_takedown_v1_events_proto_rawDesc = "" +
 	"\x12evidence_destroyed\x18\x19 \x01(\v2\x1e.takedown.v1.EvidenceDestroyedH\x00R\x11evidenceDestroyed\x12Y\n" +
 	"\x16ncmec_submit_ambiguous\x18\x1a \x01(\v2!.takedown.v1.NcmecSubmitAmbiguousH\x00R\x14ncmecSubmitAmbiguous\x12@\n" +
 	"\rreport_closed\x18\x1b \x01(\v2\x19.takedown.v1.ReportClosedH\x00R\freportClosed\x12I\n" +
-	"\x10ncmec_connection\x18\x1c \x01(\v2\x1c.takedown.v1.NcmecConnectionH\x00R\x0fncmecConnectionB\t\n" +
+	"\x10ncmec_connection\x18\x1c \x01(\v2\x1c.takedown.v1.NcmecConnectionH\x00R\x0fncmecConnection\x12S\n" +
+	"\x14report_legal_decided\x18\x1e \x01(\v2\x1f.takedown.v1.ReportLegalDecidedH\x00R\x12reportLegalDecidedB\t\n" +
 	"\apayload\"\x98\x01\n" +
 	"\x05Actor\x12+\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x17.takedown.v1.Actor.KindR\x04kind\x12\x0e\n" +
@@ -2573,7 +2658,7 @@ const file_takedown_v1_events_proto_rawDesc = "" +
 	"\x0fReportSubmitted\x12+\n" +
 	"\x06report\x18\x01 \x01(\v2\x13.takedown.v1.ReportR\x06report\x12'\n" +
 	"\x05files\x18\x02 \x03(\v2\x11.takedown.v1.FileR\x05files\x122\n" +
-	"\bdata_key\x18\x03 \x01(\v2\x17.takedown.v1.WrappedKeyR\adataKey\"\xb9\x04\n" +
+	"\bdata_key\x18\x03 \x01(\v2\x17.takedown.v1.WrappedKeyR\adataKey\"\xff\x04\n" +
 	"\x06Report\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12#\n" +
 	"\rincident_type\x18\x02 \x01(\tR\fincidentType\x12?\n" +
@@ -2591,7 +2676,8 @@ const file_takedown_v1_events_proto_rawDesc = "" +
 	"\x04test\x18\r \x01(\bR\x04test\x12!\n" +
 	"\fsubmitted_by\x18\x0e \x01(\tR\vsubmittedBy\x12=\n" +
 	"\fsubmitted_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\vsubmittedAt\x12\x16\n" +
-	"\x06filing\x18\x10 \x01(\rR\x06filing\"\x81\x01\n" +
+	"\x06filing\x18\x10 \x01(\rR\x06filing\x12D\n" +
+	"\x10legal_decided_at\x18\x14 \x01(\v2\x1a.google.protobuf.TimestampR\x0elegalDecidedAt\"\x81\x01\n" +
 	"\bUploader\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x0e\n" +
@@ -2694,6 +2780,9 @@ const file_takedown_v1_events_proto_rawDesc = "" +
 	"\agave_up\x18\x05 \x01(\bR\x06gaveUp\">\n" +
 	"\fReportClosed\x12\x16\n" +
 	"\x06filing\x18\x01 \x01(\rR\x06filing\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"H\n" +
+	"\x12ReportLegalDecided\x12\x1a\n" +
+	"\bapproved\x18\x01 \x01(\bR\bapproved\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x9c\x01\n" +
 	"\x0fNcmecConnection\x12 \n" +
 	"\venvironment\x18\x01 \x01(\tR\venvironment\x12\x14\n" +
@@ -2752,7 +2841,7 @@ func file_takedown_v1_events_proto_rawDescGZIP() []byte {
 }
 
 var file_takedown_v1_events_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_takedown_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_takedown_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_takedown_v1_events_proto_goTypes = []any{
 	(Actor_Kind)(0),                      // 0: takedown.v1.Actor.Kind
 	(*Envelope)(nil),                     // 1: takedown.v1.Envelope
@@ -2773,18 +2862,19 @@ var file_takedown_v1_events_proto_goTypes = []any{
 	(*RetractionRequested)(nil),          // 16: takedown.v1.RetractionRequested
 	(*NcmecSubmitAmbiguous)(nil),         // 17: takedown.v1.NcmecSubmitAmbiguous
 	(*ReportClosed)(nil),                 // 18: takedown.v1.ReportClosed
-	(*NcmecConnection)(nil),              // 19: takedown.v1.NcmecConnection
-	(*StaffAction)(nil),                  // 20: takedown.v1.StaffAction
-	(*EvidenceAccessed)(nil),             // 21: takedown.v1.EvidenceAccessed
-	(*EvidenceHoldPlaced)(nil),           // 22: takedown.v1.EvidenceHoldPlaced
-	(*EvidenceHoldLifted)(nil),           // 23: takedown.v1.EvidenceHoldLifted
-	(*EvidenceDestructionRequested)(nil), // 24: takedown.v1.EvidenceDestructionRequested
-	(*EvidenceDestroyed)(nil),            // 25: takedown.v1.EvidenceDestroyed
-	(*DestroyedFile)(nil),                // 26: takedown.v1.DestroyedFile
-	(*timestamppb.Timestamp)(nil),        // 27: google.protobuf.Timestamp
+	(*ReportLegalDecided)(nil),           // 19: takedown.v1.ReportLegalDecided
+	(*NcmecConnection)(nil),              // 20: takedown.v1.NcmecConnection
+	(*StaffAction)(nil),                  // 21: takedown.v1.StaffAction
+	(*EvidenceAccessed)(nil),             // 22: takedown.v1.EvidenceAccessed
+	(*EvidenceHoldPlaced)(nil),           // 23: takedown.v1.EvidenceHoldPlaced
+	(*EvidenceHoldLifted)(nil),           // 24: takedown.v1.EvidenceHoldLifted
+	(*EvidenceDestructionRequested)(nil), // 25: takedown.v1.EvidenceDestructionRequested
+	(*EvidenceDestroyed)(nil),            // 26: takedown.v1.EvidenceDestroyed
+	(*DestroyedFile)(nil),                // 27: takedown.v1.DestroyedFile
+	(*timestamppb.Timestamp)(nil),        // 28: google.protobuf.Timestamp
 }
 var file_takedown_v1_events_proto_depIdxs = []int32{
-	27, // 0: takedown.v1.Envelope.occurred_at:type_name -> google.protobuf.Timestamp
+	28, // 0: takedown.v1.Envelope.occurred_at:type_name -> google.protobuf.Timestamp
 	2,  // 1: takedown.v1.Envelope.actor:type_name -> takedown.v1.Actor
 	3,  // 2: takedown.v1.Envelope.report_submitted:type_name -> takedown.v1.ReportSubmitted
 	8,  // 3: takedown.v1.Envelope.ncmec_opened:type_name -> takedown.v1.NcmecOpened
@@ -2796,32 +2886,34 @@ var file_takedown_v1_events_proto_depIdxs = []int32{
 	14, // 9: takedown.v1.Envelope.case_upserted:type_name -> takedown.v1.CaseUpserted
 	15, // 10: takedown.v1.Envelope.case_failed:type_name -> takedown.v1.CaseFailed
 	16, // 11: takedown.v1.Envelope.retraction_requested:type_name -> takedown.v1.RetractionRequested
-	20, // 12: takedown.v1.Envelope.staff_action:type_name -> takedown.v1.StaffAction
-	21, // 13: takedown.v1.Envelope.evidence_accessed:type_name -> takedown.v1.EvidenceAccessed
-	22, // 14: takedown.v1.Envelope.evidence_hold_placed:type_name -> takedown.v1.EvidenceHoldPlaced
-	23, // 15: takedown.v1.Envelope.evidence_hold_lifted:type_name -> takedown.v1.EvidenceHoldLifted
-	24, // 16: takedown.v1.Envelope.evidence_destruction_requested:type_name -> takedown.v1.EvidenceDestructionRequested
-	25, // 17: takedown.v1.Envelope.evidence_destroyed:type_name -> takedown.v1.EvidenceDestroyed
+	21, // 12: takedown.v1.Envelope.staff_action:type_name -> takedown.v1.StaffAction
+	22, // 13: takedown.v1.Envelope.evidence_accessed:type_name -> takedown.v1.EvidenceAccessed
+	23, // 14: takedown.v1.Envelope.evidence_hold_placed:type_name -> takedown.v1.EvidenceHoldPlaced
+	24, // 15: takedown.v1.Envelope.evidence_hold_lifted:type_name -> takedown.v1.EvidenceHoldLifted
+	25, // 16: takedown.v1.Envelope.evidence_destruction_requested:type_name -> takedown.v1.EvidenceDestructionRequested
+	26, // 17: takedown.v1.Envelope.evidence_destroyed:type_name -> takedown.v1.EvidenceDestroyed
 	17, // 18: takedown.v1.Envelope.ncmec_submit_ambiguous:type_name -> takedown.v1.NcmecSubmitAmbiguous
 	18, // 19: takedown.v1.Envelope.report_closed:type_name -> takedown.v1.ReportClosed
-	19, // 20: takedown.v1.Envelope.ncmec_connection:type_name -> takedown.v1.NcmecConnection
-	0,  // 21: takedown.v1.Actor.kind:type_name -> takedown.v1.Actor.Kind
-	4,  // 22: takedown.v1.ReportSubmitted.report:type_name -> takedown.v1.Report
-	6,  // 23: takedown.v1.ReportSubmitted.files:type_name -> takedown.v1.File
-	7,  // 24: takedown.v1.ReportSubmitted.data_key:type_name -> takedown.v1.WrappedKey
-	27, // 25: takedown.v1.Report.incident_time:type_name -> google.protobuf.Timestamp
-	5,  // 26: takedown.v1.Report.uploader:type_name -> takedown.v1.Uploader
-	27, // 27: takedown.v1.Report.submitted_at:type_name -> google.protobuf.Timestamp
-	27, // 28: takedown.v1.File.original_upload_time:type_name -> google.protobuf.Timestamp
-	27, // 29: takedown.v1.NcmecFinished.finished_at:type_name -> google.protobuf.Timestamp
-	27, // 30: takedown.v1.NcmecConnection.checked_at:type_name -> google.protobuf.Timestamp
-	27, // 31: takedown.v1.EvidenceDestructionRequested.requested_on:type_name -> google.protobuf.Timestamp
-	26, // 32: takedown.v1.EvidenceDestroyed.files:type_name -> takedown.v1.DestroyedFile
-	33, // [33:33] is the sub-list for method output_type
-	33, // [33:33] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	20, // 20: takedown.v1.Envelope.ncmec_connection:type_name -> takedown.v1.NcmecConnection
+	19, // 21: takedown.v1.Envelope.report_legal_decided:type_name -> takedown.v1.ReportLegalDecided
+	0,  // 22: takedown.v1.Actor.kind:type_name -> takedown.v1.Actor.Kind
+	4,  // 23: takedown.v1.ReportSubmitted.report:type_name -> takedown.v1.Report
+	6,  // 24: takedown.v1.ReportSubmitted.files:type_name -> takedown.v1.File
+	7,  // 25: takedown.v1.ReportSubmitted.data_key:type_name -> takedown.v1.WrappedKey
+	28, // 26: takedown.v1.Report.incident_time:type_name -> google.protobuf.Timestamp
+	5,  // 27: takedown.v1.Report.uploader:type_name -> takedown.v1.Uploader
+	28, // 28: takedown.v1.Report.submitted_at:type_name -> google.protobuf.Timestamp
+	28, // 29: takedown.v1.Report.legal_decided_at:type_name -> google.protobuf.Timestamp
+	28, // 30: takedown.v1.File.original_upload_time:type_name -> google.protobuf.Timestamp
+	28, // 31: takedown.v1.NcmecFinished.finished_at:type_name -> google.protobuf.Timestamp
+	28, // 32: takedown.v1.NcmecConnection.checked_at:type_name -> google.protobuf.Timestamp
+	28, // 33: takedown.v1.EvidenceDestructionRequested.requested_on:type_name -> google.protobuf.Timestamp
+	27, // 34: takedown.v1.EvidenceDestroyed.files:type_name -> takedown.v1.DestroyedFile
+	35, // [35:35] is the sub-list for method output_type
+	35, // [35:35] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_takedown_v1_events_proto_init() }
@@ -2849,6 +2941,7 @@ func file_takedown_v1_events_proto_init() {
 		(*Envelope_NcmecSubmitAmbiguous)(nil),
 		(*Envelope_ReportClosed)(nil),
 		(*Envelope_NcmecConnection)(nil),
+		(*Envelope_ReportLegalDecided)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2856,7 +2949,7 @@ func file_takedown_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_takedown_v1_events_proto_rawDesc), len(file_takedown_v1_events_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   26,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
