@@ -42,6 +42,12 @@ type Config struct {
 	MasterKeys   config.Secret
 	MasterKeyID  string
 	DevToken     config.Secret
+	// DevToken2 is a second development token, another staff member with
+	// every role, to play the second person of the legal gate locally.
+	DevToken2 config.Secret
+	// HoldForLegal holds every submitted report for a second person's legal
+	// decision before it is filed (LEGAL_APPROVAL=required, the default).
+	HoldForLegal bool
 	Limits       httpapi.Limits
 	Similar      httpapi.Similar
 	SweepEvery   time.Duration
@@ -73,6 +79,8 @@ func LoadConfig(l *config.Loader) Config {
 		MasterKeys:   l.Secret("MASTER_KEYS", config.Required),
 		MasterKeyID:  l.MustString("MASTER_KEY_ID"),
 		DevToken:     l.Secret("TAKEDOWN_DEV_TOKEN", config.Optional),
+		DevToken2:    l.Secret("TAKEDOWN_DEV_TOKEN_2", config.Optional),
+		HoldForLegal: l.OneOf("LEGAL_APPROVAL", "required", "required", "recorded") == "required",
 		Limits: httpapi.Limits{
 			MaxFileSize:  l.Bytes("MAX_FILE_SIZE", 8<<30),
 			MaxFiles:     l.Int("MAX_FILES", 100, 1, 10000),
@@ -98,7 +106,10 @@ func LoadConfig(l *config.Loader) Config {
 			Mode:       evidence.Retention(l.OneOf("S3_OBJECT_LOCK_MODE", "COMPLIANCE", "COMPLIANCE", "GOVERNANCE")),
 		},
 		LifecycleEvery: l.Duration("LIFECYCLE_INTERVAL", time.Hour),
-		Attention:      store.AttentionPolicy{Stall: l.Duration("ATTENTION_STALL", store.DefaultStall)},
+		Attention: store.AttentionPolicy{
+			Stall:     l.Duration("ATTENTION_STALL", store.DefaultStall),
+			LegalWait: l.Duration("ATTENTION_LEGAL_WAIT", store.DefaultLegalWait),
+		},
 
 		PublicURL: strings.TrimSuffix(l.URL("PUBLIC_URL", "http://127.0.0.1:8080", "http", "https"), "/"),
 		DevSignIn: l.Bool("DEV_SIGN_IN", false),
@@ -179,12 +190,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	// delete them before it is finished: those of that report only, not a
 	// scan of every report inside the staff member's request; the
 	// lifecycle job retries failures.
+	api.HoldForLegal = cfg.HoldForLegal
 	api.Stored = func(ctx context.Context, reportID string) {
 		if _, err := a.Lifecycle.LockReport(ctx, reportID); err != nil {
 			log.Warn("object lock after submission; the lifecycle job will retry", logging.KeyErr, err)
 		}
 	}
-	bearer, oidc, err := auth.Bearers(ctx, cfg.OIDC, cfg.DevToken)
+	bearer, oidc, err := auth.Bearers(ctx, cfg.OIDC, cfg.DevToken, cfg.DevToken2)
 	if err != nil {
 		base.Close()
 		return nil, err

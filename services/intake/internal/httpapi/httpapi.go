@@ -96,6 +96,10 @@ type API struct {
 	log      *slog.Logger
 	now      func() time.Time
 
+	// HoldForLegal holds each submitted report for a second person's legal
+	// decision (LEGAL_APPROVAL=required; legal.go).
+	HoldForLegal bool
+
 	// Stored, when set, runs after a submission of report reportID is
 	// stored (intake locks the report's new objects with it).
 	Stored func(ctx context.Context, reportID string)
@@ -157,7 +161,7 @@ func New(st *store.Store, ev Evidence, keys *keyring.Keyring, limits Limits, sim
 type Guard func(roles ...string) func(http.Handler) http.Handler
 
 // ReadRoles may read reports and their progress.
-var ReadRoles = []string{auth.RoleReporter, auth.RoleRetractor, auth.RoleAuditor}
+var ReadRoles = []string{auth.RoleReporter, auth.RoleRetractor, auth.RoleAuditor, auth.RoleLegal}
 
 // Routes mounts the endpoints on r behind guard.
 func (a *API) Routes(r chi.Router, guard Guard) {
@@ -166,6 +170,7 @@ func (a *API) Routes(r chi.Router, guard Guard) {
 	r.With(guard(ReadRoles...)).Get("/api/v1/reports/{id}", a.get)
 	r.With(guard(auth.RoleReporter)).Post("/api/v1/reports/{id}/refile", a.refile)
 	r.With(guard(auth.RoleReporter)).Post("/api/v1/reports/{id}/close", a.close)
+	r.With(guard(auth.RoleLegal)).Post("/api/v1/reports/{id}/legal-decision", a.legalDecision)
 }
 
 func (a *API) refile(w http.ResponseWriter, r *http.Request) {

@@ -20,6 +20,7 @@ import (
 	"takedown/pkg/events"
 	"takedown/pkg/evidence"
 	"takedown/pkg/filing"
+	"takedown/pkg/keyring"
 	"takedown/pkg/logging"
 	"takedown/pkg/pdq"
 	pb "takedown/pkg/proto/takedown/v1"
@@ -205,6 +206,11 @@ func (a *API) receive(w http.ResponseWriter, r *http.Request, describe Describe)
 		}
 		return nil, &InvalidError{APIError: server.Errorf(http.StatusBadRequest, code, fes[0].Field, "%s", fes[0].Message), Problems: fes}
 	}
+	if a.HoldForLegal {
+		if err := heldForLegal(in); err != nil {
+			return nil, err
+		}
+	}
 
 	rep := &report.Report{
 		ID:           events.NewID(),
@@ -257,18 +263,10 @@ func (a *API) receive(w http.ResponseWriter, r *http.Request, describe Describe)
 		return nil, badRequest("invalid", "files", "the report describes %d files but %d were attached", len(in.Files), len(rep.Files))
 	}
 
-	prior, err := a.store.PriorNCMECReports(ctx, rep.Details)
+	ev, err := a.submitted(ctx, rep, staff, wrapped)
 	if err != nil {
-		log.Error("prior NCMEC reports", logging.KeyErr, err)
+		log.Error("report.submitted event", logging.KeyErr, err)
 		return nil, errDatabase
-	}
-	ev, err := events.New(rep.ID, events.Staff(staff.Subject, staff.Name), &pb.ReportSubmitted{
-		Report:  toProto(rep, prior),
-		Files:   filesToProto(rep.Files),
-		DataKey: &pb.WrappedKey{MasterKeyId: wrapped.MasterKeyID, Ciphertext: wrapped.Ciphertext},
-	})
-	if err != nil {
-		return nil, err
 	}
 	key, _ := idempotencyKey(r) // checked before the body was read
 	if err := a.store.Create(ctx, rep, key, wrapped, ev); errors.Is(err, store.ErrDuplicateKey) {
@@ -286,8 +284,27 @@ func (a *API) receive(w http.ResponseWriter, r *http.Request, describe Describe)
 	if a.Stored != nil {
 		a.Stored(ctx, rep.ID)
 	}
-	log.Info("report submitted", "files", len(rep.Files), logging.KeyEventID, ev.EventId)
+	log.Info("report submitted", "files", len(rep.Files), "held_for_legal", ev == nil, logging.KeyEventID, ev.GetEventId())
 	return rep, nil
+}
+
+// submitted is the event that files a newly stored report, nil for one
+// the legal gate holds (its approval sends it: DecideLegal).
+func (a *API) submitted(ctx context.Context, rep *report.Report, staff auth.Staff, wrapped keyring.WrappedKey) (*pb.Envelope, error) {
+	if a.HoldForLegal {
+		rep.SetLegal(report.Legal{State: report.LegalAwaiting})
+		return nil, nil
+	}
+	rep.SetLegal(report.Legal{State: report.LegalRecorded})
+	prior, err := a.store.PriorNCMECReports(ctx, rep.Details)
+	if err != nil {
+		return nil, err
+	}
+	return events.New(rep.ID, events.Staff(staff.Subject, staff.Name), &pb.ReportSubmitted{
+		Report:  toProto(rep, prior),
+		Files:   filesToProto(rep.Files),
+		DataKey: &pb.WrappedKey{MasterKeyId: wrapped.MasterKeyID, Ciphertext: wrapped.Ciphertext},
+	})
 }
 
 // requestBuffers are the buffers of a submission besides its Puts: the
@@ -516,7 +533,17 @@ func toProto(r *report.Report, prior []int64) *pb.Report {
 		SubmittedBy:       r.SubmittedBy,
 		SubmittedAt:       timestamppb.New(r.SubmittedAt),
 		Filing:            uint32(r.Filing),
+		LegalDecidedAt:    legalDecidedAt(r.Legal),
 	}
+}
+
+// legalDecidedAt is when a second person approved the report, nil where
+// the submitter recorded legal's decision.
+func legalDecidedAt(l report.Legal) *timestamppb.Timestamp {
+	if l.State != report.LegalApproved || l.DecidedAt == nil {
+		return nil
+	}
+	return timestamppb.New(*l.DecidedAt)
 }
 
 func filesToProto(files []report.File) []*pb.File {

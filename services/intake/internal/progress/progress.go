@@ -164,6 +164,11 @@ func describe(ev *pb.Envelope) string {
 		return fmt.Sprintf("NCMEC's answer to opening the report was lost (attempt %d): %s; %s.", a.Attempt, a.Description, report.AmbiguousNote)
 	case *pb.Envelope_ReportClosed:
 		return "Closed by staff: " + p.ReportClosed.Reason
+	case *pb.Envelope_ReportLegalDecided:
+		if p.ReportLegalDecided.Approved {
+			return "Legal approved the report for filing: " + p.ReportLegalDecided.Reason
+		}
+		return "Legal rejected the report; it is not filed: " + p.ReportLegalDecided.Reason
 	case *pb.Envelope_CaseUpserted:
 		c := p.CaseUpserted
 		return fmt.Sprintf("Salesforce case %s written (%s).", c.CaseId, c.State)

@@ -18,6 +18,10 @@ const (
 	StatusFailed      Status = "failed"       // filing stopped; retraction or staff's next step owed
 	StatusClosed      Status = "closed"       // staff settled the failure outside the tool
 	StatusRetracted   Status = "retracted"    // NCMEC report retracted
+
+	// Before the filing: the legal gate (LEGAL_APPROVAL=required).
+	StatusAwaitingLegal Status = "awaiting_legal" // stored; waiting for a second person in legal
+	StatusRejected      Status = "rejected"       // legal rejected it; never filed
 )
 
 // StatusOf is the one translation from the filing's state to the API's
@@ -42,11 +46,12 @@ func StatusOf(s filing.State) Status {
 	return Status(s)
 }
 
-// Statuses lists every status, in the order of filing.States.
+// Statuses lists every status: the legal gate's, then those of
+// filing.States in their order.
 func Statuses() []Status {
-	out := make([]Status, len(filing.States))
-	for i, s := range filing.States {
-		out[i] = StatusOf(s)
+	out := []Status{StatusAwaitingLegal, StatusRejected}
+	for _, s := range filing.States {
+		out = append(out, StatusOf(s))
 	}
 	return out
 }
@@ -66,9 +71,57 @@ type Report struct {
 	Events       []Event   `json:"events,omitempty"`
 	// NextSteps are the staff actions the filing allows now.
 	NextSteps []filing.Action `json:"next_steps"`
+	// Legal is legal's decision, where the legal gate holds the report.
+	Legal Legal `json:"legal"`
 	// FilingStatus is the fold of the report's events (pkg/filing); Status,
 	// Filing and NCMEC are derived from it by SetFiling.
 	FilingStatus filing.Status `json:"-"`
+}
+
+// LegalState is where a report stands with legal (migration 0015).
+type LegalState string
+
+const (
+	// LegalRecorded: the submitter recorded legal's decision in the
+	// report's fields (LEGAL_APPROVAL=recorded).
+	LegalRecorded LegalState = "recorded"
+	// LegalAwaiting: stored, waiting for a second person in legal; nothing
+	// goes to NCMEC until they approve.
+	LegalAwaiting LegalState = "awaiting"
+	LegalApproved LegalState = "approved" // approved: the filing started
+	LegalRejected LegalState = "rejected" // rejected: never filed
+)
+
+// Legal is legal's decision on a report held for it.
+type Legal struct {
+	State LegalState `json:"state"`
+	// DecidedBy is the decider's staff id (subject), DecidedByName their
+	// name as the sign-in gave it.
+	DecidedBy     string     `json:"decided_by,omitempty"`
+	DecidedByName string     `json:"decided_by_name,omitempty"`
+	DecidedAt     *time.Time `json:"decided_at,omitempty"`
+	Reason        string     `json:"reason,omitempty"`
+}
+
+// SetLegal makes l the report's legal decision; the report's status and
+// next steps follow it (SetFiling).
+func (r *Report) SetLegal(l Legal) {
+	r.Legal = l
+	r.SetFiling(r.FilingStatus)
+}
+
+// holdForLegal makes a report that legal holds or rejected say so: its
+// filing has not started, so no filing step is open to staff.
+func (r *Report) holdForLegal() {
+	switch r.Legal.State {
+	case LegalAwaiting:
+		r.Status = StatusAwaitingLegal
+	case LegalRejected:
+		r.Status = StatusRejected
+	default:
+		return
+	}
+	r.NextSteps = []filing.Action{}
 }
 
 // AmbiguousNote explains ambiguous /submit attempts to staff.
@@ -100,6 +153,7 @@ func (r *Report) SetFiling(s filing.Status) {
 		}
 	}
 	r.NCMEC = n
+	r.holdForLegal()
 }
 
 // Details are the submission's descriptive fields, stored as submitted.

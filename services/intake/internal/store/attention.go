@@ -39,6 +39,9 @@ const (
 	// ReasonRetracted: the filing was retracted (by staff or after a
 	// failure) and the report was not filed again.
 	ReasonRetracted Reason = "retracted"
+	// ReasonAwaitingLegal: the report has waited for a legal decision
+	// (LEGAL_APPROVAL=required) longer than AttentionPolicy.LegalWait.
+	ReasonAwaitingLegal Reason = "awaiting_legal"
 	// ReasonAmbiguousSubmit: the filing goes on, but NCMEC's answer to an
 	// /submit was lost: NCMEC may hold a report we never learnt the id of.
 	ReasonAmbiguousSubmit Reason = "ambiguous_submit"
@@ -52,14 +55,29 @@ const (
 
 // Reasons lists every reason, in the order they are tested.
 var Reasons = []Reason{ReasonRetractionFailed, ReasonRetractionOwed, ReasonFailedUnopened, ReasonRetracted,
-	ReasonAmbiguousSubmit, ReasonStalled, ReasonCaseFailed}
+	ReasonAwaitingLegal, ReasonAmbiguousSubmit, ReasonStalled, ReasonCaseFailed}
 
 // AttentionPolicy holds the queue's settings.
 type AttentionPolicy struct {
 	// Stall is how long a filing may go without an event before it counts
 	// as stalled (ATTENTION_STALL).
 	Stall time.Duration
+	// LegalWait is how long a report may wait for a legal decision before
+	// it counts as owed (ATTENTION_LEGAL_WAIT).
+	LegalWait time.Duration
 }
+
+// legalWaitSeconds is LegalWait in seconds, DefaultLegalWait when unset.
+func (p AttentionPolicy) legalWaitSeconds() float64 {
+	if p.LegalWait <= 0 {
+		return DefaultLegalWait.Seconds()
+	}
+	return p.LegalWait.Seconds()
+}
+
+// DefaultLegalWait is ATTENTION_LEGAL_WAIT's default: a working day's
+// morning; the law asks for a report "as soon as reasonably possible".
+const DefaultLegalWait = 4 * time.Hour
 
 // stallSeconds is Stall in seconds, DefaultStall when unset.
 func (p AttentionPolicy) stallSeconds() float64 {
@@ -85,16 +103,16 @@ const activeStates = `('pending', 'opened', 'uploading')`
 // here name verbatim so the planner can use it.
 //
 // These are the reports the unfinished-report age counts (Stats).
-const mayNeedAttention = `(ncmec_state IN ('pending', 'opened', 'uploading', 'failed', 'retracted') OR case_error IS NOT NULL)`
+// A report awaiting legal is one (its filing stays pending until approval
+// starts it); a rejected report never is (migration 0015 made the index so).
+const mayNeedAttention = `((ncmec_state IN ('pending', 'opened', 'uploading', 'failed', 'retracted') OR case_error IS NOT NULL) AND legal_state <> 'rejected')`
 
 // attentionReason is the reason of a report, NULL for one that needs no
-// attention; $1 is AttentionPolicy.Stall. The order is Reasons'.
-//
-// Hook for the legal gate (issue 16, item 3): when reports can wait in a
-// state "awaiting legal decision", add that state to mayNeedAttention
-// (and the partial index), and a reason here, before stalled, for a report
-// that has waited longer than a new AttentionPolicy setting.
+// attention; $1 is AttentionPolicy.Stall, $2 LegalWait, in seconds. The
+// order is Reasons'. A report awaiting legal has no filing going on, so it
+// is owed only once it has waited LegalWait, never stalled.
 const attentionReason = `CASE
+		WHEN legal_state = 'awaiting' THEN CASE WHEN submitted_at < now() - $2::float8 * interval '1 second' THEN 'awaiting_legal' END
 		WHEN retraction_error IS NOT NULL AND ncmec_state IN ('failed', 'pending', 'opened', 'uploading') THEN 'retraction_failed'
 		WHEN ncmec_state = 'failed' AND ncmec_report_id IS NOT NULL THEN 'retraction_owed'
 		WHEN ncmec_state = 'failed' THEN 'failed_unopened'
@@ -107,14 +125,14 @@ const attentionReason = `CASE
 // attentionRows are the reports in the queue with their reason.
 const attentionRows = `SELECT *, ` + attentionReason + ` AS reason FROM reports WHERE ` + mayNeedAttention
 
-// attentionListSQL lists the queue oldest first ($1 the stall in seconds,
-// $2 the limit); attentionCountSQL counts it by reason.
+// attentionListSQL lists the queue oldest first ($1 and $2 as in
+// attentionReason, $3 the limit); attentionCountSQL counts it by reason.
 const (
 	attentionListSQL = `SELECT id::text, reason, submitted_at, submitted_by,
 			coalesce((details ->> 'test')::boolean, false), extract(epoch FROM now() - updated_at)::float8,
 			coalesce(case_error, ''), ` + filingColumns + `
 		FROM (` + attentionRows + `) q WHERE reason IS NOT NULL
-		ORDER BY submitted_at, id LIMIT $2`
+		ORDER BY submitted_at, id LIMIT $3`
 	attentionCountSQL = `SELECT reason, count(*), extract(epoch FROM now() - min(submitted_at))::float8
 		FROM (` + attentionRows + `) q WHERE reason IS NOT NULL GROUP BY reason`
 )
@@ -135,7 +153,7 @@ type Owed struct {
 // Attention returns up to limit reports of the queue, oldest submission
 // first: the longest owed first.
 func (s *Store) Attention(ctx context.Context, p AttentionPolicy, limit int) ([]Owed, error) {
-	rows, err := s.pool.Query(ctx, attentionListSQL, p.stallSeconds(), limit)
+	rows, err := s.pool.Query(ctx, attentionListSQL, p.stallSeconds(), p.legalWaitSeconds(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("attention queue: %w", err)
 	}
@@ -167,7 +185,7 @@ type ReasonCount struct {
 // AttentionCounts counts the queue by reason; a reason without reports is
 // absent.
 func (s *Store) AttentionCounts(ctx context.Context, p AttentionPolicy) (map[Reason]ReasonCount, error) {
-	rows, err := s.pool.Query(ctx, attentionCountSQL, p.stallSeconds())
+	rows, err := s.pool.Query(ctx, attentionCountSQL, p.stallSeconds(), p.legalWaitSeconds())
 	if err != nil {
 		return nil, fmt.Errorf("count attention queue: %w", err)
 	}
@@ -242,6 +260,12 @@ func Explain(o Owed) Advice {
 			a.What = fmt.Sprintf("NCMEC report %d was retracted and the report was not filed again: NCMEC holds nothing of it.", st.NCMECReportID)
 		}
 		a.Actions = []filing.Action{filing.FileAgain}
+	case ReasonAwaitingLegal:
+		a = Advice{
+			What: fmt.Sprintf("The report has waited %s for a legal decision; nothing goes to NCMEC until legal approves it.",
+				o.Idle.Round(time.Minute)),
+			Do: "A person with the legal role who did not submit it approves or rejects it on the report's page.",
+		}
 	case ReasonAmbiguousSubmit:
 		a = Advice{
 			What: fmt.Sprintf("NCMEC's answer to opening the report was lost %d time(s): %s. The filing goes on (%s).",

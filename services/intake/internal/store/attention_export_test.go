@@ -7,6 +7,6 @@ var AttentionQueries = []struct {
 	SQL  string
 	Args []any
 }{
-	{"Attention", attentionListSQL, []any{DefaultStall.Seconds(), 100}},
-	{"AttentionCounts", attentionCountSQL, []any{DefaultStall.Seconds()}},
+	{"Attention", attentionListSQL, []any{DefaultStall.Seconds(), DefaultLegalWait.Seconds(), 100}},
+	{"AttentionCounts", attentionCountSQL, []any{DefaultStall.Seconds(), DefaultLegalWait.Seconds()}},
 }

@@ -104,9 +104,22 @@ func TestAttentionListsOneReportPerReasonAndNoHealthyOne(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The legal gate (migration 0015): a report past ATTENTION_LEGAL_WAIT
+	// (default 4h) is owed; one within it, or rejected, is not, and
+	// neither counts as stalled, since no filing has started.
+	legal := func(age time.Duration, state report.LegalState) string {
+		id := fileReport(t, ctx, pool, age)
+		if _, err := pool.Exec(ctx, `UPDATE reports SET legal_state = $2, updated_at = now() - interval '1 hour' WHERE id = $1`, id, state); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	want[legal(5*time.Hour, report.LegalAwaiting)] = store.ReasonAwaitingLegal
 	healthy := map[string]string{
-		fileReport(t, ctx, pool, 80*time.Minute, opened(107), finished):                                                                           "finished",
-		fileReport(t, ctx, pool, 90*time.Minute, opened(108)):                                                                                     "being filed, moved just now",
+		legal(time.Hour, report.LegalAwaiting):                          "awaiting legal within the wait",
+		legal(10*time.Hour, report.LegalRejected):                       "rejected by legal",
+		fileReport(t, ctx, pool, 80*time.Minute, opened(107), finished): "finished",
+		fileReport(t, ctx, pool, 90*time.Minute, opened(108)):           "being filed, moved just now",
 		fileReport(t, ctx, pool, 95*time.Minute, failed, filing.Event{Filing: 1, State: filing.Closed, Error: "Closed by staff: filed by phone"}): "closed by staff",
 		fileReport(t, ctx, pool, 100*time.Minute, opened(109), failed, filing.Event{Filing: 1, State: filing.Retracted, NCMECReportID: 109},
 			filing.Event{Filing: 2, State: filing.Pending}): "filed again after its retraction",

@@ -38,7 +38,8 @@ type Store struct{ pool *pgxpool.Pool }
 func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
 // Create stores a submitted report, its files and the event announcing it,
-// in one transaction: either all of it is there afterwards, or none.
+// in one transaction: either all of it is there afterwards, or none. A
+// report held for legal (r.Legal) has no event yet: submitted is nil.
 //
 // idempotencyKey (may be empty) names the submission for its submitter: a
 // report stored before under the same key makes Create fail with
@@ -51,9 +52,9 @@ func (s *Store) Create(ctx context.Context, r *report.Report, idempotencyKey str
 	return database.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		// The filing's state starts as pending (the columns' defaults);
 		// progress folds the report.submitted event in like any other.
-		if _, err := tx.Exec(ctx, `INSERT INTO reports (id, submitted_at, submitted_by, filing, incident_time, details, data_key_id, data_key, status, idempotency_key)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, nullif($10, ''))`,
-			r.ID, r.SubmittedAt, r.SubmittedBy, r.Filing, r.IncidentTime, details, key.MasterKeyID, key.Ciphertext, r.Status, idempotencyKey); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO reports (id, submitted_at, submitted_by, filing, incident_time, details, data_key_id, data_key, status, idempotency_key, legal_state)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, nullif($10, ''), $11)`,
+			r.ID, r.SubmittedAt, r.SubmittedBy, r.Filing, r.IncidentTime, details, key.MasterKeyID, key.Ciphertext, r.Status, idempotencyKey, legalState(r.Legal)); err != nil {
 			var pgErr *pgconn.PgError
 			if errors.As(err, &pgErr) && pgErr.ConstraintName == "reports_idempotency_key" {
 				return ErrDuplicateKey
@@ -71,12 +72,25 @@ func (s *Store) Create(ctx context.Context, r *report.Report, idempotencyKey str
 				return fmt.Errorf("insert file %d: %w", f.Index, err)
 			}
 		}
+		if submitted == nil {
+			return nil // held for legal (report.LegalAwaiting): filed on approval
+		}
 		return outbox.Add(ctx, tx, submitted)
 	})
 }
 
+// legalState is l's state as stored; a report that no gate holds is
+// "recorded".
+func legalState(l report.Legal) report.LegalState {
+	if l.State == "" {
+		return report.LegalRecorded
+	}
+	return l.State
+}
+
 const reportColumns = `id::text, submitted_at, submitted_by, incident_time, details,
-	coalesce(case_id, ''), coalesce(case_state, ''), coalesce(case_filing, 0), coalesce(case_error, ''), ` + filingColumns
+	coalesce(case_id, ''), coalesce(case_state, ''), coalesce(case_filing, 0), coalesce(case_error, ''),
+	legal_state, coalesce(legal_decided_by, ''), coalesce(legal_decided_by_name, ''), legal_decided_at, coalesce(legal_reason, ''), ` + filingColumns
 
 // filingColumns hold a report's filing.Status (migration 0006).
 const filingColumns = `filing, ncmec_state, coalesce(ncmec_report_id, 0), coalesce(ncmec_environment, ''),
@@ -110,7 +124,8 @@ func scanReport(row pgx.Row) (report.Report, error) {
 	var st filing.Status
 	fd, done := filingDest(&st)
 	err := row.Scan(append([]any{&r.ID, &r.SubmittedAt, &r.SubmittedBy, &r.IncidentTime, &details,
-		&r.Case.ID, &r.Case.State, &r.Case.Filing, &r.Case.Error}, fd...)...)
+		&r.Case.ID, &r.Case.State, &r.Case.Filing, &r.Case.Error,
+		&r.Legal.State, &r.Legal.DecidedBy, &r.Legal.DecidedByName, &r.Legal.DecidedAt, &r.Legal.Reason}, fd...)...)
 	if err != nil {
 		return r, err
 	}
@@ -245,6 +260,21 @@ func get(ctx context.Context, q querier, id, lock string) (*report.Report, error
 // included), and the NCMEC file ids of the earlier filing are forgotten
 // (their history kept).
 func (s *Store) Change(ctx context.Context, id string, change func(*report.Report, keyring.WrappedKey) (*pb.Envelope, error)) (*report.Report, error) {
+	return s.change(ctx, id, func(r *report.Report, key keyring.WrappedKey) ([]*pb.Envelope, error) {
+		ev, err := change(r, key)
+		return []*pb.Envelope{ev}, err
+	})
+}
+
+// Decide records legal's decision on a report held for it, as Change
+// does a staff action: decide sets r.Legal to the decision and returns its
+// events (report.legal_decided, and report.submitted for an approval),
+// committed with the decision and the filing they start.
+func (s *Store) Decide(ctx context.Context, id string, decide func(*report.Report, keyring.WrappedKey) ([]*pb.Envelope, error)) (*report.Report, error) {
+	return s.change(ctx, id, decide)
+}
+
+func (s *Store) change(ctx context.Context, id string, change func(*report.Report, keyring.WrappedKey) ([]*pb.Envelope, error)) (*report.Report, error) {
 	var out *report.Report
 	err := database.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		r, err := get(ctx, tx, id, "FOR UPDATE")
@@ -255,26 +285,36 @@ func (s *Store) Change(ctx context.Context, id string, change func(*report.Repor
 		if err := tx.QueryRow(ctx, `SELECT data_key_id, data_key FROM reports WHERE id = $1`, id).Scan(&key.MasterKeyID, &key.Ciphertext); err != nil {
 			return fmt.Errorf("data key of %s: %w", id, err)
 		}
-		ev, err := change(r, key)
+		legal := r.Legal.State
+		evs, err := change(r, key)
 		if err != nil {
 			return err
 		}
 		st := r.FilingStatus
-		if fe, ok := filing.Of(ev); ok {
-			st.Apply(fe)
+		for _, ev := range evs {
+			if fe, ok := filing.Of(ev); ok {
+				st.Apply(fe)
+			}
 		}
 		if err := SaveFiling(ctx, tx, id, st); err != nil {
 			return err
 		}
-		if ev.GetReportSubmitted() != nil {
-			if err := storeFiled(ctx, tx, r); err != nil {
+		for _, ev := range evs {
+			if ev.GetReportSubmitted() != nil {
+				if err := storeFiled(ctx, tx, r); err != nil {
+					return err
+				}
+			}
+			if err := outbox.Add(ctx, tx, ev); err != nil {
 				return err
 			}
 		}
-		if err := outbox.Add(ctx, tx, ev); err != nil {
-			return err
-		}
 		r.SetFiling(st)
+		if r.Legal.State != legal {
+			if err := saveLegal(ctx, tx, r); err != nil {
+				return err
+			}
+		}
 		out = r
 		return nil
 	})
@@ -282,6 +322,18 @@ func (s *Store) Change(ctx context.Context, id string, change func(*report.Repor
 		return nil, err
 	}
 	return out, nil
+}
+
+// saveLegal stores r's legal decision and the status it gives the report
+// (SaveFiling stores the filing's).
+func saveLegal(ctx context.Context, tx pgx.Tx, r *report.Report) error {
+	l := r.Legal
+	if _, err := tx.Exec(ctx, `UPDATE reports SET legal_state = $2, legal_decided_by = nullif($3, ''),
+			legal_decided_by_name = nullif($4, ''), legal_decided_at = $5, legal_reason = nullif($6, ''), status = $7, updated_at = now()
+		WHERE id = $1`, r.ID, l.State, l.DecidedBy, l.DecidedByName, l.DecidedAt, l.Reason, r.Status); err != nil {
+		return fmt.Errorf("store legal decision on %s: %w", r.ID, err)
+	}
+	return nil
 }
 
 // storeFiled stores the report as a new filing sends it.
