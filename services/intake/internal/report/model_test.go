@@ -30,7 +30,37 @@ func TestStatusOfEveryState(t *testing.T) {
 		}
 		seen[got] = true
 	}
-	if len(Statuses()) != len(filing.States) || !slices.Contains(Statuses(), StatusClosed) {
-		t.Errorf("Statuses() = %v", Statuses())
+	// Every status once: the filing's, and the legal gate's two before it.
+	all := Statuses()
+	if len(all) != len(filing.States)+2 || !slices.Contains(all, StatusClosed) ||
+		!slices.Contains(all, StatusAwaitingLegal) || !slices.Contains(all, StatusRejected) {
+		t.Errorf("Statuses() = %v", all)
+	}
+	slices.Sort(all)
+	if len(slices.Compact(all)) != len(filing.States)+2 {
+		t.Errorf("Statuses() repeats a status: %v", Statuses())
+	}
+}
+
+// A report legal holds or rejected says so, whatever its (unstarted)
+// filing says, and offers no filing step; a decided or recorded one shows
+// its filing.
+func TestLegalHoldsTheStatus(t *testing.T) {
+	for _, tc := range []struct {
+		legal LegalState
+		want  Status
+		steps bool
+	}{
+		{LegalAwaiting, StatusAwaitingLegal, false},
+		{LegalRejected, StatusRejected, false},
+		{LegalApproved, StatusFailed, true},
+		{LegalRecorded, StatusFailed, true},
+	} {
+		var r Report
+		r.SetFiling(filing.Status{Filing: 1, State: filing.Failed})
+		r.SetLegal(Legal{State: tc.legal})
+		if r.Status != tc.want || (len(r.NextSteps) > 0) != tc.steps {
+			t.Errorf("%s: status %s, next steps %v; want %s, steps %v", tc.legal, r.Status, r.NextSteps, tc.want, tc.steps)
+		}
 	}
 }

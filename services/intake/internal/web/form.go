@@ -34,8 +34,11 @@ type formData struct {
 	IncidentTypes   []string
 	Classifications []string
 	Actions         []string
-	Limits          httpapi.Limits
-	Default         string // the default incident type
+	// HoldForLegal: the report will wait for a second person's legal
+	// decision, so the form asks nothing about legal (LEGAL_APPROVAL).
+	HoldForLegal bool
+	Limits       httpapi.Limits
+	Default      string // the default incident type
 }
 
 // Get returns an entered value.
@@ -50,7 +53,7 @@ func (w *Web) newForm(vals url.Values) formData {
 	}
 	return formData{
 		Title: "Report to NCMEC", Values: vals, IncidentTypes: report.IncidentTypes, Default: report.DefaultIncidentType,
-		Classifications: report.Classifications, Actions: Actions, Limits: w.api.Limits(),
+		Classifications: report.Classifications, Actions: Actions, Limits: w.api.Limits(), HoldForLegal: w.api.HoldForLegal,
 	}
 }
 

@@ -71,6 +71,10 @@ func humanSize(n int64) string {
 // statusText says where a report stands in plain words.
 func statusText(s report.Status) string {
 	switch s {
+	case report.StatusAwaitingLegal:
+		return "Stored; waiting for a legal decision before anything goes to NCMEC"
+	case report.StatusRejected:
+		return "Rejected by legal: kept here, not filed with NCMEC"
 	case report.StatusSubmitted:
 		return "Stored; waiting for the NCMEC filing to start"
 	case report.StatusNcmecOpened:

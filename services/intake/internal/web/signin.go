@@ -34,7 +34,7 @@ func localPath(next string) string {
 func (w *Web) signinPage(rw http.ResponseWriter, r *http.Request) {
 	w.render(rw, r, http.StatusOK, "signin", map[string]any{
 		"Next": localPath(r.URL.Query().Get("next")), "OIDC": w.oidc != nil, "Dev": w.cfg.DevSignIn,
-		"Roles": []string{auth.RoleReporter, auth.RoleRetractor, auth.RoleAuditor},
+		"Roles": auth.Roles,
 	})
 }
 
@@ -98,11 +98,13 @@ func (w *Web) signIn(rw http.ResponseWriter, r *http.Request, s auth.Staff, bear
 	http.Redirect(rw, r, next, http.StatusSeeOther)
 }
 
-// devSignIn signs in as the development user, with the roles ticked (all
-// by default), so the local stack can show each role's view. Someone not
-// signed in has no session and so no forgery protection token: the
-// cross-origin protection around every request (Handler) keeps other sites
-// from posting this form.
+// devSignIn signs in as a development user, with the roles ticked (all by
+// default), so the local stack can show each role's view. The name typed in
+// names the user, so that two people (a submitter and the legal approver
+// who must be someone else) can be played in one browser, one after the
+// other. Someone not signed in has no session and so no forgery protection
+// token: the cross-origin protection around every request (Handler) keeps
+// other sites from posting this form.
 func (w *Web) devSignIn(rw http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(rw, r.Body, 16<<10)
 	if err := r.ParseForm(); err != nil {
@@ -111,12 +113,30 @@ func (w *Web) devSignIn(rw http.ResponseWriter, r *http.Request) {
 	}
 	var roles []string
 	for _, role := range r.PostForm["role"] {
-		if slices.Contains([]string{auth.RoleReporter, auth.RoleRetractor, auth.RoleAuditor}, role) && !slices.Contains(roles, role) {
+		if slices.Contains(auth.Roles, role) && !slices.Contains(roles, role) {
 			roles = append(roles, role)
 		}
 	}
-	s := auth.Staff{Subject: "dev", Name: "development sign-in", Roles: roles}
+	s, err := devStaff(r.PostFormValue("name"), roles)
+	if err != nil {
+		w.fail(rw, r, err)
+		return
+	}
 	w.signIn(rw, r, s, auth.IDToken{Raw: w.cfg.DevToken}, localPath(r.PostFormValue("next")))
+}
+
+// devStaff is the development user named name: "dev" without a name, else
+// "dev:<name>", so that each name is another person to the second-person
+// rules.
+func devStaff(name string, roles []string) (auth.Staff, error) {
+	name = strings.TrimSpace(name)
+	if name == "" {
+		return auth.Staff{Subject: "dev", Name: "development sign-in", Roles: roles}, nil
+	}
+	if len(name) > 64 || strings.ContainsFunc(name, unicode.IsControl) {
+		return auth.Staff{}, server.Errorf(http.StatusBadRequest, "invalid", "name", "the name must be at most 64 characters, without control characters")
+	}
+	return auth.Staff{Subject: "dev:" + name, Name: name, Roles: roles}, nil
 }
 
 func (w *Web) logout(rw http.ResponseWriter, r *http.Request) {

@@ -36,6 +36,7 @@ type statusData struct {
 	CanRefile      bool
 	CanCorrect     bool // filing again may correct the report: nothing was opened at NCMEC
 	CanClose       bool
+	CanDecideLegal bool       // legal's decision, where the report waits for it (legal.go)
 	Correct        url.Values // the correction form's values
 	Terminal       bool       // nothing more will happen by itself: stop polling
 	FilesOnNCMEC   int
@@ -67,6 +68,9 @@ func (w *Web) loadReport(rw http.ResponseWriter, r *http.Request) (*report.Repor
 // Salesforce case shows that filing's state (its last write may come after
 // NCMEC's answer), or the case could not be written.
 func settled(rep *report.Report) bool {
+	if rep.Legal.State == report.LegalRejected {
+		return true // never filed
+	}
 	if !rep.NCMEC.State.Settled() {
 		return false
 	}
@@ -82,6 +86,7 @@ func (w *Web) status(r *http.Request, rep *report.Report) statusData {
 		CanRetractLost: s.Has(auth.RoleRetractor) && st.Allows(filing.RetractLost) == nil,
 		CanRefile:      s.Has(auth.RoleReporter) && st.Allows(filing.FileAgain) == nil,
 		CanClose:       s.Has(auth.RoleReporter) && st.Allows(filing.Close) == nil,
+		CanDecideLegal: canDecideLegal(s, rep),
 		Terminal:       settled(rep),
 	}
 	d.CanCorrect = d.CanRefile && st.State == filing.Failed && st.NCMECReportID == 0

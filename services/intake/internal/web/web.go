@@ -225,6 +225,7 @@ func (w *Web) Routes(r chi.Router) {
 	r.Post("/reports/{id}/retract-lost", w.page(w.form(w.retractLost), auth.RoleRetractor))
 	r.Post("/reports/{id}/refile", w.page(w.form(w.refile), auth.RoleReporter))
 	r.Post("/reports/{id}/close", w.page(w.form(w.closeReport), auth.RoleReporter))
+	r.Post("/reports/{id}/legal-decision", w.page(w.form(w.legalDecision), auth.RoleLegal))
 }
 
 // page admits a signed-in staff member holding one of roles to h. Someone

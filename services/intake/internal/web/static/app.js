@@ -113,7 +113,8 @@
       var when = document.getElementById("f-incident_time");
       if (!when.value) p.push(["f-incident_time", "Enter when the incident happened."]);
       else if (new Date(when.value).getTime() > now) p.push(["f-incident_time", "When it happened: the date is in the future. Enter the date and time the incident happened."]);
-      if (document.getElementById("f-legal_approved").checked && !document.getElementById("f-approver").value.trim())
+      var approved = document.getElementById("f-legal_approved"); // absent where legal decides after submission
+      if (approved && approved.checked && !document.getElementById("f-approver").value.trim())
         p.push(["f-approver", "Approved by: enter who approved the report, or untick \"Legal approved\"."]);
       if (files.length === 0) p.push(["f-file", "Attach at least one file."]);
       if (files.length > maxFiles) p.push(["f-file", "Attach at most " + maxFiles + " files; there are " + files.length + "."]);
