@@ -204,7 +204,9 @@ func (s *Stack) get(ctx context.Context, url string, v any) error {
 }
 
 func (s *Stack) do(req *http.Request, want int, v any) error {
-	req.Header.Set("Authorization", "Bearer "+s.Token)
+	if req.Header.Get("Authorization") == "" {
+		req.Header.Set("Authorization", "Bearer "+s.Token)
+	}
 	start := time.Now()
 	resp, err := s.client.Do(req)
 	if err != nil {
@@ -252,6 +254,20 @@ func (s *Stack) Refile(ctx context.Context, reportID string) (Report, error) {
 	var rep Report
 	err := s.send(ctx, http.MethodPost, s.URL("intake")+"/api/v1/reports/"+url.PathEscape(reportID)+"/refile", nil, http.StatusAccepted, &rep)
 	return rep, err
+}
+
+// DecideLegal takes legal's decision on a report held for it, as the staff
+// member of token (s.Token submits; s.Token2 is a second person).
+func (s *Stack) DecideLegal(ctx context.Context, token, reportID string, approve bool, reason string) error {
+	b, _ := json.Marshal(map[string]any{"approve": approve, "reason": reason})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost,
+		s.URL("intake")+"/api/v1/reports/"+url.PathEscape(reportID)+"/legal-decision", bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	return s.do(req, http.StatusOK, nil)
 }
 
 // send is a request with a JSON body (none when body is nil).

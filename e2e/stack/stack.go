@@ -58,7 +58,10 @@ type Options struct {
 type Stack struct {
 	tb    testing.TB
 	Token string // development token of every service's API
-	DBURL string // the database as its administrator
+	// Token2 is the second development token: another person, who may take
+	// legal's decision on a report Token submitted.
+	Token2 string
+	DBURL  string // the database as its administrator
 	// Logins are the services' own PostgreSQL logins, by service.
 	Logins map[string]localstack.ServiceLogin
 	logDir string
@@ -93,7 +96,7 @@ func Start(tb testing.TB, opts Options) *Stack {
 		tb.Fatal(err)
 	}
 	s := &Stack{
-		tb: tb, Token: randomHex(16), logDir: logDir,
+		tb: tb, Token: randomHex(16), Token2: randomHex(16), logDir: logDir,
 		services: map[string]*proc{}, instances: map[string][]string{}, addrs: map[string]string{},
 		client: &http.Client{Timeout: 2 * time.Minute},
 	}
@@ -134,7 +137,7 @@ func Start(tb testing.TB, opts Options) *Stack {
 		// Every node's URL: the client tries them in turn when one is away
 		// (nats.Connect takes a comma-separated list).
 		"NATS_URL=" + strings.Join(s.NATSURLs(), ","), "TAKEDOWN_DEV_TOKEN=" + s.Token,
-		"LOG_LEVEL=info", "SHUTDOWN_TIMEOUT=10s",
+		"TAKEDOWN_DEV_TOKEN_2=" + s.Token2, "LOG_LEVEL=info", "SHUTDOWN_TIMEOUT=10s",
 		"S3_ENDPOINT=" + s.S3.Endpoint(), "S3_ACCESS_KEY=" + bucket.AccessKey, "S3_SECRET_KEY=" + bucket.SecretKey,
 		"S3_TLS=false", "S3_BUCKET=" + bucket.Bucket, "S3_REGION=" + testenv.S3Region,
 		"MASTER_KEYS=e2e:" + masterKey, "MASTER_KEY_ID=e2e",
@@ -182,6 +185,11 @@ func Start(tb testing.TB, opts Options) *Stack {
 				// Where its pages send a browser: itself (the OIDC callback)
 				// and the retraction service.
 				env = append(env, "PUBLIC_URL="+s.URL(name), "RETRACTION_URL="+s.URL("retraction"))
+				// The load and most tests submit with legal's decision
+				// recorded, as a team without an in-tool legal step does;
+				// the legal gate's test sets LEGAL_APPROVAL=required
+				// (ServiceEnv comes later and wins).
+				env = append(env, "LEGAL_APPROVAL=recorded")
 			}
 			env = append(env, opts.ServiceEnv[service]...)
 			p := &proc{name: name, bin: filepath.Join(bin, service), env: env, logPath: filepath.Join(logDir, name+".log")}

@@ -73,6 +73,9 @@ func run(ctx context.Context, root string, natsPort, s3Port, pgPort int) error {
 		return v
 	}
 	token := secret("dev-token", func() string { return randomHex(16) })
+	// A second person (subject dev-2, every role): the legal gate refuses
+	// the submitter's own approval (LEGAL_APPROVAL=required, the default).
+	token2 := secret("dev-token-2", func() string { return randomHex(16) })
 	masterKey := secret("master-key", func() string { return base64.StdEncoding.EncodeToString(randomBytes(32)) })
 	ncmecUser, ncmecPass := "devstack", secret("ncmec-password", func() string { return randomHex(12) })
 	sfClient, sfSecret := "devstack", secret("salesforce-secret", func() string { return randomHex(16) })
@@ -170,7 +173,7 @@ func run(ctx context.Context, root string, natsPort, s3Port, pgPort int) error {
 	}
 
 	common := []string{
-		"NATS_URL=" + natsURL, "TAKEDOWN_DEV_TOKEN=" + token,
+		"NATS_URL=" + natsURL, "TAKEDOWN_DEV_TOKEN=" + token, "TAKEDOWN_DEV_TOKEN_2=" + token2,
 		"S3_ENDPOINT=" + s3Addr, "S3_ACCESS_KEY=" + s3Access, "S3_SECRET_KEY=" + s3Secret, "S3_TLS=false",
 		"S3_BUCKET=evidence", "S3_CREATE_BUCKET=true",
 		"MASTER_KEYS=dev1:" + masterKey, "MASTER_KEY_ID=dev1",
@@ -201,12 +204,16 @@ takedown is running.
   intake (form and API):  http://127.0.0.1:8080/
   development token:      %s
       curl -H "Authorization: Bearer %s" http://127.0.0.1:8080/api/v1/reports
+  second person's token:  %s (var/dev-token-2): a report waits for legal's
+      approval by someone other than its submitter; approve it as this one:
+      curl -H "Authorization: Bearer $(cat var/dev-token-2)" -d '{"approve": true, "reason": "…"}' \
+        http://127.0.0.1:8080/api/v1/reports/<id>/legal-decision
   retraction:             http://127.0.0.1:8081/    audit log: http://127.0.0.1:8082/
   NCMEC simulator:        http://127.0.0.1:8090/_sim/state    Salesforce simulator: http://127.0.0.1:8091/_sim/state
   NATS:                   %s (user %s, password in var/nats-admin-password)
   data:                   %s
 Press Ctrl-C to stop.
-`, token, token, natsURL, localstack.NATSAdmin, data)
+`, token, token, token2, natsURL, localstack.NATSAdmin, data)
 	select {
 	case <-ctx.Done():
 	case name := <-procs.exited:

@@ -218,3 +218,25 @@ func TestDescriptionOfAFilingAgain(t *testing.T) {
 		t.Errorf("ncmec.past_report_ids %q", got)
 	}
 }
+
+// The case says who in legal approved a report and, where a second person
+// approved it in takedown, when.
+func TestDescriptionOfLegalApproval(t *testing.T) {
+	at := time.Date(2026, 12, 5, 9, 30, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		report *pb.Report
+		want   string
+	}{
+		{&pb.Report{LegalApproved: true, Approver: "Lena Legal", LegalDecidedAt: timestamppb.New(at)},
+			"Legal approval: approved by Lena Legal at 2026-12-05T09:30:00Z"},
+		{&pb.Report{LegalApproved: true, Approver: "Counsel"}, "Legal approval: approved by Counsel\n"},
+		{&pb.Report{NotApprovedReason: "urgent"}, "Legal approval: not approved: urgent"},
+	} {
+		c := cases.New("r1")
+		tc.report.Id = "r1"
+		c.Submitted = &pb.ReportSubmitted{Report: tc.report}
+		if desc := mapping.Default().CaseRecord(c).Fields["Description"].(string); !strings.Contains(desc, tc.want) {
+			t.Errorf("description lacks %q:\n%s", tc.want, desc)
+		}
+	}
+}

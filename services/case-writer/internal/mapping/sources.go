@@ -44,13 +44,16 @@ var sources = map[string]source{
 	"report.incident_time": {caseScope, "when the content was uploaded (time)", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any {
 		return ts(r.GetIncidentTime().AsTime(), r.GetIncidentTime() != nil)
 	}},
-	"report.platform":            {caseScope, "project / site where the content was", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return r.GetPlatform() }},
-	"report.urls":                {caseScope, "URLs of the content, one per line", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return strings.Join(r.GetUrls(), "\n") }},
-	"report.uploader.username":   {caseScope, "uploader's user name", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return r.GetUploader().GetUsername() }},
-	"report.uploader.email":      {caseScope, "uploader's e-mail", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return r.GetUploader().GetEmail() }},
-	"report.uploader.ip":         {caseScope, "uploader's IP address", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return r.GetUploader().GetIp() }},
-	"report.legal_approved":      {caseScope, "whether legal approved the report (boolean)", []string{"true", "false"}, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return r.GetLegalApproved() }},
-	"report.approver":            {caseScope, "who approved it in legal", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return r.GetApprover() }},
+	"report.platform":          {caseScope, "project / site where the content was", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return r.GetPlatform() }},
+	"report.urls":              {caseScope, "URLs of the content, one per line", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return strings.Join(r.GetUrls(), "\n") }},
+	"report.uploader.username": {caseScope, "uploader's user name", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return r.GetUploader().GetUsername() }},
+	"report.uploader.email":    {caseScope, "uploader's e-mail", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return r.GetUploader().GetEmail() }},
+	"report.uploader.ip":       {caseScope, "uploader's IP address", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return r.GetUploader().GetIp() }},
+	"report.legal_approved":    {caseScope, "whether legal approved the report (boolean)", []string{"true", "false"}, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return r.GetLegalApproved() }},
+	"report.approver":          {caseScope, "who approved it in legal", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return r.GetApprover() }},
+	"report.legal_decided_at": {caseScope, "when a second person in legal approved it in takedown (LEGAL_APPROVAL=required; empty where the submitter recorded it)", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any {
+		return ts(r.GetLegalDecidedAt().AsTime(), r.GetLegalDecidedAt() != nil)
+	}},
 	"report.not_approved_reason": {caseScope, "why it was not approved", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return r.GetNotApprovedReason() }},
 	"report.actions_taken":       {caseScope, "the actions taken, one per line (the old tool's checked statements)", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return strings.Join(r.GetActionsTaken(), "\n") }},
 	"report.notes":               {caseScope, "staff's free-text notes", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return r.GetNotes() }},
@@ -177,9 +180,13 @@ func description(c *cases.Case, r *pb.Report, _ *pb.File) any {
 	line("Platform", r.GetPlatform())
 	line("URLs", strings.Join(r.GetUrls(), " "))
 	line("Actions taken", strings.Join(r.GetActionsTaken(), "; "))
-	if r.GetLegalApproved() {
+	switch {
+	case r.GetLegalApproved() && r.GetLegalDecidedAt() != nil:
+		// A second person in legal approved it in takedown.
+		line("Legal approval", "approved by "+r.GetApprover()+" at "+r.GetLegalDecidedAt().AsTime().UTC().Format(time.RFC3339))
+	case r.GetLegalApproved():
 		line("Legal approval", "approved by "+r.GetApprover())
-	} else {
+	default:
 		line("Legal approval", "not approved: "+r.GetNotApprovedReason())
 	}
 	line("Escalated", r.GetEscalate())
