@@ -36,6 +36,8 @@ type stack struct {
 	addr  map[string]string // service → host:port of its HTTP server
 	ncmec *ncmecsim.Server
 	token string
+	// token2 is a second person: legal's approval of what token submits.
+	token2 string
 }
 
 var built struct {
@@ -88,10 +90,10 @@ func startStack(t *testing.T) *stack {
 
 	key := make([]byte, 32)
 	rand.Read(key)
-	st := &stack{t: t, addr: map[string]string{}, ncmec: ncmec, token: "deploy-test-token"}
+	st := &stack{t: t, addr: map[string]string{}, ncmec: ncmec, token: "deploy-test-token", token2: "deploy-test-token-2"}
 	common := []string{
 		"LISTEN_ADDR=127.0.0.1:0", "NATS_URL=" + nats.URL(), "SHUTDOWN_TIMEOUT=5s",
-		"TAKEDOWN_DEV_TOKEN=" + st.token,
+		"TAKEDOWN_DEV_TOKEN=" + st.token, "TAKEDOWN_DEV_TOKEN_2=" + st.token2,
 		"S3_ENDPOINT=" + s3.Endpoint, "S3_ACCESS_KEY=" + s3.AccessKey, "S3_SECRET_KEY=" + s3.SecretKey,
 		"S3_TLS=false", "S3_BUCKET=" + s3.Bucket, "S3_REGION=" + s3.Region,
 		"MASTER_KEYS=k1:" + base64.StdEncoding.EncodeToString(key), "MASTER_KEY_ID=k1",
@@ -190,13 +192,15 @@ func (st *stack) metricNames() map[string]bool {
 	return names
 }
 
-// submit files a report with one small file and returns its id.
+// submit files a report with one small file and returns its id: under the
+// shipped default (LEGAL_APPROVAL=required) it submits as one person and
+// approves as another.
 func (st *stack) submit() string {
 	t := st.t
 	var buf bytes.Buffer
 	w := multipart.NewWriter(&buf)
 	p, _ := w.CreatePart(map[string][]string{"Content-Disposition": {`form-data; name="report"`}, "Content-Type": {"application/json"}})
-	p.Write([]byte(`{"incident_time": "2026-01-02T15:04:05Z", "platform": "Example", "legal_approved": true, "approver": "legal@example.com"}`))
+	p.Write([]byte(`{"incident_time": "2026-01-02T15:04:05Z", "platform": "Example"}`))
 	f, _ := w.CreateFormFile("file", "evidence.bin")
 	data := make([]byte, 4096)
 	rand.Read(data)
@@ -214,6 +218,17 @@ func (st *stack) submit() string {
 	json.NewDecoder(resp.Body).Decode(&out)
 	if resp.StatusCode != http.StatusCreated || out.ID == "" {
 		t.Fatalf("submit: %s", resp.Status)
+	}
+	req, _ = http.NewRequest(http.MethodPost, "http://"+st.addr["intake"]+"/api/v1/reports/"+out.ID+"/legal-decision",
+		strings.NewReader(`{"approve": true, "reason": "deploy test"}`))
+	req.Header.Set("Authorization", "Bearer "+st.token2)
+	approval, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	approval.Body.Close()
+	if approval.StatusCode != http.StatusOK {
+		t.Fatalf("legal approval: %s", approval.Status)
 	}
 	return out.ID
 }

@@ -55,3 +55,27 @@ func TestHTTPSPublicURLTurnsOnHSTS(t *testing.T) {
 		}
 	}
 }
+
+// TestLegalApprovalIsRequiredByDefault: unless the operator says the team
+// records legal's decision itself, a report waits for a second person.
+func TestLegalApprovalIsRequiredByDefault(t *testing.T) {
+	for _, tc := range []struct {
+		value   string
+		hold    bool
+		refused bool
+	}{
+		{"", true, false},
+		{"required", true, false},
+		{"recorded", false, false},
+		{"optional", false, true},
+	} {
+		env := map[string]string{"RETRACTION_URL": "https://retraction.example"}
+		if tc.value != "" {
+			env["LEGAL_APPROVAL"] = tc.value
+		}
+		c, err := load(env)
+		if (err != nil) != tc.refused || (err == nil && c.HoldForLegal != tc.hold) {
+			t.Errorf("LEGAL_APPROVAL=%q: hold %v, err %v; want hold %v, refused %v", tc.value, c.HoldForLegal, err, tc.hold, tc.refused)
+		}
+	}
+}
