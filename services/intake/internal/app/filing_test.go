@@ -242,3 +242,39 @@ func TestStatusPageOffersNextSteps(t *testing.T) {
 		return strings.Contains(html, `data-terminal="true"`)
 	})
 }
+
+// The status page shows the report itself (uploader, actions, comments,
+// escalation, per-file details), names files in the history, and says in
+// plain words what happened and what to do, as the attention queue does.
+func TestStatusPageShowsTheReportAndWhatToDo(t *testing.T) {
+	s := startSite(t)
+	c := s.signIn(t, "rita", "reporter")
+	rep := s.submit(t, goodReport, file{"holiday.jpg", []byte("x")})
+	id := rep["id"].(string)
+	fileID := rep["files"].([]any)[0].(map[string]any)["id"].(string)
+	s.publish(t, id, &pb.EvidenceAccessed{FileId: fileID, Purpose: "upload to NCMEC"})
+	s.publish(t, id, &pb.NcmecFailed{Filing: 1, Step: "submit", Code: 1000, Description: "the incident type is missing"})
+	testenv.Eventually(t, 10*time.Second, "failed with the file read in its history", func() bool {
+		_, r := s.get("/api/v1/reports/" + id)
+		return r["status"] == "failed" && len(r["events"].([]any)) >= 3
+	})
+	_, html := page(t, c, s.url+"/reports/"+id)
+	for _, want := range []string{
+		// the report
+		`id="uploader">u1, u1@example.com, IP <span class="mono">192.0.2.1</span>`, `id="actions">content removed<`,
+		`id="escalation">not escalated`, `Recorded by the submitter: approved by legal@example.com`, `NCMEC production`,
+		// the file's details
+		`<dt>Where it was</dt><dd class="mono">https://example.com/a</dd>`, `<dt>Viewed by staff</dt><dd>yes</dd>`,
+		// the history names the file
+		"Evidence file holiday.jpg (#",
+		// what happened and what to do
+		`id="advice"`, "NCMEC opened nothing: the report is not filed.", "Correct what the failure names and file the report again.",
+	} {
+		if !strings.Contains(html, want) {
+			t.Errorf("status page lacks %s", want)
+		}
+	}
+	if strings.Contains(html, fileID) {
+		t.Error("the page still names the file by its id")
+	}
+}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -127,12 +128,17 @@ const attentionRows = `SELECT *, ` + attentionReason + ` AS reason FROM reports 
 
 // attentionListSQL lists the queue oldest first ($1 and $2 as in
 // attentionReason, $3 the limit); attentionCountSQL counts it by reason.
+// attentionOneSQL is one report's entry ($3 its id), no row when it needs
+// no attention.
 const (
-	attentionListSQL = `SELECT id::text, reason, submitted_at, submitted_by,
+	owedColumns = `id::text, reason, submitted_at, submitted_by,
 			coalesce((details ->> 'test')::boolean, false), extract(epoch FROM now() - updated_at)::float8,
-			coalesce(case_error, ''), ` + filingColumns + `
+			coalesce(case_error, ''), ` + filingColumns
+	attentionListSQL = `SELECT ` + owedColumns + `
 		FROM (` + attentionRows + `) q WHERE reason IS NOT NULL
 		ORDER BY submitted_at, id LIMIT $3`
+	attentionOneSQL = `SELECT ` + owedColumns + `
+		FROM (` + attentionRows + ` AND id = $3) q WHERE reason IS NOT NULL`
 	attentionCountSQL = `SELECT reason, count(*), extract(epoch FROM now() - min(submitted_at))::float8
 		FROM (` + attentionRows + `) q WHERE reason IS NOT NULL GROUP BY reason`
 )
@@ -157,22 +163,41 @@ func (s *Store) Attention(ctx context.Context, p AttentionPolicy, limit int) ([]
 	if err != nil {
 		return nil, fmt.Errorf("attention queue: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Owed, error) {
-		var o Owed
-		var idle float64
-		fd, done := filingDest(&o.Filing)
-		if err := row.Scan(append([]any{&o.ReportID, &o.Reason, &o.SubmittedAt, &o.SubmittedBy, &o.Test, &idle, &o.CaseError}, fd...)...); err != nil {
-			return o, err
-		}
-		done()
-		o.SubmittedAt = o.SubmittedAt.UTC()
-		o.Idle = time.Duration(idle * float64(time.Second)).Round(time.Second)
-		return o, nil
-	})
+	out, err := pgx.CollectRows(rows, scanOwed)
 	if err != nil {
 		return nil, fmt.Errorf("attention queue: %w", err)
 	}
 	return out, nil
+}
+
+// AttentionOf returns report id's entry in the queue, and false when it
+// needs no attention: what its page says happened and what to do (Explain).
+func (s *Store) AttentionOf(ctx context.Context, p AttentionPolicy, id string) (Owed, bool, error) {
+	rows, err := s.pool.Query(ctx, attentionOneSQL, p.stallSeconds(), p.legalWaitSeconds(), id)
+	if err != nil {
+		return Owed{}, false, fmt.Errorf("attention of %s: %w", id, err)
+	}
+	o, err := pgx.CollectExactlyOneRow(rows, scanOwed)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Owed{}, false, nil
+	}
+	if err != nil {
+		return Owed{}, false, fmt.Errorf("attention of %s: %w", id, err)
+	}
+	return o, true, nil
+}
+
+func scanOwed(row pgx.CollectableRow) (Owed, error) {
+	var o Owed
+	var idle float64
+	fd, done := filingDest(&o.Filing)
+	if err := row.Scan(append([]any{&o.ReportID, &o.Reason, &o.SubmittedAt, &o.SubmittedBy, &o.Test, &idle, &o.CaseError}, fd...)...); err != nil {
+		return o, err
+	}
+	done()
+	o.SubmittedAt = o.SubmittedAt.UTC()
+	o.Idle = time.Duration(idle * float64(time.Second)).Round(time.Second)
+	return o, nil
 }
 
 // ReasonCount is how many reports need attention for one reason, and how

@@ -145,6 +145,17 @@ func TestAttentionListsOneReportPerReasonAndNoHealthyOne(t *testing.T) {
 	if len(got) != len(want) {
 		t.Errorf("%d reports listed, want %d", len(got), len(want))
 	}
+	// One report's entry (its status page) agrees with the queue.
+	for id, r := range want {
+		if o, ok, err := s.AttentionOf(ctx, policy, id); err != nil || !ok || o.Reason != r {
+			t.Errorf("AttentionOf a %s report: %v %v %v", r, o.Reason, ok, err)
+		}
+	}
+	for id, why := range healthy {
+		if o, ok, err := s.AttentionOf(ctx, policy, id); err != nil || ok {
+			t.Errorf("AttentionOf a healthy report (%s): %v %v %v", why, o.Reason, ok, err)
+		}
+	}
 	if !slices.IsSortedFunc(got, func(a, b store.Owed) int { return a.SubmittedAt.Compare(b.SubmittedAt) }) {
 		t.Error("the queue is not oldest first")
 	}

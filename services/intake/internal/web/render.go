@@ -41,7 +41,17 @@ var funcs = template.FuncMap{
 		return t.UTC().Format("2006-01-02 15:04:05 UTC")
 	},
 	"join": strings.Join,
-	"has":  func(s auth.Staff, role string) bool { return s.Has(role) },
+	// yesno says an optional yes-or-no answer ("" when none was given).
+	"yesno": func(b *bool) string {
+		switch {
+		case b == nil:
+			return ""
+		case *b:
+			return "yes"
+		}
+		return "no"
+	},
+	"has": func(s auth.Staff, role string) bool { return s.Has(role) },
 }
 
 // fieldID is the HTML id of the input for a field of the report JSON

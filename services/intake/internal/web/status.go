@@ -40,6 +40,12 @@ type statusData struct {
 	Correct        url.Values // the correction form's values
 	Terminal       bool       // nothing more will happen by itself: stop polling
 	FilesOnNCMEC   int
+	// Advice says in plain words what happened and what to do, while the
+	// report is in the attention queue (store.Explain): one wording for the
+	// page and the queue.
+	Advice *store.Advice
+	// History is the report's events with files named, not numbered.
+	History []report.Event
 }
 
 func (w *Web) loadReport(rw http.ResponseWriter, r *http.Request) (*report.Report, bool) {
@@ -99,7 +105,35 @@ func (w *Web) status(r *http.Request, rep *report.Report) statusData {
 			d.FilesOnNCMEC++
 		}
 	}
+	d.History = namedHistory(rep)
+	if o, owed, err := w.store.AttentionOf(r.Context(), w.cfg.Attention, rep.ID); err != nil {
+		// The page shows the rest; the advice comes back with the database.
+		logging.FromContext(r.Context()).Warn("attention of the report", logging.KeyErr, err)
+	} else if owed {
+		a := store.Explain(o)
+		d.Advice = &a
+	}
 	return d
+}
+
+// namedHistory is rep's history with each file's id replaced by its name
+// and number, as staff know the files ("a.jpg (#2)").
+func namedHistory(rep *report.Report) []report.Event {
+	var pairs []string
+	for _, f := range rep.Files {
+		name := f.Name
+		if name == "" {
+			name = "file"
+		}
+		pairs = append(pairs, f.ID, fmt.Sprintf("%s (#%d)", name, f.Index))
+	}
+	names := strings.NewReplacer(pairs...)
+	out := make([]report.Event, len(rep.Events))
+	for i, e := range rep.Events {
+		e.Summary = names.Replace(e.Summary)
+		out[i] = e
+	}
+	return out
 }
 
 func (w *Web) statusPage(rw http.ResponseWriter, r *http.Request) {

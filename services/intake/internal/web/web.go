@@ -57,6 +57,9 @@ type Config struct {
 	DevToken string
 	// RetractionURL is the retraction service's base URL.
 	RetractionURL string
+	// Attention is the attention queue's policy: a report's page says what
+	// happened and what to do while the report is owed something.
+	Attention store.AttentionPolicy
 }
 
 // Web serves the site.
