@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"regexp"
@@ -68,6 +69,7 @@ func benchLoad(b *testing.B, s *stack.Stack, n, rate int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	cpu0, measureCPU := readCPU()
+	db0, dbErr := readDBWork(ctx, s.DBURL)
 	start := time.Now()
 	subs := submitReports(b, s, ctx, "b", n, rate)
 	submitDone := time.Since(start)
@@ -105,6 +107,11 @@ func benchLoad(b *testing.B, s *stack.Stack, n, rate int) {
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
+	}
+	if db1, err := readDBWork(ctx, s.DBURL); err == nil && dbErr == nil {
+		reportDBWork(b, db0, db1, n)
+	} else {
+		b.Logf("database work not counted: %v", errors.Join(dbErr, err))
 	}
 	b.ReportMetric(float64(n)/last.Sub(start).Seconds(), "reports/s")
 	b.ReportMetric(float64(n)/submitDone.Seconds(), "submitted/s")
