@@ -35,6 +35,9 @@ func readDBWork(ctx context.Context, dbURL string) (dbWork, error) {
 		WHERE datname = current_database()`).Scan(&w.xacts); err != nil {
 		return w, err
 	}
+	// The view exists only where the extension is created; this database
+	// is the stack's own, thrown away after the benchmark.
+	_, _ = conn.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
 	var calls *int64
 	if err := conn.QueryRow(ctx, `SELECT sum(s.calls)::bigint FROM pg_stat_statements s
 		JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = current_database()`).Scan(&calls); err == nil && calls != nil {
