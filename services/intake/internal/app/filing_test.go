@@ -224,6 +224,13 @@ func TestStatusPageOffersNextSteps(t *testing.T) {
 	if strings.Contains(html, `id="retract"`) {
 		t.Error("a retract button for a filing that opened nothing")
 	}
+	// Once the case shows the failure, nothing more happens by itself (no
+	// service retracts what NCMEC never opened): the page stops polling.
+	s.publish(t, id, &pb.CaseUpserted{CaseId: "500A", Filing: 1, State: "failed"})
+	testenv.Eventually(t, 10*time.Second, "the failed page settles", func() bool {
+		_, html := page(t, c, s.url+"/reports/"+id+"/live")
+		return strings.Contains(html, `data-terminal="true"`)
+	})
 	tok := csrfOf(t, html)
 	form := url.Values{"csrf_token": {tok}, "correct": {"1"}, "urls": {"https://example.com/fixed\n"}, "platform": {"Example"}, "notes": {"fixed"}}
 	if resp := postForm(t, c, s.url+"/reports/"+id+"/refile", "application/x-www-form-urlencoded", []byte(form.Encode())); resp.StatusCode != http.StatusSeeOther {
@@ -232,6 +239,9 @@ func TestStatusPageOffersNextSteps(t *testing.T) {
 	_, rep := s.get("/api/v1/reports/" + id)
 	if fmt.Sprint(rep["urls"]) != "[https://example.com/fixed]" || rep["filing"] != 2.0 {
 		t.Fatalf("after the correction form: %v, filing %v", rep["urls"], rep["filing"])
+	}
+	if _, html := page(t, c, s.url+"/reports/"+id+"/live"); !strings.Contains(html, `data-terminal="false"`) {
+		t.Error("the page does not poll the new filing")
 	}
 	// The new filing finishes and its case is written: the page settles.
 	s.publish(t, id, &pb.NcmecOpened{Filing: 2, NcmecReportId: 9002, Environment: "test"})

@@ -70,14 +70,19 @@ func (w *Web) loadReport(rw http.ResponseWriter, r *http.Request) (*report.Repor
 }
 
 // settled reports whether nothing more will happen to the report by itself:
-// its current filing is settled (finished, retracted or closed) and the
-// Salesforce case shows that filing's state (its last write may come after
-// NCMEC's answer), or the case could not be written.
+// its current filing is settled (finished, retracted or closed), or failed
+// before NCMEC opened anything (no service acts on that: it waits for staff
+// to correct and file again, or close), and the Salesforce case shows that
+// filing's state (its last write may come after NCMEC's answer), or the
+// case could not be written. A filing that failed after NCMEC opened a
+// report is not: the retraction service withdraws it.
 func settled(rep *report.Report) bool {
 	if rep.Legal.State == report.LegalRejected {
 		return true // never filed
 	}
-	if !rep.NCMEC.State.Settled() {
+	st := rep.FilingStatus
+	waitsForStaff := st.State == filing.Failed && st.NCMECReportID == 0
+	if !st.State.Settled() && !waitsForStaff {
 		return false
 	}
 	return (rep.Case.Filing == rep.Filing && rep.Case.State == string(rep.NCMEC.State)) || rep.Case.Error != ""
