@@ -2,7 +2,6 @@ package web
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -163,8 +162,9 @@ func wantsJSON(r *http.Request) bool {
 // fail answers with err: JSON for scripts, else a page that says what
 // happened and what to do.
 func (w *Web) fail(rw http.ResponseWriter, r *http.Request, err error) {
-	var ae *server.APIError
-	if !errors.As(err, &ae) {
+	// A use case's fault kinds (pkg/fault) map to a status as in the API.
+	ae, ok := server.AsAPIError(err)
+	if !ok {
 		logging.FromContext(r.Context()).Error("request failed", "path", r.URL.Path, logging.KeyErr, err)
 		ae = server.Errorf(http.StatusInternalServerError, "internal", "", "something went wrong on our side; try again, and tell the takedown team if it persists")
 	}
