@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/google/uuid"
 
 	"takedown/pkg/events"
 )
@@ -87,6 +88,15 @@ func TestEvidencePages(t *testing.T) {
 	code, html := page(t, ann, s.url+"/reports/"+id)
 	if code != http.StatusOK || !strings.Contains(html, `id="nav-evidence"`) || !strings.Contains(html, `href="/evidence?report=`+id+`"`) {
 		t.Fatalf("evidence-admin on the report's page: %d, or no link to its evidence", code)
+	}
+	if !strings.Contains(html, "<title>Report "+id+" · takedown</title>") {
+		t.Error("the report's page is not titled with the report")
+	}
+	for u, says := range map[string]string{"/evidence?report=" + uuid.NewString(): "no such report",
+		"/evidence?report=junk": "there is no report &#34;junk&#34;"} {
+		if code, body := page(t, ann, s.url+u); code != http.StatusNotFound || !strings.Contains(body, says) {
+			t.Errorf("GET %s: %d, want 404 saying %q", u, code, says)
+		}
 	}
 	csrf := csrfOf(t, html)
 	if resp, _ := postValues(t, ann, base+"/holds", "", url.Values{"reason": {"no token"}}); resp.StatusCode != http.StatusForbidden {
@@ -212,6 +222,7 @@ func TestBrowserEvidencePages(t *testing.T) {
 		chromedp.WaitVisible("#signin"),
 		chromedp.Click("#signin"),
 		chromedp.WaitVisible(".approve-destruction"),
+		chromedp.Click(".confirm-destruction"),
 		chromedp.Click(".approve-destruction"),
 		chromedp.WaitVisible(`//dd[@id="evidence-state" and starts-with(., "destroyed")]`),
 	)

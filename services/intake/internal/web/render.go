@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"reflect"
 	"strings"
 	"time"
 
@@ -139,9 +140,7 @@ func (w *Web) renderTemplate(rw http.ResponseWriter, r *http.Request, status int
 	if warnsNCMEC[page] && tmpl == "layout" {
 		v.NCMEC = w.ncmecWarnings(ctx)
 	}
-	if m, ok := data.(map[string]any); ok {
-		v.Title, _ = m["Title"].(string)
-	}
+	v.Title = titleOf(data)
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, tmpl, v); err != nil {
 		logging.FromContext(ctx).Error("render page", "page", page, logging.KeyErr, err)
@@ -151,6 +150,21 @@ func (w *Web) renderTemplate(rw http.ResponseWriter, r *http.Request, status int
 	rw.Header().Set("Content-Type", "text/html; charset=utf-8")
 	rw.WriteHeader(status)
 	rw.Write(buf.Bytes())
+}
+
+// titleOf is the Title of a page's data, a map's entry or a struct's field
+// (statusData, formData, evidenceData), for the document's <title>.
+func titleOf(data any) string {
+	if m, ok := data.(map[string]any); ok {
+		t, _ := m["Title"].(string)
+		return t
+	}
+	if v := reflect.Indirect(reflect.ValueOf(data)); v.Kind() == reflect.Struct {
+		if f := v.FieldByName("Title"); f.Kind() == reflect.String {
+			return f.String()
+		}
+	}
+	return ""
 }
 
 // wantsJSON tells the page script's requests (and API clients) apart from
