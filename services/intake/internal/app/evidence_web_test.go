@@ -113,6 +113,9 @@ func TestEvidencePages(t *testing.T) {
 		t.Fatalf("place a hold: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	_, ev := page(t, ann, s.url+"/evidence?report="+id)
+	if !regexp.MustCompile(`<td class="mono">k1</td><td>1</td><td>current`).MatchString(ev) {
+		t.Error("the keys report does not show the current master key wrapping the one report's data key")
+	}
 	if fate := fateOf(t, ev, id); !strings.HasPrefix(fate, "kept: 1 hold standing") {
 		t.Errorf("preview of the held report: %q", fate)
 	}

@@ -31,6 +31,7 @@ type evidenceData struct {
 	Me       string // the staff member's subject: they cannot approve their own requests
 	Schedule []lifecycle.Expiry
 	Requests []lifecycle.DestructionRequest // open, every report's
+	Keys     []lifecycle.KeyUse             // master keys by id (never their material) and what they wrap
 	Report   *lifecycle.ReportEvidence      // when ?report= names one
 	Form     url.Values                     // the refused form's values, to fill in again
 	Today    string                         // the default date of an agency's request
@@ -77,6 +78,9 @@ func (w *Web) renderEvidence(rw http.ResponseWriter, r *http.Request, status int
 	var err error
 	if d.Schedule, err = m.Schedule(ctx, scheduleLimit); err == nil {
 		d.Requests, err = m.OpenRequests(ctx)
+	}
+	if err == nil {
+		d.Keys, err = m.KeysInUse(ctx)
 	}
 	if err != nil {
 		w.fail(rw, r, err)
