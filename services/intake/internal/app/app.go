@@ -208,7 +208,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	site, err := web.New(web.Config{DevSignIn: cfg.DevSignIn, DevToken: cfg.DevToken.Reveal(), RetractionURL: cfg.RetractionURL,
-		Attention: cfg.Attention},
+		Attention: cfg.Attention, Lifecycle: a.Lifecycle},
 		api, a.store, a.sessions, oidc, bearer, log)
 	if err != nil {
 		a.Close()

@@ -160,8 +160,9 @@ func New(st *store.Store, ev Evidence, keys *keyring.Keyring, limits Limits, sim
 // the caller decides how requests authenticate.
 type Guard func(roles ...string) func(http.Handler) http.Handler
 
-// ReadRoles may read reports and their progress.
-var ReadRoles = []string{auth.RoleReporter, auth.RoleRetractor, auth.RoleAuditor, auth.RoleLegal}
+// ReadRoles may read reports and their progress; evidence-admin staff read
+// the reports whose evidence they hold or destroy.
+var ReadRoles = []string{auth.RoleReporter, auth.RoleRetractor, auth.RoleAuditor, auth.RoleLegal, auth.RoleEvidenceAdmin}
 
 // Routes mounts the endpoints on r behind guard.
 func (a *API) Routes(r chi.Router, guard Guard) {

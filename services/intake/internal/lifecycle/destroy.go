@@ -57,7 +57,7 @@ func (m *Manager) RequestDestruction(ctx context.Context, s auth.Staff, reportID
 	d := &DestructionRequest{ID: events.NewID(), ReportID: reportID, Agency: agency, Reference: reference,
 		RequestedOn: requestedOn, RequestedBy: s.Subject, RecordedAt: m.Now()}
 	err = database.InTx(ctx, m.pool, func(tx pgx.Tx) error {
-		if err := lockReport(ctx, tx, reportID); err != nil {
+		if err := lockLiveReport(ctx, tx, reportID); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO destruction_requests (id, report_id, agency, reference, requested_on, requested_by, recorded_at)

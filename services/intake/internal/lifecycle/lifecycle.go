@@ -176,12 +176,18 @@ type Candidate struct {
 	RetainUntil time.Time `json:"retain_until"`
 }
 
-// eligible selects live files of reports that are finished or retracted,
-// whose retention has ended and that no hold keeps. A report being filed
-// (or failed, awaiting staff) never expires.
-const eligible = `f.destroyed_at IS NULL AND r.status IN ('finished', 'retracted')
-	AND r.retain_until IS NOT NULL AND r.retain_until <= $1
-	AND NOT EXISTS (SELECT 1 FROM holds h WHERE h.report_id = r.id AND h.lifted_at IS NULL)`
+// The expiry rules, in parts so that the preview (Schedule) shows the same
+// rule the job applies:
+//   - expiring selects live files of reports that are finished or
+//     retracted, whose retention is set: a report being filed (or failed,
+//     awaiting staff) never expires;
+//   - activeHold is a hold h of report r that stands;
+//   - eligible is expiring, retention ended ($1 is now) and no hold standing.
+const (
+	expiring   = `f.destroyed_at IS NULL AND r.status IN ('finished', 'retracted') AND r.retain_until IS NOT NULL`
+	activeHold = `h.report_id = r.id AND h.lifted_at IS NULL`
+	eligible   = expiring + ` AND r.retain_until <= $1 AND NOT EXISTS (SELECT 1 FROM holds h WHERE ` + activeHold + `)`
+)
 
 // Expire deletes the evidence whose retention has ended and that no hold
 // keeps, and returns what it deleted; with dryRun it deletes nothing and
@@ -322,6 +328,10 @@ type Hold struct {
 // Errors of the evidence-admin steps (pkg/fault kinds).
 var (
 	ErrNotFound = fault.Errorf(fault.NotFound, "", "", "no such report, hold or request")
+	// ErrDestroyed refuses a hold or a destruction request on a report
+	// whose evidence is gone: it would keep or destroy nothing.
+	ErrDestroyed = fault.Errorf(fault.Finished, "destroyed", "",
+		"the report's evidence was already destroyed: there is nothing left to hold or destroy")
 	errNoReason = fault.Errorf(fault.Invalid, "", "reason", "give a reason")
 )
 
@@ -342,6 +352,22 @@ func lockReport(ctx context.Context, tx pgx.Tx, reportID string) error {
 	return err
 }
 
+// lockLiveReport is lockReport for a step that needs the report's evidence:
+// it fails with ErrDestroyed once that is gone (its data key destroyed).
+func lockLiveReport(ctx context.Context, tx pgx.Tx, reportID string) error {
+	var destroyed bool
+	err := tx.QueryRow(ctx, `SELECT data_key_destroyed_at IS NOT NULL FROM reports WHERE id = $1 FOR UPDATE`, reportID).Scan(&destroyed)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return ErrNotFound
+	case err != nil:
+		return err
+	case destroyed:
+		return ErrDestroyed
+	}
+	return nil
+}
+
 // PlaceHold puts a legal hold on a report: none of its evidence is deleted
 // while the hold stands, whatever its retention.
 func (m *Manager) PlaceHold(ctx context.Context, s auth.Staff, reportID, reason string) (*Hold, error) {
@@ -350,7 +376,7 @@ func (m *Manager) PlaceHold(ctx context.Context, s auth.Staff, reportID, reason 
 	}
 	h := &Hold{ID: events.NewID(), ReportID: reportID, Reason: reason, PlacedBy: who(s), PlacedAt: m.Now()}
 	err := database.InTx(ctx, m.pool, func(tx pgx.Tx) error {
-		if err := lockReport(ctx, tx, reportID); err != nil {
+		if err := lockLiveReport(ctx, tx, reportID); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO holds (id, report_id, reason, placed_by, placed_at) VALUES ($1, $2, $3, $4, $5)`,

@@ -2,11 +2,11 @@ package web
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
 	"net/http"
+	"reflect"
 	"strings"
 	"time"
 
@@ -140,9 +140,7 @@ func (w *Web) renderTemplate(rw http.ResponseWriter, r *http.Request, status int
 	if warnsNCMEC[page] && tmpl == "layout" {
 		v.NCMEC = w.ncmecWarnings(ctx)
 	}
-	if m, ok := data.(map[string]any); ok {
-		v.Title, _ = m["Title"].(string)
-	}
+	v.Title = titleOf(data)
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, tmpl, v); err != nil {
 		logging.FromContext(ctx).Error("render page", "page", page, logging.KeyErr, err)
@@ -154,6 +152,21 @@ func (w *Web) renderTemplate(rw http.ResponseWriter, r *http.Request, status int
 	rw.Write(buf.Bytes())
 }
 
+// titleOf is the Title of a page's data, a map's entry or a struct's field
+// (statusData, formData, evidenceData), for the document's <title>.
+func titleOf(data any) string {
+	if m, ok := data.(map[string]any); ok {
+		t, _ := m["Title"].(string)
+		return t
+	}
+	if v := reflect.Indirect(reflect.ValueOf(data)); v.Kind() == reflect.Struct {
+		if f := v.FieldByName("Title"); f.Kind() == reflect.String {
+			return f.String()
+		}
+	}
+	return ""
+}
+
 // wantsJSON tells the page script's requests (and API clients) apart from
 // a browser's plain form posts.
 func wantsJSON(r *http.Request) bool {
@@ -163,8 +176,9 @@ func wantsJSON(r *http.Request) bool {
 // fail answers with err: JSON for scripts, else a page that says what
 // happened and what to do.
 func (w *Web) fail(rw http.ResponseWriter, r *http.Request, err error) {
-	var ae *server.APIError
-	if !errors.As(err, &ae) {
+	// A use case's fault kinds (pkg/fault) map to a status as in the API.
+	ae, ok := server.AsAPIError(err)
+	if !ok {
 		logging.FromContext(r.Context()).Error("request failed", "path", r.URL.Path, logging.KeyErr, err)
 		ae = server.Errorf(http.StatusInternalServerError, "internal", "", "something went wrong on our side; try again, and tell the takedown team if it persists")
 	}

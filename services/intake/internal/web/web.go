@@ -38,6 +38,7 @@ import (
 	"takedown/pkg/server"
 	"takedown/pkg/staffaction"
 	"takedown/services/intake/internal/httpapi"
+	"takedown/services/intake/internal/lifecycle"
 	"takedown/services/intake/internal/store"
 )
 
@@ -60,6 +61,9 @@ type Config struct {
 	// Attention is the attention queue's policy: a report's page says what
 	// happened and what to do while the report is owed something.
 	Attention store.AttentionPolicy
+	// Lifecycle is the evidence lifecycle the evidence pages act through
+	// (evidence.go); without it they are not served.
+	Lifecycle *lifecycle.Manager
 }
 
 // Web serves the site.
@@ -229,6 +233,7 @@ func (w *Web) Routes(r chi.Router) {
 	r.Post("/reports/{id}/refile", w.page(w.form(w.refile), auth.RoleReporter))
 	r.Post("/reports/{id}/close", w.page(w.form(w.closeReport), auth.RoleReporter))
 	r.Post("/reports/{id}/legal-decision", w.page(w.form(w.legalDecision), auth.RoleLegal))
+	w.evidenceRoutes(r)
 }
 
 // page admits a signed-in staff member holding one of roles to h. Someone
