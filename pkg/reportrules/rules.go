@@ -44,6 +44,10 @@ const (
 	MaxAction  = 190
 	// Notes and URLs only the description holds in full.
 	MaxNotes = 12000
+	// MaxPrivateNote is Private_Note__c's length (4000): the private note
+	// has a field of its own and is not in the description, whose budget
+	// it leaves alone.
+	MaxPrivateNote = 4000
 	// MaxURL is the longest URL browsers and NCMEC clients handle (2083);
 	// MaxURLsTotal bounds all of a report's URLs together, one separator
 	// each, for the description.
@@ -56,6 +60,10 @@ const (
 	MaxAnnotations = 100
 	MaxAnnotation  = 255
 )
+
+// PrivateNote checks the private note: staff's note for this system and
+// the case only, never sent to NCMEC. Line breaks are honest in it.
+func PrivateNote(s string) error { return MultilineText(s, MaxPrivateNote) }
 
 // ErrInvalid matches every error of this package (errors.Is), whose
 // messages are written for the staff member who must fix the value.

@@ -3,6 +3,7 @@ package reportrules_test
 import (
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -152,7 +153,7 @@ func TestSamplesKeepTheRules(t *testing.T) {
 		for _, c := range []struct {
 			v   string
 			max int
-		}{{s.NotApprovedReason, reportrules.MaxNotApprovedReason}, {s.Notes, reportrules.MaxNotes}, {s.Escalate, reportrules.MaxEscalate}} {
+		}{{s.NotApprovedReason, reportrules.MaxNotApprovedReason}, {s.Notes, reportrules.MaxNotes}, {s.PrivateNote, reportrules.MaxPrivateNote}, {s.Escalate, reportrules.MaxEscalate}} {
 			if err := reportrules.MultilineText(c.v, c.max); err != nil {
 				t.Fatalf("%q: %v", c.v, err)
 			}
@@ -187,7 +188,7 @@ func TestSamplesKeepTheRules(t *testing.T) {
 	}
 	l := reportrules.LongestSample()
 	check(t, l)
-	if reportrules.Len(l.Notes) != reportrules.MaxNotes || reportrules.Len(l.Username) != reportrules.MaxUsername ||
+	if reportrules.Len(l.Notes) != reportrules.MaxNotes || reportrules.Len(l.PrivateNote) != reportrules.MaxPrivateNote || reportrules.Len(l.Username) != reportrules.MaxUsername ||
 		len(l.Actions) != reportrules.MaxActions || len(l.Files[0].Name) != reportrules.MaxFileName {
 		t.Fatalf("the longest sample is not at the limits")
 	}
@@ -250,5 +251,68 @@ func TestEmailLength(t *testing.T) {
 		if err != nil && !errors.Is(err, reportrules.ErrInvalid) {
 			t.Errorf("Email: %v is not ErrInvalid", err)
 		}
+	}
+}
+
+func TestPrivateNote(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, note string
+		ok         bool
+	}{
+		{"empty", "", true},
+		{"lines and tabs", "asked legal\r\n\tsee ticket 12", true},
+		{"at the limit", strings.Repeat("é", reportrules.MaxPrivateNote), true},
+		{"over the limit", strings.Repeat("é", reportrules.MaxPrivateNote+1), false},
+		{"NUL", "a\x00b", false},
+		{"control", "a\x1bb", false},
+		{"noncharacter", "a\uffffb", false},
+		{"bad UTF-8", "a\xffb", false},
+	} {
+		err := reportrules.PrivateNote(tc.note)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: PrivateNote = %v, want ok %v", tc.name, err, tc.ok)
+		}
+		if err != nil && !errors.Is(err, reportrules.ErrInvalid) {
+			t.Errorf("%s: %v is not ErrInvalid", tc.name, err)
+		}
+	}
+}
+
+func TestActions(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		action   string
+		internal bool
+	}{
+		{"content removed", false},
+		{"preserved for law enforcement", false},
+		{"e-mail sent to legal for deletion", true},
+		{"CheckUser data included", true},
+		{"  checkuser DATA included ", true},
+		{"E-MAIL SENT TO LEGAL FOR DELETION", true},
+		{"something else staff typed", false},
+		{"", false},
+	} {
+		if got := reportrules.IsInternal(tc.action); got != tc.internal {
+			t.Errorf("IsInternal(%q) = %v, want %v", tc.action, got, tc.internal)
+		}
+	}
+	got := reportrules.ForNCMEC([]string{"content removed", "CheckUser data included", "account locked", "e-mail sent to legal for deletion"})
+	if want := []string{"content removed", "account locked"}; !slices.Equal(got, want) {
+		t.Errorf("ForNCMEC = %q, want %q", got, want)
+	}
+	internal := 0
+	for _, a := range reportrules.Actions {
+		// Every choice must be acceptable input itself.
+		if err := reportrules.Text(a.Text, reportrules.MaxAction); err != nil {
+			t.Errorf("choice %q: %v", a.Text, err)
+		}
+		if a.Internal {
+			internal++
+		}
+	}
+	if internal != 2 || len(reportrules.Actions) > reportrules.MaxActions {
+		t.Errorf("%d choices, %d internal: want the old tool's 2 statements among at most %d", len(reportrules.Actions), internal, reportrules.MaxActions)
 	}
 }

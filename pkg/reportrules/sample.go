@@ -22,6 +22,7 @@ type Sample struct {
 	NotApprovedReason string
 	Actions           []string
 	Notes             string
+	PrivateNote       string
 	Escalate          string
 	Files             []SampleFile
 }
@@ -105,6 +106,7 @@ func RandomSample(r *rand.Rand) Sample {
 		Approver:          fill(r, "", upTo(r, MaxApprover), textPool),
 		NotApprovedReason: fill(r, "", upTo(r, MaxNotApprovedReason), lines),
 		Notes:             fill(r, "", upTo(r, MaxNotes), lines),
+		PrivateNote:       fill(r, "", upTo(r, MaxPrivateNote), lines),
 		Escalate:          fill(r, "", upTo(r, MaxEscalate), lines),
 	}
 	if s.LegalApproved && strings.TrimSpace(s.Approver) == "" {
@@ -152,6 +154,7 @@ func LongestSample() Sample {
 		Approver:          fill(r, "", MaxApprover, textPool),
 		NotApprovedReason: fill(r, "", MaxNotApprovedReason, lines),
 		Notes:             fill(r, "", MaxNotes, lines),
+		PrivateNote:       fill(r, "", MaxPrivateNote, lines),
 		Escalate:          fill(r, "", MaxEscalate, lines),
 	}
 	// URLs of MaxURL characters up to the total, then one filling it.

@@ -40,7 +40,7 @@ func Submitted(tb testing.TB, s reportrules.Sample) *pb.ReportSubmitted {
 		Uploader: &pb.Uploader{Username: s.Username, Email: email, Ip: "2001:db8::ffff:ffff:ffff:ffff",
 			PriorNcmecReportIds: []int64{7855776}},
 		LegalApproved: s.LegalApproved, Approver: s.Approver, NotApprovedReason: s.NotApprovedReason,
-		ActionsTaken: s.Actions, Notes: s.Notes, Escalate: s.Escalate,
+		ActionsTaken: s.Actions, Notes: s.Notes, PrivateNote: s.PrivateNote, Escalate: s.Escalate,
 		// The staff member's OIDC subject: at most 255 ASCII characters
 		// (OpenID Connect Core §2).
 		SubmittedBy: strings.Repeat("s", 255), SubmittedAt: at, Filing: math.MaxUint32,

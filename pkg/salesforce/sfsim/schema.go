@@ -188,6 +188,8 @@ func DefaultSchema() []ObjectSchema {
 				{Name: "Not_Approved_Reason__c", Label: "Not Approved Reason", Type: "textarea", Length: 4000},
 				{Name: "Actions_Taken__c", Label: "Actions Taken", Type: "textarea", Length: 4000},
 				{Name: "Escalation_Reason__c", Label: "Escalation Reason", Type: "textarea", Length: 4000},
+				// Staff's private note: never sent to NCMEC.
+				{Name: "Private_Note__c", Label: "Private Note", Type: "textarea", Length: 4000},
 				{Name: "File_Count__c", Label: "File Count", Type: "double"},
 				{Name: "Is_Test__c", Label: "Test", Type: "boolean"},
 			},

@@ -645,7 +645,8 @@ type Report struct {
 	Approver          string                 `protobuf:"bytes,8,opt,name=approver,proto3" json:"approver,omitempty"`
 	NotApprovedReason string                 `protobuf:"bytes,9,opt,name=not_approved_reason,json=notApprovedReason,proto3" json:"not_approved_reason,omitempty"`
 	ActionsTaken      []string               `protobuf:"bytes,10,rep,name=actions_taken,json=actionsTaken,proto3" json:"actions_taken,omitempty"`
-	Notes             string                 `protobuf:"bytes,11,opt,name=notes,proto3" json:"notes,omitempty"`
+	// Comments for NCMEC: sent in the report's additionalInfo.
+	Notes string `protobuf:"bytes,11,opt,name=notes,proto3" json:"notes,omitempty"`
 	// Non-empty: the reason the NCMEC report is escalated (high priority).
 	Escalate string `protobuf:"bytes,12,opt,name=escalate,proto3" json:"escalate,omitempty"`
 	// File with NCMEC's test environment.
@@ -659,8 +660,11 @@ type Report struct {
 	// (LEGAL_APPROVAL=required; approver names them); unset when the
 	// submitter recorded legal's decision.
 	LegalDecidedAt *timestamppb.Timestamp `protobuf:"bytes,20,opt,name=legal_decided_at,json=legalDecidedAt,proto3" json:"legal_decided_at,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Staff's private note: for this system and the case only, never sent to
+	// NCMEC (the reporter does not read it).
+	PrivateNote   string `protobuf:"bytes,17,opt,name=private_note,json=privateNote,proto3" json:"private_note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Report) Reset() {
@@ -810,6 +814,13 @@ func (x *Report) GetLegalDecidedAt() *timestamppb.Timestamp {
 		return x.LegalDecidedAt
 	}
 	return nil
+}
+
+func (x *Report) GetPrivateNote() string {
+	if x != nil {
+		return x.PrivateNote
+	}
+	return ""
 }
 
 type Uploader struct {
@@ -2658,7 +2669,7 @@ const file_takedown_v1_events_proto_rawDesc = "" +
 	"\x0fReportSubmitted\x12+\n" +
 	"\x06report\x18\x01 \x01(\v2\x13.takedown.v1.ReportR\x06report\x12'\n" +
 	"\x05files\x18\x02 \x03(\v2\x11.takedown.v1.FileR\x05files\x122\n" +
-	"\bdata_key\x18\x03 \x01(\v2\x17.takedown.v1.WrappedKeyR\adataKey\"\xff\x04\n" +
+	"\bdata_key\x18\x03 \x01(\v2\x17.takedown.v1.WrappedKeyR\adataKey\"\xa2\x05\n" +
 	"\x06Report\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12#\n" +
 	"\rincident_type\x18\x02 \x01(\tR\fincidentType\x12?\n" +
@@ -2677,7 +2688,8 @@ const file_takedown_v1_events_proto_rawDesc = "" +
 	"\fsubmitted_by\x18\x0e \x01(\tR\vsubmittedBy\x12=\n" +
 	"\fsubmitted_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\vsubmittedAt\x12\x16\n" +
 	"\x06filing\x18\x10 \x01(\rR\x06filing\x12D\n" +
-	"\x10legal_decided_at\x18\x14 \x01(\v2\x1a.google.protobuf.TimestampR\x0elegalDecidedAt\"\x81\x01\n" +
+	"\x10legal_decided_at\x18\x14 \x01(\v2\x1a.google.protobuf.TimestampR\x0elegalDecidedAt\x12!\n" +
+	"\fprivate_note\x18\x11 \x01(\tR\vprivateNote\"\x81\x01\n" +
 	"\bUploader\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x0e\n" +

@@ -565,7 +565,7 @@ func TestFiledAgainCaseShowsTheNewFiling(t *testing.T) {
 		t.Errorf("case %v, want NCMEC report 9 finished", c)
 	}
 	desc, _ := c["Description"].(string)
-	for _, want := range []string{"(filing 2)", "Notes: corrected", "NCMEC: finished, report 9", "Earlier filings: NCMEC report 7 (retracted)"} {
+	for _, want := range []string{"(filing 2)", "Comments for NCMEC: corrected", "NCMEC: finished, report 9", "Earlier filings: NCMEC report 7 (retracted)"} {
 		if !strings.Contains(desc, want) {
 			t.Errorf("description lacks %q:\n%s", want, desc)
 		}

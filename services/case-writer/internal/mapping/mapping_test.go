@@ -116,7 +116,8 @@ func TestRender(t *testing.T) {
 	c.Submitted = &pb.ReportSubmitted{
 		Report: &pb.Report{Id: c.ReportID, IncidentType: "Child Pornography (possession, manufacture, and distribution)",
 			IncidentTime: timestamppb.New(up), Platform: "Commons", Uploader: &pb.Uploader{Username: "u1"},
-			LegalApproved: false, NotApprovedReason: "urgent", ActionsTaken: []string{"content removed", "account locked"},
+			LegalApproved: false, NotApprovedReason: "urgent", ActionsTaken: []string{"content removed", "account locked", "CheckUser data included"},
+			Notes: "comment for NCMEC", PrivateNote: "asked legal, ticket LEG-4411",
 			SubmittedBy: "staff@example.org", SubmittedAt: timestamppb.New(up.Add(time.Hour)), Filing: 1},
 		Files: []*pb.File{{Id: "f1", Name: "a.jpg", Size: 1234, Md5: "m", Sha1: "s1", Sha256: "s256", ObjectKey: "reports/x/y", OriginalUploadTime: timestamppb.New(up)}},
 	}
@@ -138,7 +139,8 @@ func TestRender(t *testing.T) {
 		"Reported_At__c":         "2026-01-01T09:30:00.000Z",
 		"Legal_Approved__c":      false,
 		"Not_Approved_Reason__c": "urgent",
-		"Actions_Taken__c":       "content removed\naccount locked",
+		"Actions_Taken__c":       "content removed\naccount locked\nCheckUser data included",
+		"Private_Note__c":        "asked legal, ticket LEG-4411",
 		"File_Count__c":          int64(1),
 		"Is_Test__c":             false,
 		"NCMEC_Report_Id__c":     "4242",
@@ -150,10 +152,15 @@ func TestRender(t *testing.T) {
 	if d := cmp.Diff(want, got.Fields); d != "" || got.ExternalID != c.ReportID {
 		t.Errorf("case (-want +got):\n%s", d)
 	}
-	for _, s := range []string{c.ReportID, "Commons", "not approved: urgent", "NCMEC: finished, report 4242"} {
+	for _, s := range []string{c.ReportID, "Commons", "not approved: urgent", "NCMEC: finished, report 4242", "Comments for NCMEC: comment for NCMEC"} {
 		if !strings.Contains(desc, s) {
 			t.Errorf("description %q lacks %q", desc, s)
 		}
+	}
+	// The private note has its own field; the description, which tells
+	// what went to NCMEC, does not repeat it.
+	if strings.Contains(desc, "LEG-4411") {
+		t.Errorf("description %q holds the private note", desc)
 	}
 
 	files := m.FileRecords(c)

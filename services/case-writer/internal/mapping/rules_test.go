@@ -117,6 +117,9 @@ func TestLongestReportIsCasedWhole(t *testing.T) {
 			t.Fatalf("Actions_Taken__c lost %.40q…", a)
 		}
 	}
+	if fields["Private_Note__c"] != s.PrivateNote {
+		t.Fatalf("Private_Note__c is not the whole private note")
+	}
 	if fields["Uploader_Username__c"] != s.Username {
 		t.Fatalf("Uploader_Username__c is not the whole name")
 	}

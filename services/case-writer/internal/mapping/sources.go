@@ -56,7 +56,8 @@ var sources = map[string]source{
 	}},
 	"report.not_approved_reason": {caseScope, "why it was not approved", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return r.GetNotApprovedReason() }},
 	"report.actions_taken":       {caseScope, "the actions taken, one per line (the old tool's checked statements)", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return strings.Join(r.GetActionsTaken(), "\n") }},
-	"report.notes":               {caseScope, "staff's free-text notes", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return r.GetNotes() }},
+	"report.notes":               {caseScope, "staff's comments for NCMEC (sent with the NCMEC report)", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return r.GetNotes() }},
+	"report.private_note":        {caseScope, "staff's private note (this system and the case only, never sent to NCMEC)", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return r.GetPrivateNote() }},
 	"report.escalate":            {caseScope, "escalation reason, empty when not escalated", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return r.GetEscalate() }},
 	"report.escalated":           {caseScope, "whether the report is escalated (boolean)", []string{"true", "false"}, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return r.GetEscalate() != "" }},
 	"report.test":                {caseScope, "filed with NCMEC's test environment (boolean)", []string{"true", "false"}, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return r.GetTest() }},
@@ -190,7 +191,9 @@ func description(c *cases.Case, r *pb.Report, _ *pb.File) any {
 		line("Legal approval", "not approved: "+r.GetNotApprovedReason())
 	}
 	line("Escalated", r.GetEscalate())
-	line("Notes", r.GetNotes())
+	// The comments for NCMEC, under the form's name for them; the private
+	// note has a field of its own (report.private_note).
+	line("Comments for NCMEC", r.GetNotes())
 	state := string(c.NCMEC.State)
 	if id := ncmecID(c); id != nil {
 		state += fmt.Sprintf(", report %s", id)

@@ -224,7 +224,7 @@ func (a *API) correct(r *report.Report, c *Correction) error {
 	in := report.Input{
 		IncidentType: r.IncidentType, IncidentTime: r.IncidentTime.UTC().Format(time.RFC3339), Platform: r.Platform,
 		URLs: r.URLs, Uploader: r.Uploader, LegalApproved: r.LegalApproved, Approver: r.Approver,
-		NotApprovedReason: r.NotApprovedReason, ActionsTaken: r.ActionsTaken, Notes: r.Notes, Escalate: r.Escalate, Test: r.Test,
+		NotApprovedReason: r.NotApprovedReason, ActionsTaken: r.ActionsTaken, Notes: r.Notes, PrivateNote: r.PrivateNote, Escalate: r.Escalate, Test: r.Test,
 	}
 	for _, f := range r.Files {
 		in.Files = append(in.Files, f.FileInput)

@@ -528,6 +528,7 @@ func toProto(r *report.Report, prior []int64) *pb.Report {
 		NotApprovedReason: r.NotApprovedReason,
 		ActionsTaken:      r.ActionsTaken,
 		Notes:             r.Notes,
+		PrivateNote:       r.PrivateNote, // for the case; the reporter never reads it
 		Escalate:          r.Escalate,
 		Test:              r.Test,
 		SubmittedBy:       r.SubmittedBy,

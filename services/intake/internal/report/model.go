@@ -166,7 +166,8 @@ type Details struct {
 	Approver          string   `json:"approver,omitempty"`
 	NotApprovedReason string   `json:"not_approved_reason,omitempty"`
 	ActionsTaken      []string `json:"actions_taken,omitempty"`
-	Notes             string   `json:"notes,omitempty"`
+	Notes             string   `json:"notes,omitempty"`        // comments for NCMEC
+	PrivateNote       string   `json:"private_note,omitempty"` // never sent to NCMEC
 	Escalate          string   `json:"escalate,omitempty"`
 	Test              bool     `json:"test"`
 }
@@ -176,7 +177,7 @@ func (in *Input) Details() Details {
 	return Details{
 		IncidentType: in.IncidentType, Platform: in.Platform, URLs: in.URLs, Uploader: in.Uploader,
 		LegalApproved: in.LegalApproved, Approver: in.Approver, NotApprovedReason: in.NotApprovedReason,
-		ActionsTaken: in.ActionsTaken, Notes: in.Notes, Escalate: in.Escalate, Test: in.Test,
+		ActionsTaken: in.ActionsTaken, Notes: in.Notes, PrivateNote: in.PrivateNote, Escalate: in.Escalate, Test: in.Test,
 	}
 }
 

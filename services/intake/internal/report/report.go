@@ -42,7 +42,8 @@ type Input struct {
 	Approver          string      `json:"approver"`
 	NotApprovedReason string      `json:"not_approved_reason"`
 	ActionsTaken      []string    `json:"actions_taken"`
-	Notes             string      `json:"notes"`
+	Notes             string      `json:"notes"`        // comments for NCMEC, sent with the report
+	PrivateNote       string      `json:"private_note"` // for this system and the case only, never sent to NCMEC
 	Escalate          string      `json:"escalate"`
 	Test              bool        `json:"test"`
 	Files             []FileInput `json:"files"`
@@ -148,6 +149,7 @@ func (in *Input) Validate(now time.Time) error {
 		add(rule(fmt.Sprintf("actions_taken[%d]", i), reportrules.Text(a, reportrules.MaxAction)))
 	}
 	add(rule("notes", reportrules.MultilineText(in.Notes, reportrules.MaxNotes)))
+	add(rule("private_note", reportrules.PrivateNote(in.PrivateNote)))
 	add(rule("escalate", reportrules.MultilineText(in.Escalate, reportrules.MaxEscalate)))
 	for i, f := range in.Files {
 		for _, err := range f.validate(fmt.Sprintf("files[%d]", i), now) {

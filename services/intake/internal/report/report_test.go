@@ -21,7 +21,7 @@ func input(s reportrules.Sample) *report.Input {
 		IncidentTime: "2026-01-02T15:04:05Z", Platform: s.Platform, URLs: s.URLs,
 		Uploader:      report.Uploader{Username: s.Username, Email: s.Email, IP: "192.0.2.1"},
 		LegalApproved: s.LegalApproved, Approver: s.Approver, NotApprovedReason: s.NotApprovedReason,
-		ActionsTaken: s.Actions, Notes: s.Notes, Escalate: s.Escalate,
+		ActionsTaken: s.Actions, Notes: s.Notes, PrivateNote: s.PrivateNote, Escalate: s.Escalate,
 	}
 	for _, f := range s.Files {
 		in.Files = append(in.Files, report.FileInput{Name: f.Name, LocationURL: f.LocationURL, Annotations: f.Annotations})
@@ -74,6 +74,7 @@ func TestValidateRefusesJustPastTheLimits(t *testing.T) {
 		"approver":            func(in *report.Input) { in.Approver = long(reportrules.MaxApprover + 1) },
 		"not_approved_reason": func(in *report.Input) { in.NotApprovedReason = long(reportrules.MaxNotApprovedReason + 1) },
 		"notes":               func(in *report.Input) { in.Notes = long(reportrules.MaxNotes + 1) },
+		"private_note":        func(in *report.Input) { in.PrivateNote = long(reportrules.MaxPrivateNote + 1) },
 		"escalate":            func(in *report.Input) { in.Escalate = long(reportrules.MaxEscalate + 1) },
 		"actions_taken[1]":    func(in *report.Input) { in.ActionsTaken = []string{"ok", long(reportrules.MaxAction + 1)} },
 		"actions_taken":       func(in *report.Input) { in.ActionsTaken = make([]string, reportrules.MaxActions+1) },

@@ -13,13 +13,11 @@ import (
 	"time"
 
 	"takedown/pkg/auth"
+	"takedown/pkg/reportrules"
 	"takedown/pkg/server"
 	"takedown/services/intake/internal/httpapi"
 	"takedown/services/intake/internal/report"
 )
-
-// Actions are the actions-taken choices the form offers.
-var Actions = []string{"content removed", "account locked", "account banned", "upload blocked", "preserved for law enforcement"}
 
 // problem is one entry of the form's error summary.
 type problem struct {
@@ -33,7 +31,10 @@ type formData struct {
 	Problems        []problem
 	IncidentTypes   []string
 	Classifications []string
-	Actions         []string
+	Actions         []reportrules.Action
+	// MaxPrivateNote is shown, not enforced, by the page: a maxlength
+	// would count UTF-16 units, not the characters the rule counts.
+	MaxPrivateNote int
 	// HoldForLegal: the report will wait for a second person's legal
 	// decision, so the form asks nothing about legal (LEGAL_APPROVAL).
 	HoldForLegal bool
@@ -53,7 +54,7 @@ func (w *Web) newForm(vals url.Values) formData {
 	}
 	return formData{
 		Title: "Report to NCMEC", Values: vals, IncidentTypes: report.IncidentTypes, Default: report.DefaultIncidentType,
-		Classifications: report.Classifications, Actions: Actions, Limits: w.api.Limits(), HoldForLegal: w.api.HoldForLegal,
+		Classifications: report.Classifications, Actions: reportrules.Actions, MaxPrivateNote: reportrules.MaxPrivateNote, Limits: w.api.Limits(), HoldForLegal: w.api.HoldForLegal,
 	}
 }
 
@@ -127,7 +128,7 @@ func (w *Web) formFailed(rw http.ResponseWriter, r *http.Request, vals url.Value
 var labels = map[string]string{
 	"incident_type": "Incident type", "incident_time": "When it happened", "platform": "Platform", "urls": "URLs",
 	"uploader.username": "Username", "uploader.email": "E-mail", "uploader.ip": "IP address",
-	"approver": "Approved by", "not_approved_reason": "Reason not approved", "notes": "Notes", "escalate": "Escalate",
+	"approver": "Approved by", "not_approved_reason": "Reason not approved", "notes": "Comments for NCMEC", "private_note": "Private note", "escalate": "Escalate",
 	"upload_time": "Upload time", "location_url": "Location URL", "uploader_ip": "Uploader IP", "industry_classification": "Classification",
 }
 
@@ -205,6 +206,7 @@ func formInput(v url.Values) (*report.Input, error) {
 		NotApprovedReason: strings.TrimSpace(v.Get("not_approved_reason")),
 		ActionsTaken:      v["actions_taken"],
 		Notes:             v.Get("notes"),
+		PrivateNote:       v.Get("private_note"),
 		Escalate:          strings.TrimSpace(v.Get("escalate")),
 		Test:              v.Get("test") != "",
 	}

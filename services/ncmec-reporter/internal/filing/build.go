@@ -11,6 +11,7 @@ import (
 
 	"takedown/pkg/ncmec"
 	pb "takedown/pkg/proto/takedown/v1"
+	"takedown/pkg/reportrules"
 )
 
 // Person is a reporting or contact person from configuration.
@@ -88,9 +89,12 @@ func Report(sub *pb.ReportSubmitted, rep Reporter, now time.Time) (*ncmec.Report
 		}
 		out.PersonOrUserReported = []ncmec.PersonOrUserReported{p}
 	}
+	// The XSD has no element for our actions: they go in additionalInfo,
+	// without the internal statements (reportrules.Actions says why), and
+	// with the comments for NCMEC. The private note is never read here.
 	var info []string
-	if len(r.ActionsTaken) > 0 {
-		info = append(info, "Actions taken: "+strings.Join(r.ActionsTaken, "; ")+".")
+	if actions := reportrules.ForNCMEC(r.ActionsTaken); len(actions) > 0 {
+		info = append(info, "Actions taken: "+strings.Join(actions, "; ")+".")
 	}
 	if r.Notes != "" {
 		info = append(info, r.Notes)

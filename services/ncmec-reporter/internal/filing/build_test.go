@@ -131,6 +131,16 @@ func TestReport(t *testing.T) {
 			r.ActionsTaken, r.Notes = []string{"account banned", "content removed"}, "seen twice"
 		},
 			func(r *ncmec.Report) any { return r.AdditionalInfo }, "Actions taken: account banned; content removed.\nseen twice"},
+		{"internal statements are not sent", func(r *pb.Report) {
+			r.ActionsTaken = []string{"content removed", "e-mail sent to legal for deletion", "CheckUser data included"}
+		},
+			func(r *ncmec.Report) any { return r.AdditionalInfo }, "Actions taken: content removed."},
+		{"internal statements alone: no actions line", func(r *pb.Report) {
+			r.ActionsTaken, r.Notes = []string{"CheckUser data included"}, "seen twice"
+		},
+			func(r *ncmec.Report) any { return r.AdditionalInfo }, "seen twice"},
+		{"the private note is not sent", func(r *pb.Report) { r.PrivateNote = "for us" },
+			func(r *ncmec.Report) any { return r.AdditionalInfo }, ""},
 		{"notes alone", func(r *pb.Report) { r.Notes = "seen twice" },
 			func(r *ncmec.Report) any { return r.AdditionalInfo }, "seen twice"},
 		{"neither", func(r *pb.Report) {},
@@ -151,6 +161,39 @@ func TestReport(t *testing.T) {
 	}
 	if _, err := filing.Report(&pb.ReportSubmitted{}, reporter, now); err == nil {
 		t.Error("an event without a report was built")
+	}
+}
+
+// The private note and the internal statements never reach NCMEC: the
+// encoded XML holds the comments for NCMEC and the actions, and nothing of
+// the note or the statements, in any case.
+func TestPrivateNoteAndStatementsAreNotInTheXML(t *testing.T) {
+	t.Parallel()
+	const note = "PRIVATE-7f3a9c legal ticket LEG-4411: do not send"
+	r := &pb.Report{
+		IncidentTime: timestamppb.New(time.Date(2026, 2, 1, 8, 0, 0, 0, time.UTC)),
+		ActionsTaken: []string{"content removed", "e-mail sent to legal for deletion", "CheckUser data included"},
+		Notes:        "COMMENT-for-ncmec-51c2",
+		PrivateNote:  note,
+	}
+	rep, err := filing.Report(&pb.ReportSubmitted{Report: r}, reporter, time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := ncmec.EncodeReport(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lower := bytes.ToLower(doc)
+	for _, absent := range []string{"PRIVATE-7f3a9c", "LEG-4411", "legal for deletion", "checkuser"} {
+		if bytes.Contains(lower, bytes.ToLower([]byte(absent))) {
+			t.Errorf("the XML holds %q:\n%s", absent, doc)
+		}
+	}
+	for _, present := range []string{"COMMENT-for-ncmec-51c2", "content removed"} {
+		if !bytes.Contains(doc, []byte(present)) {
+			t.Errorf("the XML lacks %q:\n%s", present, doc)
+		}
 	}
 }
 
