@@ -72,7 +72,7 @@ func (a *API) DecideLegal(ctx context.Context, staff auth.Staff, id string, appr
 		}
 		now := a.now().UTC()
 		r.Legal = report.Legal{State: report.LegalRejected, DecidedBy: staff.Subject, DecidedByName: staff.Name, DecidedAt: &now, Reason: reason}
-		actor := events.Staff(staff.Subject, staff.Name)
+		actor := staff.Actor()
 		decided, err := events.New(r.ID, actor, &pb.ReportLegalDecided{Approved: approve, Reason: reason})
 		if err != nil || !approve {
 			return []*pb.Envelope{decided}, err
