@@ -3,6 +3,7 @@ package report
 import (
 	"time"
 
+	"takedown/pkg/auth"
 	"takedown/pkg/filing"
 )
 
@@ -62,7 +63,12 @@ type Report struct {
 	Status      Status    `json:"status"`
 	SubmittedAt time.Time `json:"submitted_at"`
 	SubmittedBy string    `json:"submitted_by"`
-	Filing      int       `json:"filing"`
+	// SubmittedByName and SubmittedByEmail name the submitter to people
+	// (their ID token's claims at submission); empty for reports stored
+	// before intake kept them. SubmittedBy stays the id.
+	SubmittedByName  string `json:"submitted_by_name,omitempty"`
+	SubmittedByEmail string `json:"submitted_by_email,omitempty"`
+	Filing           int    `json:"filing"`
 	Details
 	IncidentTime time.Time `json:"incident_time"`
 	Files        []File    `json:"files"`
@@ -238,4 +244,10 @@ type Event struct {
 	OccurredAt time.Time `json:"occurred_at"`
 	Actor      string    `json:"actor"`
 	Summary    string    `json:"summary"`
+}
+
+// Submitter names who submitted the report to people: "Name <email>", or
+// the subject for a report stored before names were kept.
+func (r Report) Submitter() string {
+	return auth.Label(r.SubmittedBy, r.SubmittedByName, r.SubmittedByEmail)
 }
