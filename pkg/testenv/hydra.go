@@ -30,11 +30,12 @@ type Hydra struct {
 	admin string // base URL of the admin API
 	http  *http.Client
 
-	mu      sync.Mutex
-	queue   []HydraUser
-	users   map[string]HydraUser // by subject, from login to consent
-	refuse  bool                 // refuse the next consent
-	nextSub int
+	mu        sync.Mutex
+	redirects []string
+	queue     []HydraUser
+	users     map[string]HydraUser // by subject, from login to consent
+	refuse    bool                 // refuse the next consent
+	nextSub   int
 }
 
 // HydraUser is a staff member the test's login app signs in.
@@ -46,10 +47,11 @@ type HydraUser struct {
 }
 
 // StartHydra starts a provider for the test, with one client whose
-// callback is redirectURL, and stops it when the test ends. The binary is
+// callbacks are redirectURLs (AllowRedirect adds one known only later),
+// and stops it when the test ends. The binary is
 // found through $HYDRA, <repo>/bin/hydra (make tools) or $PATH; without it
 // the test is skipped, or fails where $CI is set.
-func StartHydra(tb testing.TB, redirectURL string) *Hydra {
+func StartHydra(tb testing.TB, redirectURLs ...string) *Hydra {
 	tb.Helper()
 	bin, ok := toolPath(tb, "hydra", "HYDRA")
 	if !ok {
@@ -89,7 +91,7 @@ func StartHydra(tb testing.TB, redirectURL string) *Hydra {
 	if err := h.discover("http://" + public); err != nil {
 		tb.Fatalf("testenv: %v", err)
 	}
-	if err := h.createClient(redirectURL); err != nil {
+	if err := h.createClient(redirectURLs); err != nil {
 		tb.Fatalf("testenv: %v", err)
 	}
 	return h
@@ -285,7 +287,7 @@ func (h *Hydra) discover(public string) error {
 	return nil
 }
 
-func (h *Hydra) createClient(redirectURL string) error {
+func (h *Hydra) createClient(redirectURLs []string) error {
 	var out struct {
 		ClientID     string `json:"client_id"`
 		ClientSecret string `json:"client_secret"`
@@ -295,12 +297,27 @@ func (h *Hydra) createClient(redirectURL string) error {
 		"grant_types":                []string{"authorization_code", "refresh_token"},
 		"response_types":             []string{"code", "id_token"},
 		"scope":                      "openid profile email",
-		"redirect_uris":              []string{redirectURL},
+		"redirect_uris":              append([]string{}, redirectURLs...),
 		"token_endpoint_auth_method": "client_secret_basic",
 	}, &out)
 	if err != nil {
 		return fmt.Errorf("create client: %w", err)
 	}
 	h.ClientID, h.ClientSecret = out.ClientID, out.ClientSecret
+	h.redirects = redirectURLs
 	return nil
+}
+
+// AllowRedirect adds a callback to the client: for a service whose address
+// is known only after it started (and discovered the provider).
+func (h *Hydra) AllowRedirect(tb testing.TB, redirectURL string) {
+	tb.Helper()
+	h.mu.Lock()
+	h.redirects = append(h.redirects, redirectURL)
+	patch := []map[string]any{{"op": "add", "path": "/redirect_uris", "value": h.redirects}}
+	h.mu.Unlock()
+	var out map[string]any
+	if err := h.adminJSON(context.Background(), http.MethodPatch, "/admin/clients/"+url.PathEscape(h.ClientID), patch, &out); err != nil {
+		tb.Fatalf("testenv: allow redirect %s: %v", redirectURL, err)
+	}
 }
