@@ -117,8 +117,8 @@ func TestBrowserLegalGateTwoPeopleThroughHydra(t *testing.T) {
 		chromedp.WaitVisible(`//dd[@id="legal" and contains(., "Approved by Lena Legal")]`),
 	)
 	legal := value(t, ctx, "legal", chromedp.Text("#legal"))
-	if !strings.Contains(legal, "apparent CSAM, file it") {
-		t.Errorf("the decision's reason is not shown: %q", legal)
+	if !strings.Contains(legal, "Approved by Lena Legal <lena@example.org>") || !strings.Contains(legal, "apparent CSAM, file it") {
+		t.Errorf("the decision does not name Lena by name and e-mail, or lacks its reason: %q", legal)
 	}
 	screenshot(t, ctx, "legal-approved.png")
 

@@ -55,7 +55,7 @@ func TestLegalDecisionInThePages(t *testing.T) {
 	}
 	// mockoidc's users are named by preferred_username (no name claim).
 	_, after := page(t, lena, s.url+"/reports/"+id)
-	if !strings.Contains(after, "Approved by lena (lena)") || strings.Contains(after, `id="legal-approve"`) {
+	if !strings.Contains(after, "Approved by lena &lt;lena@example.com&gt;") || strings.Contains(after, `id="legal-approve"`) {
 		t.Fatal("the page does not name the approver after the approval")
 	}
 	if sub := s.eventOf(events.ReportSubmitted, id).GetReportSubmitted().GetReport(); sub.Approver != "lena" || sub.SubmittedBy != "rita" {

@@ -101,12 +101,13 @@ const (
 // Legal is legal's decision on a report held for it.
 type Legal struct {
 	State LegalState `json:"state"`
-	// DecidedBy is the decider's staff id (subject), DecidedByName their
-	// name as the sign-in gave it.
-	DecidedBy     string     `json:"decided_by,omitempty"`
-	DecidedByName string     `json:"decided_by_name,omitempty"`
-	DecidedAt     *time.Time `json:"decided_at,omitempty"`
-	Reason        string     `json:"reason,omitempty"`
+	// DecidedBy is the decider's staff id (subject), DecidedByName and
+	// DecidedByEmail their name and e-mail as the sign-in gave them.
+	DecidedBy      string     `json:"decided_by,omitempty"`
+	DecidedByName  string     `json:"decided_by_name,omitempty"`
+	DecidedByEmail string     `json:"decided_by_email,omitempty"`
+	DecidedAt      *time.Time `json:"decided_at,omitempty"`
+	Reason         string     `json:"reason,omitempty"`
 }
 
 // SetLegal makes l the report's legal decision; the report's status and
@@ -251,3 +252,6 @@ type Event struct {
 func (r Report) Submitter() string {
 	return auth.Label(r.SubmittedBy, r.SubmittedByName, r.SubmittedByEmail)
 }
+
+// Decider names who decided to people: "Name <email>", or the subject.
+func (l Legal) Decider() string { return auth.Label(l.DecidedBy, l.DecidedByName, l.DecidedByEmail) }

@@ -4,4 +4,6 @@
 -- shown by their subject.
 ALTER TABLE reports
     ADD COLUMN submitted_by_name text,
-    ADD COLUMN submitted_by_email text;
+    ADD COLUMN submitted_by_email text,
+    -- The legal decider's e-mail beside legal_decided_by_name, likewise.
+    ADD COLUMN legal_decided_by_email text;
