@@ -120,6 +120,8 @@ func TestBrowserLegalGateTwoPeopleThroughHydra(t *testing.T) {
 	if !strings.Contains(legal, "Approved by Lena Legal <lena@example.org>") || !strings.Contains(legal, "apparent CSAM, file it") {
 		t.Errorf("the decision does not name Lena by name and e-mail, or lacks its reason: %q", legal)
 	}
+	// The history names who did what by name and e-mail.
+	run(t, ctx, "history", chromedp.WaitVisible(`//li[contains(., "(Lena Legal <lena@example.org>)")]`))
 	screenshot(t, ctx, "legal-approved.png")
 
 	// The filing names both people: the submitter by subject, name and
