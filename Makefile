@@ -12,7 +12,7 @@ VERSITYGW_VERSION := v1.8.0
 FUZZTIME ?= 5s
 FUZZMINIMIZETIME ?= 1s
 
-# The tools module pins buf, protoc-gen-go and staticcheck.
+# The tools module pins buf, protoc-gen-go, staticcheck and hydra.
 TOOL := cd tools && go build -o $(BIN)
 
 .PHONY: help tools proto proto-check build run test fuzz chaos bench lint clean
@@ -20,7 +20,7 @@ TOOL := cd tools && go build -o $(BIN)
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-tools: $(BIN)/versitygw $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/staticcheck ## install the pinned tools into ./bin
+tools: $(BIN)/versitygw $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/staticcheck $(BIN)/hydra ## install the pinned tools into ./bin
 
 $(BIN)/versitygw:
 	GOBIN=$(BIN) go install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
@@ -30,6 +30,10 @@ $(BIN)/protoc-gen-go: tools/go.mod
 	$(TOOL) google.golang.org/protobuf/cmd/protoc-gen-go
 $(BIN)/staticcheck: tools/go.mod
 	$(TOOL) honnef.co/go/tools/cmd/staticcheck
+# Ory Hydra, the OpenID Connect provider the sign-in tests run against
+# (pkg/testenv.StartHydra), on its in-memory SQLite store: cgo and gcc.
+$(BIN)/hydra: tools/go.mod
+	cd tools && CGO_ENABLED=1 go build -tags sqlite,sqlite_omit_load_extension -o $(BIN)/hydra github.com/ory/hydra/v2
 
 proto: $(BIN)/buf $(BIN)/protoc-gen-go ## regenerate the Go code of the event contract
 	$(BIN)/buf lint

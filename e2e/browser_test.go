@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/oauth2-proxy/mockoidc"
 
 	"takedown/e2e/stack"
 	"takedown/pkg/testenv"
@@ -35,18 +34,15 @@ func TestBrowserReportFinished(t *testing.T) {
 	chromium := chromiumPath(t)
 	began := time.Now()
 
-	// The test provider: intake's code flow with PKCE against it, the
-	// roles in the ID token's "groups" claim (mockoidc sends that claim
-	// when the "groups" scope is asked for).
-	oidc, err := mockoidc.Run()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = oidc.Shutdown() })
+	// The provider is a real one, Ory Hydra: intake's code flow with PKCE
+	// against it, the roles, name and e-mail in the ID token's claims. The
+	// callback is allowed once the stack has given intake its address.
+	hydra := testenv.StartHydra(t)
 	s := stack.Start(t, stack.Options{ServiceEnv: map[string][]string{"intake": {
-		"OIDC_ISSUER=" + oidc.Issuer(), "OIDC_CLIENT_ID=" + oidc.ClientID, "OIDC_CLIENT_SECRET=" + oidc.ClientSecret,
-		"OIDC_ROLES_CLAIM=groups", "OIDC_SCOPES=profile email groups",
+		"OIDC_ISSUER=" + hydra.Issuer, "OIDC_CLIENT_ID=" + hydra.ClientID, "OIDC_CLIENT_SECRET=" + hydra.ClientSecret,
+		"OIDC_SCOPES=profile email",
 	}}})
+	hydra.AllowRedirect(t, s.URL("intake")+"/auth/callback")
 	base := s.URL("intake")
 	t.Logf("stack ready after %v", time.Since(began).Round(time.Millisecond))
 
@@ -72,8 +68,7 @@ func TestBrowserReportFinished(t *testing.T) {
 
 	ctx := browser(t, chromium)
 	const key = "browser"
-	oidc.QueueUser(&mockoidc.MockUser{Subject: "rita", Email: "rita@example.com", PreferredUsername: "rita",
-		Groups: []string{"reporter"}, EmailVerified: true})
+	hydra.QueueUser("Rita Reporter", "rita@example.com", "reporter")
 	step(t, ctx, "sign in", 20*time.Second,
 		chromedp.Navigate(base+"/"),
 		chromedp.WaitVisible("#signin"),
@@ -122,6 +117,7 @@ func TestBrowserReportFinished(t *testing.T) {
 	apiCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var rep stack.Report
+	var err error
 	testenv.Eventually(t, 30*time.Second, "report finished and its case written in its final state", func() bool {
 		rep, err = s.Report(apiCtx, id)
 		return err == nil && stack.Settled(rep)
@@ -138,8 +134,8 @@ func TestBrowserReportFinished(t *testing.T) {
 	for _, want := range []string{
 		"NCMEC report " + strconv.FormatInt(rep.NCMEC.ReportID, 10) + " finished",
 		rep.Case.ID + " (" + rep.Case.State + ")",
-		"3 of 3", // files at NCMEC
-		"rita",   // the signed-in staff member submitted it
+		"3 of 3",                           // files at NCMEC
+		"Rita Reporter <rita@example.com>", // the signed-in staff member submitted it
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("status page lacks %q; it reads:\n%s", want, text)
@@ -155,6 +151,17 @@ func TestBrowserReportFinished(t *testing.T) {
 		t.Error("the status page shows the uploaded bytes")
 	}
 	saveScreenshot(t, ctx, "e2e-status.png")
+
+	// The case names the submitter as people know them, from the ID token.
+	var reporter any
+	for _, c := range s.SF.Records("Case") {
+		if c["Takedown_Report_Id__c"] == id {
+			reporter = c["Reporter__c"]
+		}
+	}
+	if reporter != "Rita Reporter <rita@example.com>" {
+		t.Errorf("the case's Reporter__c is %v, want the submitter's name and e-mail", reporter)
+	}
 
 	// The same report across NCMEC, Salesforce and the audit log.
 	res := s.Check(apiCtx, []stack.Submitted{{Key: key, ID: id, Files: 3}})

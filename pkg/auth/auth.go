@@ -18,7 +18,10 @@ import (
 	"strings"
 
 	"takedown/pkg/config"
+	"takedown/pkg/events"
+	pb "takedown/pkg/proto/takedown/v1"
 	"takedown/pkg/server"
+	"takedown/pkg/staffaction"
 )
 
 // Roles.
@@ -40,8 +43,39 @@ var Roles = []string{RoleReporter, RoleRetractor, RoleAuditor, RoleLegal, RoleEv
 // Staff is an authenticated staff member.
 type Staff struct {
 	Subject string // stable id: the OIDC subject, or "dev"
-	Name    string // display name or e-mail
-	Roles   []string
+	// Name is the display name: the ID token's name, else
+	// preferred_username, else email, else the subject.
+	Name  string
+	Email string // the ID token's email claim; may be empty
+	Roles []string
+}
+
+// Actor is the staff member as the actor of an event: the one place a Staff
+// becomes an Actor. Without a subject (a request that never authenticated)
+// it is the anonymous actor.
+func (s Staff) Actor() *pb.Actor {
+	if s.Subject == "" {
+		return staffaction.Anonymous()
+	}
+	a := events.Staff(s.Subject, s.Name)
+	a.Email = s.Email
+	return a
+}
+
+// Label is how pages and records name the staff member to people (Label).
+func (s Staff) Label() string { return Label(s.Subject, s.Name, s.Email) }
+
+// Label names a staff member to people: "Name <email>"; the name alone
+// without an e-mail (or when the name is the e-mail); the subject when no
+// name is known (records kept before names were).
+func Label(subject, name, email string) string {
+	if name == "" {
+		name = subject
+	}
+	if email == "" || email == name {
+		return name
+	}
+	return name + " <" + email + ">"
 }
 
 // Has reports whether s holds role.

@@ -46,3 +46,28 @@ func TestDevTokensSignInAsDifferentStaff(t *testing.T) {
 		t.Fatal("an empty development token accepted a request without credentials")
 	}
 }
+
+// The display name is the first claim set among name, preferred_username,
+// email and the subject; the subject stays the id.
+func TestStaffFromClaims(t *testing.T) {
+	for _, tc := range []struct {
+		claims      map[string]any
+		name, email string
+	}{
+		{map[string]any{"name": "Ada Staff", "preferred_username": "ada", "email": "ada@example.org"}, "Ada Staff", "ada@example.org"},
+		{map[string]any{"preferred_username": "ada", "email": "ada@example.org"}, "ada", "ada@example.org"},
+		{map[string]any{"email": "ada@example.org"}, "ada@example.org", "ada@example.org"},
+		{map[string]any{"name": "  "}, "sub-1", ""},
+	} {
+		s := staffFromClaims("sub-1", tc.claims, "roles")
+		if s.Subject != "sub-1" || s.Name != tc.name || s.Email != tc.email {
+			t.Errorf("%v: got %+v, want name %q email %q", tc.claims, s, tc.name, tc.email)
+		}
+	}
+	if got := (Staff{Subject: "s", Name: "Ada", Email: "a@x"}).Label(); got != "Ada <a@x>" {
+		t.Errorf("label %q", got)
+	}
+	if got := (Staff{Subject: "s"}).Label(); got != "s" {
+		t.Errorf("label without a name %q", got)
+	}
+}

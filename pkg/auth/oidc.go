@@ -136,17 +136,22 @@ func (o *OIDC) staff(idt *oidc.IDToken) (Staff, error) {
 	if err := idt.Claims(&claims); err != nil {
 		return Staff{}, fmt.Errorf("id token claims: %w", err)
 	}
-	s := Staff{Subject: idt.Subject, Roles: rolesFrom(claims, o.rolesClaim)}
-	for _, k := range []string{"email", "preferred_username", "name"} {
-		if v, ok := claims[k].(string); ok && v != "" {
+	return staffFromClaims(idt.Subject, claims, o.rolesClaim), nil
+}
+
+// staffFromClaims names the staff member from the ID token's claims: the
+// subject stays the id; the display name is the first of name,
+// preferred_username, email and the subject that is set.
+func staffFromClaims(subject string, claims map[string]any, rolesClaim string) Staff {
+	str := func(k string) string { v, _ := claims[k].(string); return strings.TrimSpace(v) }
+	s := Staff{Subject: subject, Email: str("email"), Roles: rolesFrom(claims, rolesClaim)}
+	for _, v := range []string{str("name"), str("preferred_username"), s.Email, subject} {
+		if v != "" {
 			s.Name = v
 			break
 		}
 	}
-	if s.Name == "" {
-		s.Name = s.Subject
-	}
-	return s, nil
+	return s
 }
 
 // rolesFrom reads the takedown roles out of the claim at path. Values that

@@ -65,6 +65,7 @@ type Sessions struct {
 const (
 	keySubject   = "sub"
 	keyName      = "name"
+	keyEmail     = "email"
 	keyRoles     = "roles"
 	keyCSRF      = "csrf"
 	keyBearer    = "bearer"
@@ -177,7 +178,10 @@ func (s *Sessions) Staff(ctx context.Context) (Staff, bool) {
 	if sub == "" {
 		return Staff{}, false
 	}
-	return Staff{Subject: sub, Name: s.m.GetString(ctx, keyName), Roles: strings.Fields(s.m.GetString(ctx, keyRoles))}, true
+	return Staff{
+		Subject: sub, Name: s.m.GetString(ctx, keyName), Email: s.m.GetString(ctx, keyEmail),
+		Roles: strings.Fields(s.m.GetString(ctx, keyRoles)),
+	}, true
 }
 
 // SignIn records st in the session under a new token (the old one, which
@@ -195,6 +199,7 @@ func (s *Sessions) SignIn(ctx context.Context, st Staff, bearer string, expires 
 	}
 	s.m.Put(ctx, keySubject, st.Subject)
 	s.m.Put(ctx, keyName, st.Name)
+	s.m.Put(ctx, keyEmail, st.Email)
 	s.m.Put(ctx, keyRoles, strings.Join(st.Roles, " "))
 	s.m.Put(ctx, keyBearer, bearer)
 	s.m.Put(ctx, keyCSRF, randomToken())

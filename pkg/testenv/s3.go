@@ -109,7 +109,7 @@ type S3Server struct {
 	secretKey string
 
 	mu      sync.Mutex
-	running *vgwProcess
+	running *childProcess
 }
 
 // StartS3Server starts a private S3 server for the test, stopped and removed
@@ -226,7 +226,7 @@ func (s *S3Server) start() error {
 	if s.running != nil {
 		return nil
 	}
-	p, err := startVersitygw(s.bin, s.args, []string{
+	p, err := startChild(s.bin, s.args, []string{
 		"ROOT_ACCESS_KEY_ID=" + s.accessKey,
 		"ROOT_SECRET_ACCESS_KEY=" + s.secretKey,
 	})
@@ -309,16 +309,18 @@ func newS3Client(addr, ak, sk string, maxRetries int) (*minio.Client, error) {
 	})
 }
 
-// vgwProcess is one running versitygw.
-type vgwProcess struct {
+// childProcess is one running server binary of the harness (versitygw,
+// hydra): killed with the test binary on Linux, its output's tail kept to
+// explain a failed start.
+type childProcess struct {
 	cmd    *exec.Cmd
 	out    *tailBuffer
 	exited chan struct{} // closed when the process has exited
 	err    error         // Wait's result, set before exited closes
 }
 
-func startVersitygw(bin string, args, env []string) (*vgwProcess, error) {
-	p := &vgwProcess{out: &tailBuffer{max: 8 << 10}, exited: make(chan struct{})}
+func startChild(bin string, args, env []string) (*childProcess, error) {
+	p := &childProcess{out: &tailBuffer{max: 8 << 10}, exited: make(chan struct{})}
 	started := make(chan error, 1)
 	// The process is started and waited for on one goroutine that holds its
 	// OS thread: on Linux the child's parent-death signal fires when the
@@ -346,7 +348,7 @@ func startVersitygw(bin string, args, env []string) (*vgwProcess, error) {
 	return p, nil
 }
 
-func (p *vgwProcess) stop() {
+func (p *childProcess) stop() {
 	select {
 	case <-p.exited:
 		return
@@ -363,7 +365,7 @@ func (p *vgwProcess) stop() {
 
 // waitS3Ready polls until the server answers HTTP at all (an anonymous
 // request gets 403), the process exits, or the deadline passes.
-func waitS3Ready(addr string, p *vgwProcess, timeout time.Duration) error {
+func waitS3Ready(addr string, p *childProcess, timeout time.Duration) error {
 	client := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(timeout)
 	for {
@@ -387,21 +389,32 @@ func waitS3Ready(addr string, p *vgwProcess, timeout time.Duration) error {
 // install it.
 func versitygwPath(tb testing.TB) string {
 	tb.Helper()
-	if p := os.Getenv("VERSITYGW"); p != "" {
+	p, ok := toolPath(tb, "versitygw", "VERSITYGW")
+	if !ok {
+		tb.Fatalf("testenv: the S3 server versitygw is not installed: run `make tools` in the repository root (installs bin/versitygw), or set $VERSITYGW to its path")
+	}
+	return p
+}
+
+// toolPath finds a server binary the tests run: $<envVar> (which must
+// exist), <repo>/bin/<name> (make tools), or $PATH. ok is false when none
+// has it.
+func toolPath(tb testing.TB, name, envVar string) (path string, ok bool) {
+	tb.Helper()
+	if p := os.Getenv(envVar); p != "" {
 		if _, err := os.Stat(p); err != nil {
-			tb.Fatalf("testenv: $VERSITYGW=%s: %v", p, err)
+			tb.Fatalf("testenv: $%s=%s: %v", envVar, p, err)
 		}
-		return p
+		return p, true
 	}
-	p := filepath.Join(RepoRoot(tb), "bin", "versitygw")
+	p := filepath.Join(RepoRoot(tb), "bin", name)
 	if _, err := os.Stat(p); err == nil {
-		return p
+		return p, true
 	}
-	if p, err := exec.LookPath("versitygw"); err == nil {
-		return p
+	if p, err := exec.LookPath(name); err == nil {
+		return p, true
 	}
-	tb.Fatalf("testenv: the S3 server versitygw is not installed: run `make tools` in the repository root (installs bin/versitygw), or set $VERSITYGW to its path")
-	return ""
+	return "", false
 }
 
 // freeLoopbackAddr returns a loopback address nobody listens on at the

@@ -511,8 +511,11 @@ type Actor struct {
 	Kind  Actor_Kind             `protobuf:"varint,1,opt,name=kind,proto3,enum=takedown.v1.Actor_Kind" json:"kind,omitempty"`
 	// Staff: the OIDC subject (or "dev" for the development token). Service: its name.
 	Id string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
-	// Staff: a display name or e-mail when known.
-	Name          string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	// Staff: the display name (the ID token's name, else preferred_username,
+	// else email, else the subject).
+	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	// Staff: the e-mail address when the ID token carries one.
+	Email         string `protobuf:"bytes,4,opt,name=email,proto3" json:"email,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -564,6 +567,13 @@ func (x *Actor) GetId() string {
 func (x *Actor) GetName() string {
 	if x != nil {
 		return x.Name
+	}
+	return ""
+}
+
+func (x *Actor) GetEmail() string {
+	if x != nil {
+		return x.Email
 	}
 	return ""
 }
@@ -654,6 +664,10 @@ type Report struct {
 	// Who submitted the report (staff subject) and when.
 	SubmittedBy string                 `protobuf:"bytes,14,opt,name=submitted_by,json=submittedBy,proto3" json:"submitted_by,omitempty"`
 	SubmittedAt *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=submitted_at,json=submittedAt,proto3" json:"submitted_at,omitempty"`
+	// The submitter's display name and e-mail (ID token claims) at the time;
+	// submitted_by stays the id.
+	SubmittedByName  string `protobuf:"bytes,18,opt,name=submitted_by_name,json=submittedByName,proto3" json:"submitted_by_name,omitempty"`
+	SubmittedByEmail string `protobuf:"bytes,19,opt,name=submitted_by_email,json=submittedByEmail,proto3" json:"submitted_by_email,omitempty"`
 	// 1 for the first filing; a report filed again after a retraction counts up.
 	Filing uint32 `protobuf:"varint,16,opt,name=filing,proto3" json:"filing,omitempty"`
 	// When a second person in legal approved the report in takedown
@@ -800,6 +814,20 @@ func (x *Report) GetSubmittedAt() *timestamppb.Timestamp {
 		return x.SubmittedAt
 	}
 	return nil
+}
+
+func (x *Report) GetSubmittedByName() string {
+	if x != nil {
+		return x.SubmittedByName
+	}
+	return ""
+}
+
+func (x *Report) GetSubmittedByEmail() string {
+	if x != nil {
+		return x.SubmittedByEmail
+	}
+	return ""
 }
 
 func (x *Report) GetFiling() uint32 {
@@ -2656,11 +2684,12 @@ const file_takedown_v1_events_proto_rawDesc = "" +
 	"\rreport_closed\x18\x1b \x01(\v2\x19.takedown.v1.ReportClosedH\x00R\freportClosed\x12I\n" +
 	"\x10ncmec_connection\x18\x1c \x01(\v2\x1c.takedown.v1.NcmecConnectionH\x00R\x0fncmecConnection\x12S\n" +
 	"\x14report_legal_decided\x18\x1e \x01(\v2\x1f.takedown.v1.ReportLegalDecidedH\x00R\x12reportLegalDecidedB\t\n" +
-	"\apayload\"\x98\x01\n" +
+	"\apayload\"\xae\x01\n" +
 	"\x05Actor\x12+\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x17.takedown.v1.Actor.KindR\x04kind\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x12\n" +
-	"\x04name\x18\x03 \x01(\tR\x04name\">\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x14\n" +
+	"\x05email\x18\x04 \x01(\tR\x05email\">\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
@@ -2669,7 +2698,7 @@ const file_takedown_v1_events_proto_rawDesc = "" +
 	"\x0fReportSubmitted\x12+\n" +
 	"\x06report\x18\x01 \x01(\v2\x13.takedown.v1.ReportR\x06report\x12'\n" +
 	"\x05files\x18\x02 \x03(\v2\x11.takedown.v1.FileR\x05files\x122\n" +
-	"\bdata_key\x18\x03 \x01(\v2\x17.takedown.v1.WrappedKeyR\adataKey\"\xa2\x05\n" +
+	"\bdata_key\x18\x03 \x01(\v2\x17.takedown.v1.WrappedKeyR\adataKey\"\xfc\x05\n" +
 	"\x06Report\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12#\n" +
 	"\rincident_type\x18\x02 \x01(\tR\fincidentType\x12?\n" +
@@ -2686,7 +2715,9 @@ const file_takedown_v1_events_proto_rawDesc = "" +
 	"\bescalate\x18\f \x01(\tR\bescalate\x12\x12\n" +
 	"\x04test\x18\r \x01(\bR\x04test\x12!\n" +
 	"\fsubmitted_by\x18\x0e \x01(\tR\vsubmittedBy\x12=\n" +
-	"\fsubmitted_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\vsubmittedAt\x12\x16\n" +
+	"\fsubmitted_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\vsubmittedAt\x12*\n" +
+	"\x11submitted_by_name\x18\x12 \x01(\tR\x0fsubmittedByName\x12,\n" +
+	"\x12submitted_by_email\x18\x13 \x01(\tR\x10submittedByEmail\x12\x16\n" +
 	"\x06filing\x18\x10 \x01(\rR\x06filing\x12D\n" +
 	"\x10legal_decided_at\x18\x14 \x01(\v2\x1a.google.protobuf.TimestampR\x0elegalDecidedAt\x12!\n" +
 	"\fprivate_note\x18\x11 \x01(\tR\vprivateNote\"\x81\x01\n" +

@@ -34,6 +34,9 @@ type Actor struct {
 	Kind string `json:"kind"` // "staff", "service" or "unspecified"
 	ID   string `json:"id"`
 	Name string `json:"name"`
+	// Email is left out when empty, so that entries without one keep the
+	// content format 1 had before staff e-mails were logged.
+	Email string `json:"email,omitempty"`
 }
 
 // Entry is one link of the chain.
@@ -99,7 +102,7 @@ func ActorOf(a *pb.Actor) Actor {
 	case pb.Actor_KIND_SERVICE:
 		kind = "service"
 	}
-	return Actor{Kind: kind, ID: a.GetId(), Name: a.GetName()}
+	return Actor{Kind: kind, ID: a.GetId(), Name: a.GetName(), Email: a.GetEmail()}
 }
 
 // redact returns the envelope as it may be kept forever. The wrapped data

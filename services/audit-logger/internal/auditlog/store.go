@@ -53,10 +53,10 @@ func Append(ctx context.Context, tx pgx.Tx, env *pb.Envelope, streamSeq uint64, 
 		occurred = &e.OccurredAt
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO entries (seq, event_id, type, report_id, actor_kind, actor_id, actor_name,
-		occurred_at, recorded_at, stream_seq, refused, content, prev_hash, hash)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+		occurred_at, recorded_at, stream_seq, refused, content, prev_hash, hash, actor_email)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
 		e.Seq, e.EventID, e.Type, e.ReportID, e.Actor.Kind, e.Actor.ID, e.Actor.Name,
-		occurred, e.RecordedAt, int64(e.StreamSeq), e.Refused, e.Content, e.PrevHash, e.Hash); err != nil {
+		occurred, e.RecordedAt, int64(e.StreamSeq), e.Refused, e.Content, e.PrevHash, e.Hash, e.Actor.Email); err != nil {
 		return Entry{}, false, fmt.Errorf("audit append %s: %w", env.EventId, err)
 	}
 	if _, err := tx.Exec(ctx, `UPDATE chain_head SET seq = $1, hash = $2`, e.Seq, e.Hash); err != nil {
@@ -66,14 +66,14 @@ func Append(ctx context.Context, tx pgx.Tx, env *pb.Envelope, streamSeq uint64, 
 }
 
 const columns = `seq, event_id::text, type, report_id, actor_kind, actor_id, actor_name,
-	occurred_at, recorded_at, stream_seq, refused, content, prev_hash, hash`
+	occurred_at, recorded_at, stream_seq, refused, content, prev_hash, hash, actor_email`
 
 func scan(rows pgx.CollectableRow) (Entry, error) {
 	var e Entry
 	var occurred *time.Time
 	var streamSeq int64
 	err := rows.Scan(&e.Seq, &e.EventID, &e.Type, &e.ReportID, &e.Actor.Kind, &e.Actor.ID, &e.Actor.Name,
-		&occurred, &e.RecordedAt, &streamSeq, &e.Refused, &e.Content, &e.PrevHash, &e.Hash)
+		&occurred, &e.RecordedAt, &streamSeq, &e.Refused, &e.Content, &e.PrevHash, &e.Hash, &e.Actor.Email)
 	if occurred != nil {
 		e.OccurredAt = occurred.UTC()
 	}

@@ -1,6 +1,7 @@
 package auditlog
 
 import (
+	"bytes"
 	"context"
 	"sync"
 	"testing"
@@ -10,7 +11,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"takedown/pkg/database"
+	"takedown/pkg/events"
 	"takedown/pkg/outbox"
+	pb "takedown/pkg/proto/takedown/v1"
 	"takedown/pkg/stream"
 	"takedown/pkg/testenv"
 )
@@ -124,5 +127,41 @@ func TestGrantWriterIsIdempotent(t *testing.T) {
 	}
 	if err := GrantWriter(ctx, pool, "audit", `x"; DROP TABLE entries; --`); err == nil {
 		t.Fatal("a role name that needs quoting was accepted")
+	}
+}
+
+// An entry names staff by name and e-mail; the e-mail is in the column and
+// the hashed content alike, so the chain verifies, and an actor without one
+// keeps the content as format 1 wrote it.
+func TestEntryKeepsTheStaffEmail(t *testing.T) {
+	t.Parallel()
+	pool := openLog(t)
+	ctx := t.Context()
+	withEmail := events.Staff("sub-1", "Ada Staff")
+	withEmail.Email = "ada@example.org"
+	for i, actor := range []*pb.Actor{withEmail, events.Staff("sub-2", "Bo")} {
+		env, err := events.New("", actor, &pb.StaffAction{Action: "sign_in"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := database.InTx(ctx, pool, func(tx pgx.Tx) error {
+			_, _, err := Append(ctx, tx, env, uint64(i+1), time.Now(), "")
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	page, err := List(ctx, pool, "", 0, 10)
+	if err != nil || len(page) != 2 {
+		t.Fatalf("list: %d entries, %v", len(page), err)
+	}
+	if a := page[0].Actor; a.Name != "Ada Staff" || a.Email != "ada@example.org" {
+		t.Errorf("first entry's actor %+v", a)
+	}
+	if !bytes.Contains(page[0].Content, []byte(`"email":"ada@example.org"`)) || bytes.Contains(page[1].Content, []byte(`"email"`)) {
+		t.Errorf("contents: %s / %s", page[0].Content, page[1].Content)
+	}
+	if res, err := Verify(ctx, pool, 10); err != nil || !res.OK {
+		t.Fatalf("verify = %+v, %v", res, err)
 	}
 }

@@ -155,7 +155,7 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 			return err
 		}
 		detail := fmt.Sprintf("%d entries after %d", len(entries), after)
-		return record(r.Context(), tx, reportID, events.Staff(staff.Subject, staff.Name), ActionRead, r, detail)
+		return record(r.Context(), tx, reportID, staff.Actor(), ActionRead, r, detail)
 	})
 	if err != nil {
 		logging.FromContext(r.Context()).Error("audit list", logging.KeyErr, err)
@@ -192,7 +192,7 @@ func (a *API) verify(w http.ResponseWriter, r *http.Request) {
 	a.verifies.WithLabelValues(result).Inc()
 	staff, _ := auth.FromContext(r.Context())
 	err = database.InTx(r.Context(), a.pool, func(tx pgx.Tx) error {
-		return record(r.Context(), tx, "", events.Staff(staff.Subject, staff.Name), ActionVerify, r, detail)
+		return record(r.Context(), tx, "", staff.Actor(), ActionVerify, r, detail)
 	})
 	if err != nil {
 		logging.FromContext(r.Context()).Error("audit verify: record the action", logging.KeyErr, err)
@@ -229,7 +229,7 @@ func caller(r *http.Request, authn []auth.Authenticator) (*pb.Actor, string) {
 			return staffaction.Anonymous(), "invalid credentials"
 		}
 		if ok {
-			return events.Staff(s.Subject, s.Name), "lacks the " + auth.RoleAuditor + " role"
+			return s.Actor(), "lacks the " + auth.RoleAuditor + " role"
 		}
 	}
 	return staffaction.Anonymous(), "no credentials"

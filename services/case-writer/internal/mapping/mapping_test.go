@@ -110,6 +110,27 @@ func TestLoadReadsJSONToo(t *testing.T) {
 	}
 }
 
+// Reporter__c names the submitter as people know them, within the field's
+// 255 characters; a report from before names were kept shows the subject.
+func TestReporterNamesTheSubmitter(t *testing.T) {
+	long := strings.Repeat("n", 300)
+	for _, tc := range []struct {
+		r    *pb.Report
+		want string
+	}{
+		{&pb.Report{SubmittedBy: "sub-1", SubmittedByName: "Ada Staff", SubmittedByEmail: "ada@example.org"}, "Ada Staff <ada@example.org>"},
+		{&pb.Report{SubmittedBy: "sub-1", SubmittedByName: "ada@example.org", SubmittedByEmail: "ada@example.org"}, "ada@example.org"},
+		{&pb.Report{SubmittedBy: "sub-1"}, "sub-1"},
+		{&pb.Report{SubmittedBy: "sub-1", SubmittedByName: long, SubmittedByEmail: "ada@example.org"}, strings.Repeat("n", 254) + "…"},
+	} {
+		c := cases.New("0190a4b2-7c1e-7000-8000-00000000000b")
+		c.Submitted = &pb.ReportSubmitted{Report: tc.r}
+		if got := mapping.Default().CaseRecord(c).Fields["Reporter__c"]; got != tc.want {
+			t.Errorf("%v: Reporter__c = %q, want %q", tc.r, got, tc.want)
+		}
+	}
+}
+
 func TestRender(t *testing.T) {
 	up := time.Date(2026, 1, 1, 8, 30, 0, 0, time.UTC)
 	c := cases.New("0190a4b2-7c1e-7000-8000-00000000000a")
@@ -118,7 +139,7 @@ func TestRender(t *testing.T) {
 			IncidentTime: timestamppb.New(up), Platform: "Commons", Uploader: &pb.Uploader{Username: "u1"},
 			LegalApproved: false, NotApprovedReason: "urgent", ActionsTaken: []string{"content removed", "account locked", "CheckUser data included"},
 			Notes: "comment for NCMEC", PrivateNote: "asked legal, ticket LEG-4411",
-			SubmittedBy: "staff@example.org", SubmittedAt: timestamppb.New(up.Add(time.Hour)), Filing: 1},
+			SubmittedBy: "sub-7", SubmittedByName: "Sam Staff", SubmittedByEmail: "staff@example.org", SubmittedAt: timestamppb.New(up.Add(time.Hour)), Filing: 1},
 		Files: []*pb.File{{Id: "f1", Name: "a.jpg", Size: 1234, Md5: "m", Sha1: "s1", Sha256: "s256", ObjectKey: "reports/x/y", OriginalUploadTime: timestamppb.New(up)}},
 	}
 	c.NCMEC = filing.Status{Filing: 1, State: filing.Finished, NCMECReportID: 4242, At: up, FinishedAt: up.Add(2 * time.Hour), LearnedFrom: filing.FromReceipt}
@@ -135,7 +156,7 @@ func TestRender(t *testing.T) {
 		"Incident_Time__c":       "2026-01-01T08:30:00.000Z",
 		"Project__c":             "Commons",
 		"Uploader_Username__c":   "u1",
-		"Reporter__c":            "staff@example.org",
+		"Reporter__c":            "Sam Staff <staff@example.org>",
 		"Reported_At__c":         "2026-01-01T09:30:00.000Z",
 		"Legal_Approved__c":      false,
 		"Not_Approved_Reason__c": "urgent",
@@ -152,7 +173,7 @@ func TestRender(t *testing.T) {
 	if d := cmp.Diff(want, got.Fields); d != "" || got.ExternalID != c.ReportID {
 		t.Errorf("case (-want +got):\n%s", d)
 	}
-	for _, s := range []string{c.ReportID, "Commons", "not approved: urgent", "NCMEC: finished, report 4242", "Comments for NCMEC: comment for NCMEC"} {
+	for _, s := range []string{c.ReportID, "Commons", "not approved: urgent", "NCMEC: finished, report 4242", "Comments for NCMEC: comment for NCMEC", "by Sam Staff <staff@example.org>"} {
 		if !strings.Contains(desc, s) {
 			t.Errorf("description %q lacks %q", desc, s)
 		}

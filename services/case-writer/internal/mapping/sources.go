@@ -6,6 +6,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"takedown/pkg/auth"
 	"takedown/pkg/filing"
 	pb "takedown/pkg/proto/takedown/v1"
 	"takedown/services/case-writer/internal/cases"
@@ -61,7 +62,10 @@ var sources = map[string]source{
 	"report.escalate":            {caseScope, "escalation reason, empty when not escalated", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return r.GetEscalate() }},
 	"report.escalated":           {caseScope, "whether the report is escalated (boolean)", []string{"true", "false"}, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return r.GetEscalate() != "" }},
 	"report.test":                {caseScope, "filed with NCMEC's test environment (boolean)", []string{"true", "false"}, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return r.GetTest() }},
-	"report.submitted_by":        {caseScope, "staff member who submitted the report", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return r.GetSubmittedBy() }},
+	"report.submitted_by":        {caseScope, "the id (OIDC subject) of the staff member who submitted the report", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any { return r.GetSubmittedBy() }},
+	"report.submitter": {caseScope, "the staff member who submitted the report as people know them, \"Name <email>\" from their sign-in (the subject for a report that names nobody), at most 255 characters", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any {
+		return shorten(submitter(r), maxTitle)
+	}},
 	"report.submitted_at": {caseScope, "when it was submitted (time)", nil, func(_ *cases.Case, r *pb.Report, _ *pb.File) any {
 		return ts(r.GetSubmittedAt().AsTime(), r.GetSubmittedAt() != nil)
 	}},
@@ -149,6 +153,11 @@ func title(c *cases.Case, r *pb.Report, _ *pb.File) any {
 	return head.String() + tail.String()
 }
 
+// submitter names who submitted r: "Name <email>", or the subject.
+func submitter(r *pb.Report) string {
+	return auth.Label(r.GetSubmittedBy(), r.GetSubmittedByName(), r.GetSubmittedByEmail())
+}
+
 // shorten cuts s to at most n characters, marking the cut with "…".
 func shorten(s string, n int) string {
 	if utf8.RuneCountInString(s) <= n {
@@ -176,7 +185,7 @@ func description(c *cases.Case, r *pb.Report, _ *pb.File) any {
 	}
 	b.WriteString("\n")
 	if r.GetSubmittedAt() != nil {
-		line("Submitted", r.GetSubmittedAt().AsTime().UTC().Format(time.RFC3339)+" by "+r.GetSubmittedBy())
+		line("Submitted", r.GetSubmittedAt().AsTime().UTC().Format(time.RFC3339)+" by "+submitter(r))
 	}
 	line("Platform", r.GetPlatform())
 	line("URLs", strings.Join(r.GetUrls(), " "))

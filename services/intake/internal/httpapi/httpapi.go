@@ -282,7 +282,7 @@ func (a *API) Refile(ctx context.Context, staff auth.Staff, id string, corr *Cor
 		if err != nil {
 			return nil, err
 		}
-		ev, err := events.New(r.ID, events.Staff(staff.Subject, staff.Name), &pb.ReportSubmitted{
+		ev, err := events.New(r.ID, staff.Actor(), &pb.ReportSubmitted{
 			Report:  toProto(r, prior),
 			Files:   filesToProto(r.Files),
 			DataKey: &pb.WrappedKey{MasterKeyId: key.MasterKeyID, Ciphertext: key.Ciphertext},
@@ -318,7 +318,7 @@ func (a *API) Close(ctx context.Context, staff auth.Staff, id, reason string) (*
 		if err := refused(r.FilingStatus.Allows(filing.Close)); err != nil {
 			return nil, err
 		}
-		return events.New(r.ID, events.Staff(staff.Subject, staff.Name),
+		return events.New(r.ID, staff.Actor(),
 			&pb.ReportClosed{Filing: uint32(r.FilingStatus.Filing), Reason: reason})
 	})
 	if err := changeError(log, id, "closed", err); err != nil {

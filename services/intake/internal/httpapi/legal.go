@@ -71,8 +71,8 @@ func (a *API) DecideLegal(ctx context.Context, staff auth.Staff, id string, appr
 				"you submitted this report: a second person with the legal role must decide on it")
 		}
 		now := a.now().UTC()
-		r.Legal = report.Legal{State: report.LegalRejected, DecidedBy: staff.Subject, DecidedByName: staff.Name, DecidedAt: &now, Reason: reason}
-		actor := events.Staff(staff.Subject, staff.Name)
+		r.Legal = report.Legal{State: report.LegalRejected, DecidedBy: staff.Subject, DecidedByName: staff.Name, DecidedByEmail: staff.Email, DecidedAt: &now, Reason: reason}
+		actor := staff.Actor()
 		decided, err := events.New(r.ID, actor, &pb.ReportLegalDecided{Approved: approve, Reason: reason})
 		if err != nil || !approve {
 			return []*pb.Envelope{decided}, err
@@ -115,7 +115,7 @@ func decidedWords(l report.Legal) string {
 		if l.DecidedAt != nil {
 			at = " at " + l.DecidedAt.UTC().Format(time.RFC3339)
 		}
-		return fmt.Sprintf("%s by %s%s", l.State, l.DecidedByName, at)
+		return fmt.Sprintf("%s by %s%s", l.State, l.Decider(), at)
 	}
 	return "the submitter recorded legal's decision (LEGAL_APPROVAL=recorded)"
 }

@@ -213,11 +213,15 @@ func (a *API) receive(w http.ResponseWriter, r *http.Request, describe Describe)
 	}
 
 	rep := &report.Report{
-		ID:           events.NewID(),
-		SubmittedAt:  a.now().UTC(),
-		SubmittedBy:  staff.Subject,
-		Details:      in.Details(),
-		IncidentTime: in.IncidentAt(),
+		ID:          events.NewID(),
+		SubmittedAt: a.now().UTC(),
+		SubmittedBy: staff.Subject,
+		// The names as the sign-in gave them now, kept for the pages, the
+		// event and the case.
+		SubmittedByName:  staff.Name,
+		SubmittedByEmail: staff.Email,
+		Details:          in.Details(),
+		IncidentTime:     in.IncidentAt(),
 	}
 	rep.SetFiling(filing.New())
 	ctx, log := logging.With(ctx, logging.KeyReportID, rep.ID)
@@ -300,7 +304,7 @@ func (a *API) submitted(ctx context.Context, rep *report.Report, staff auth.Staf
 	if err != nil {
 		return nil, err
 	}
-	return events.New(rep.ID, events.Staff(staff.Subject, staff.Name), &pb.ReportSubmitted{
+	return events.New(rep.ID, staff.Actor(), &pb.ReportSubmitted{
 		Report:  toProto(rep, prior),
 		Files:   filesToProto(rep.Files),
 		DataKey: &pb.WrappedKey{MasterKeyId: wrapped.MasterKeyID, Ciphertext: wrapped.Ciphertext},
@@ -532,6 +536,8 @@ func toProto(r *report.Report, prior []int64) *pb.Report {
 		Escalate:          r.Escalate,
 		Test:              r.Test,
 		SubmittedBy:       r.SubmittedBy,
+		SubmittedByName:   r.SubmittedByName,
+		SubmittedByEmail:  r.SubmittedByEmail,
 		SubmittedAt:       timestamppb.New(r.SubmittedAt),
 		Filing:            uint32(r.Filing),
 		LegalDecidedAt:    legalDecidedAt(r.Legal),

@@ -64,7 +64,7 @@ func (m *Manager) RequestDestruction(ctx context.Context, s auth.Staff, reportID
 			VALUES ($1, $2, $3, $4, $5, $6, $7)`, d.ID, reportID, agency, reference, day, s.Subject, d.RecordedAt); err != nil {
 			return err
 		}
-		ev, err := events.New(reportID, events.Staff(s.Subject, s.Name), &pb.EvidenceDestructionRequested{
+		ev, err := events.New(reportID, s.Actor(), &pb.EvidenceDestructionRequested{
 			RequestId: d.ID, Agency: agency, Reference: reference, RequestedOn: timestamppb.New(day)})
 		if err != nil {
 			return err
@@ -158,7 +158,7 @@ func (m *Manager) ApproveDestruction(ctx context.Context, s auth.Staff, requestI
 		if _, err := tx.Exec(ctx, `UPDATE destruction_requests SET approved_by = $2, approved_at = $3 WHERE id = $1`, requestID, s.Subject, now); err != nil {
 			return err
 		}
-		ev, err := events.New(d.ReportID, events.Staff(s.Subject, s.Name), &pb.EvidenceDestroyed{
+		ev, err := events.New(d.ReportID, s.Actor(), &pb.EvidenceDestroyed{
 			Reason: "law_enforcement_request", RequestId: requestID, Agency: d.Agency, Reference: d.Reference,
 			RequestedBy: d.RequestedBy, ApprovedBy: s.Subject, Files: d.Files, DataKeyDestroyed: true})
 		if err != nil {

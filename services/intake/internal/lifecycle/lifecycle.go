@@ -383,7 +383,7 @@ func (m *Manager) PlaceHold(ctx context.Context, s auth.Staff, reportID, reason 
 			h.ID, reportID, reason, h.PlacedBy, h.PlacedAt); err != nil {
 			return err
 		}
-		ev, err := events.New(reportID, events.Staff(s.Subject, s.Name), &pb.EvidenceHoldPlaced{HoldId: h.ID, Reason: reason})
+		ev, err := events.New(reportID, s.Actor(), &pb.EvidenceHoldPlaced{HoldId: h.ID, Reason: reason})
 		if err != nil {
 			return err
 		}
@@ -410,7 +410,7 @@ func (m *Manager) LiftHold(ctx context.Context, s auth.Staff, reportID, holdID, 
 		if tag.RowsAffected() == 0 {
 			return ErrNotFound
 		}
-		ev, err := events.New(reportID, events.Staff(s.Subject, s.Name), &pb.EvidenceHoldLifted{HoldId: holdID, Reason: reason})
+		ev, err := events.New(reportID, s.Actor(), &pb.EvidenceHoldLifted{HoldId: holdID, Reason: reason})
 		if err != nil {
 			return err
 		}

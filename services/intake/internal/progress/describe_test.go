@@ -99,8 +99,8 @@ func TestDescribe(t *testing.T) {
 	}
 }
 
-// The history names staff by name when the event carries one, anyone else
-// by id.
+// The history names staff by name and e-mail when the event carries them,
+// anyone else by id.
 func TestActor(t *testing.T) {
 	for _, tt := range []struct {
 		actor *pb.Actor
@@ -108,6 +108,7 @@ func TestActor(t *testing.T) {
 	}{
 		{nil, ""},
 		{events.Staff("sub-1", "Ada Staff"), "Ada Staff"},
+		{&pb.Actor{Kind: pb.Actor_KIND_STAFF, Id: "sub-1", Name: "Ada Staff", Email: "ada@example.org"}, "Ada Staff <ada@example.org>"},
 		{events.Staff("sub-1", ""), "sub-1"},
 		{events.Service("case-writer"), "case-writer"},
 	} {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"takedown/pkg/auth"
 	"takedown/pkg/filing"
 	pb "takedown/pkg/proto/takedown/v1"
 	"takedown/pkg/stream"
@@ -110,8 +111,8 @@ func actor(a *pb.Actor) string {
 	switch {
 	case a == nil:
 		return ""
-	case a.Kind == pb.Actor_KIND_STAFF && a.Name != "":
-		return a.Name
+	case a.Kind == pb.Actor_KIND_STAFF:
+		return auth.Label(a.Id, a.Name, a.Email)
 	default:
 		return a.Id
 	}

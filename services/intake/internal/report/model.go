@@ -3,6 +3,7 @@ package report
 import (
 	"time"
 
+	"takedown/pkg/auth"
 	"takedown/pkg/filing"
 )
 
@@ -62,7 +63,12 @@ type Report struct {
 	Status      Status    `json:"status"`
 	SubmittedAt time.Time `json:"submitted_at"`
 	SubmittedBy string    `json:"submitted_by"`
-	Filing      int       `json:"filing"`
+	// SubmittedByName and SubmittedByEmail name the submitter to people
+	// (their ID token's claims at submission); empty for reports stored
+	// before intake kept them. SubmittedBy stays the id.
+	SubmittedByName  string `json:"submitted_by_name,omitempty"`
+	SubmittedByEmail string `json:"submitted_by_email,omitempty"`
+	Filing           int    `json:"filing"`
 	Details
 	IncidentTime time.Time `json:"incident_time"`
 	Files        []File    `json:"files"`
@@ -95,12 +101,13 @@ const (
 // Legal is legal's decision on a report held for it.
 type Legal struct {
 	State LegalState `json:"state"`
-	// DecidedBy is the decider's staff id (subject), DecidedByName their
-	// name as the sign-in gave it.
-	DecidedBy     string     `json:"decided_by,omitempty"`
-	DecidedByName string     `json:"decided_by_name,omitempty"`
-	DecidedAt     *time.Time `json:"decided_at,omitempty"`
-	Reason        string     `json:"reason,omitempty"`
+	// DecidedBy is the decider's staff id (subject), DecidedByName and
+	// DecidedByEmail their name and e-mail as the sign-in gave them.
+	DecidedBy      string     `json:"decided_by,omitempty"`
+	DecidedByName  string     `json:"decided_by_name,omitempty"`
+	DecidedByEmail string     `json:"decided_by_email,omitempty"`
+	DecidedAt      *time.Time `json:"decided_at,omitempty"`
+	Reason         string     `json:"reason,omitempty"`
 }
 
 // SetLegal makes l the report's legal decision; the report's status and
@@ -240,3 +247,12 @@ type Event struct {
 	Actor      string    `json:"actor"`
 	Summary    string    `json:"summary"`
 }
+
+// Submitter names who submitted the report to people: "Name <email>", or
+// the subject for a report stored before names were kept.
+func (r Report) Submitter() string {
+	return auth.Label(r.SubmittedBy, r.SubmittedByName, r.SubmittedByEmail)
+}
+
+// Decider names who decided to people: "Name <email>", or the subject.
+func (l Legal) Decider() string { return auth.Label(l.DecidedBy, l.DecidedByName, l.DecidedByEmail) }

@@ -64,3 +64,23 @@ func TestLegalHoldsTheStatus(t *testing.T) {
 		}
 	}
 }
+
+// People are shown by name and e-mail; a report stored before names were
+// kept (NULL columns) shows its submitter's subject.
+func TestSubmitterAndDeciderNames(t *testing.T) {
+	for _, tc := range []struct {
+		r    Report
+		want string
+	}{
+		{Report{SubmittedBy: "sub-1", SubmittedByName: "Ada Staff", SubmittedByEmail: "ada@example.org"}, "Ada Staff <ada@example.org>"},
+		{Report{SubmittedBy: "sub-1", SubmittedByName: "Ada Staff"}, "Ada Staff"},
+		{Report{SubmittedBy: "sub-1"}, "sub-1"},
+	} {
+		if got := tc.r.Submitter(); got != tc.want {
+			t.Errorf("Submitter() = %q, want %q", got, tc.want)
+		}
+	}
+	if got := (Legal{DecidedBy: "sub-2", DecidedByName: "Lena Legal", DecidedByEmail: "lena@example.org"}).Decider(); got != "Lena Legal <lena@example.org>" {
+		t.Errorf("Decider() = %q", got)
+	}
+}

@@ -52,9 +52,10 @@ func (s *Store) Create(ctx context.Context, r *report.Report, idempotencyKey str
 	return database.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		// The filing's state starts as pending (the columns' defaults);
 		// progress folds the report.submitted event in like any other.
-		if _, err := tx.Exec(ctx, `INSERT INTO reports (id, submitted_at, submitted_by, filing, incident_time, details, data_key_id, data_key, status, idempotency_key, legal_state)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, nullif($10, ''), $11)`,
-			r.ID, r.SubmittedAt, r.SubmittedBy, r.Filing, r.IncidentTime, details, key.MasterKeyID, key.Ciphertext, r.Status, idempotencyKey, legalState(r.Legal)); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO reports (id, submitted_at, submitted_by, filing, incident_time, details, data_key_id, data_key, status, idempotency_key, legal_state, submitted_by_name, submitted_by_email)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, nullif($10, ''), $11, nullif($12, ''), nullif($13, ''))`,
+			r.ID, r.SubmittedAt, r.SubmittedBy, r.Filing, r.IncidentTime, details, key.MasterKeyID, key.Ciphertext, r.Status, idempotencyKey, legalState(r.Legal),
+			r.SubmittedByName, r.SubmittedByEmail); err != nil {
 			var pgErr *pgconn.PgError
 			if errors.As(err, &pgErr) && pgErr.ConstraintName == "reports_idempotency_key" {
 				return ErrDuplicateKey
@@ -88,9 +89,9 @@ func legalState(l report.Legal) report.LegalState {
 	return l.State
 }
 
-const reportColumns = `id::text, submitted_at, submitted_by, incident_time, details,
+const reportColumns = `id::text, submitted_at, submitted_by, coalesce(submitted_by_name, ''), coalesce(submitted_by_email, ''), incident_time, details,
 	coalesce(case_id, ''), coalesce(case_state, ''), coalesce(case_filing, 0), coalesce(case_error, ''),
-	legal_state, coalesce(legal_decided_by, ''), coalesce(legal_decided_by_name, ''), legal_decided_at, coalesce(legal_reason, ''), ` + filingColumns
+	legal_state, coalesce(legal_decided_by, ''), coalesce(legal_decided_by_name, ''), coalesce(legal_decided_by_email, ''), legal_decided_at, coalesce(legal_reason, ''), ` + filingColumns
 
 // filingColumns hold a report's filing.Status (migration 0006).
 const filingColumns = `filing, ncmec_state, coalesce(ncmec_report_id, 0), coalesce(ncmec_environment, ''),
@@ -123,9 +124,9 @@ func scanReport(row pgx.Row) (report.Report, error) {
 	var details []byte
 	var st filing.Status
 	fd, done := filingDest(&st)
-	err := row.Scan(append([]any{&r.ID, &r.SubmittedAt, &r.SubmittedBy, &r.IncidentTime, &details,
+	err := row.Scan(append([]any{&r.ID, &r.SubmittedAt, &r.SubmittedBy, &r.SubmittedByName, &r.SubmittedByEmail, &r.IncidentTime, &details,
 		&r.Case.ID, &r.Case.State, &r.Case.Filing, &r.Case.Error,
-		&r.Legal.State, &r.Legal.DecidedBy, &r.Legal.DecidedByName, &r.Legal.DecidedAt, &r.Legal.Reason}, fd...)...)
+		&r.Legal.State, &r.Legal.DecidedBy, &r.Legal.DecidedByName, &r.Legal.DecidedByEmail, &r.Legal.DecidedAt, &r.Legal.Reason}, fd...)...)
 	if err != nil {
 		return r, err
 	}
@@ -329,8 +330,9 @@ func (s *Store) change(ctx context.Context, id string, change func(*report.Repor
 func saveLegal(ctx context.Context, tx pgx.Tx, r *report.Report) error {
 	l := r.Legal
 	if _, err := tx.Exec(ctx, `UPDATE reports SET legal_state = $2, legal_decided_by = nullif($3, ''),
-			legal_decided_by_name = nullif($4, ''), legal_decided_at = $5, legal_reason = nullif($6, ''), status = $7, updated_at = now()
-		WHERE id = $1`, r.ID, l.State, l.DecidedBy, l.DecidedByName, l.DecidedAt, l.Reason, r.Status); err != nil {
+			legal_decided_by_name = nullif($4, ''), legal_decided_at = $5, legal_reason = nullif($6, ''), status = $7, updated_at = now(),
+			legal_decided_by_email = nullif($8, '')
+		WHERE id = $1`, r.ID, l.State, l.DecidedBy, l.DecidedByName, l.DecidedAt, l.Reason, r.Status, l.DecidedByEmail); err != nil {
 		return fmt.Errorf("store legal decision on %s: %w", r.ID, err)
 	}
 	return nil

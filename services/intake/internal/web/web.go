@@ -34,7 +34,6 @@ import (
 	"takedown/pkg/auth"
 	"takedown/pkg/events"
 	"takedown/pkg/logging"
-	pb "takedown/pkg/proto/takedown/v1"
 	"takedown/pkg/server"
 	"takedown/pkg/staffaction"
 	"takedown/services/intake/internal/httpapi"
@@ -281,7 +280,7 @@ func (w *Web) form(h http.HandlerFunc) http.HandlerFunc {
 // record publishes a staff action for the audit log. A failure to record
 // is logged, not shown: the action itself already happened.
 func (w *Web) record(r *http.Request, reportID string, s auth.Staff, action, detail string) {
-	ev, err := events.New(reportID, actorOf(s), staffaction.Of(r, actorOf(s), action, detail))
+	ev, err := events.New(reportID, s.Actor(), staffaction.Of(r, s.Actor(), action, detail))
 	if err == nil {
 		// The answer may be sent already; the record must not depend on
 		// the client staying connected.
@@ -296,12 +295,5 @@ func (w *Web) record(r *http.Request, reportID string, s auth.Staff, action, det
 // client (package staffaction): nothing a client that is refused sends may
 // grow the audit log without bound.
 func (w *Web) recordDenied(r *http.Request, s auth.Staff, detail string) {
-	w.denials.Record(r, actorOf(s), detail)
-}
-
-func actorOf(s auth.Staff) *pb.Actor {
-	if s.Subject == "" {
-		return staffaction.Anonymous()
-	}
-	return events.Staff(s.Subject, s.Name)
+	w.denials.Record(r, s.Actor(), detail)
 }

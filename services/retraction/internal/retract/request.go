@@ -11,7 +11,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"takedown/pkg/auth"
-	"takedown/pkg/events"
 	"takedown/pkg/fault"
 	"takedown/pkg/filing"
 	pb "takedown/pkg/proto/takedown/v1"
@@ -106,7 +105,7 @@ func (r *Retractor) Request(ctx context.Context, staff auth.Staff, id string, in
 		if !ok {
 			return errAlready
 		}
-		return r.publish(ctx, tx, events.Staff(staff.Subject, staff.Name), id, &pb.RetractionRequested{
+		return r.publish(ctx, tx, staff.Actor(), id, &pb.RetractionRequested{
 			Reason: in.Reason, Filing: uint32(rep.Filing), Environment: rep.Environment})
 	})
 	switch {
@@ -189,7 +188,7 @@ func (r *Retractor) requestLost(ctx context.Context, rep store.Report, staff aut
 		if !ok {
 			return errAlready
 		}
-		return r.publish(ctx, tx, events.Staff(staff.Subject, staff.Name), rep.ReportID, &pb.RetractionRequested{
+		return r.publish(ctx, tx, staff.Actor(), rep.ReportID, &pb.RetractionRequested{
 			Reason: reason, Filing: uint32(rep.Filing), NcmecReportId: nid, Environment: env})
 	})
 	switch {
