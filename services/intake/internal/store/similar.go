@@ -39,11 +39,7 @@ func (s *Store) ReportedBefore(ctx context.Context, rep *report.Report, maxDista
 // reportedBeforeQuery is the lookup's SQL and arguments for the files of rep.
 func reportedBeforeQuery(rep *report.Report, maxDistance int) (string, []any, error) {
 	args := []any{rep.ID, maxDistance}
-	if pdqProbeCount(maxDistance) > pdqMaxProbes {
-		return reportedBeforeScan, args, nil
-	}
-	radii := pdqRadii(maxDistance)
-	probes := make([][]int32, len(pdqChunks))
+	var hashes []pdq.Hash
 	for _, f := range rep.Files {
 		if f.PDQ == "" {
 			continue
@@ -52,12 +48,32 @@ func reportedBeforeQuery(rep *report.Report, maxDistance int) (string, []any, er
 		if err != nil {
 			return "", nil, fmt.Errorf("reported before: file %s: %w", f.ID, err)
 		}
+		hashes = append(hashes, h)
+	}
+	probes, indexed := pdqProbeArgs(hashes, maxDistance)
+	if !indexed {
+		return reportedBeforeScan, args, nil
+	}
+	return reportedBeforeIndexed, append(args, probes...), nil
+}
+
+// pdqProbeArgs is the arguments of pdqPairs for hashes at maxDistance: each
+// piece's probes, and false when the distance is too far for the index
+// (pdqMaxProbes) and the lookup must compare every stored PDQ instead.
+func pdqProbeArgs(hashes []pdq.Hash, maxDistance int) ([]any, bool) {
+	if pdqProbeCount(maxDistance) > pdqMaxProbes {
+		return nil, false
+	}
+	radii := pdqRadii(maxDistance)
+	probes := make([][]int32, len(pdqChunks))
+	for _, h := range hashes {
 		pdqProbes(probes, h, radii)
 	}
-	for _, p := range probes {
-		args = append(args, p)
+	args := make([]any, len(probes))
+	for i, p := range probes {
+		args[i] = p
 	}
-	return reportedBeforeIndexed, args, nil
+	return args, true
 }
 
 // reportedBefore is the lookup, given the SQL that pairs the report's files
