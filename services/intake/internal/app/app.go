@@ -191,6 +191,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	// scan of every report inside the staff member's request; the
 	// lifecycle job retries failures.
 	api.HoldForLegal = cfg.HoldForLegal
+	api.AttentionPolicy = cfg.Attention
 	api.Stored = func(ctx context.Context, reportID string) {
 		if _, err := a.Lifecycle.LockReport(ctx, reportID); err != nil {
 			log.Warn("object lock after submission; the lifecycle job will retry", logging.KeyErr, err)

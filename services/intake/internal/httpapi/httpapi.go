@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -96,6 +95,9 @@ type API struct {
 	log      *slog.Logger
 	now      func() time.Time
 
+	// AttentionPolicy is the attention queue's (?attention=true).
+	AttentionPolicy store.AttentionPolicy
+
 	// HoldForLegal holds each submitted report for a second person's legal
 	// decision (LEGAL_APPROVAL=required; legal.go).
 	HoldForLegal bool
@@ -168,6 +170,7 @@ var ReadRoles = []string{auth.RoleReporter, auth.RoleRetractor, auth.RoleAuditor
 func (a *API) Routes(r chi.Router, guard Guard) {
 	r.With(guard(auth.RoleReporter)).Post("/api/v1/reports", a.submit)
 	r.With(guard(ReadRoles...)).Get("/api/v1/reports", a.list)
+	r.With(guard(ReadRoles...)).Get("/api/v1/reports.csv", a.exportCSV)
 	r.With(guard(ReadRoles...)).Get("/api/v1/reports/{id}", a.get)
 	r.With(guard(auth.RoleReporter)).Post("/api/v1/reports/{id}/refile", a.refile)
 	r.With(guard(auth.RoleReporter)).Post("/api/v1/reports/{id}/close", a.close)
@@ -408,45 +411,4 @@ func (a *API) ReportedBefore(ctx context.Context, rep *report.Report) error {
 
 func errNotFound(id string) error {
 	return server.Errorf(http.StatusNotFound, "not_found", "", "no report %q", id)
-}
-
-// listPage is the answer of GET /api/v1/reports.
-type listPage struct {
-	Reports []report.Report `json:"reports"`
-	// Next is the query for the following (older) page; empty on the last.
-	Next string `json:"next,omitempty"`
-}
-
-func (a *API) list(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	limit := 50
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 200 {
-			server.WriteError(w, server.Errorf(http.StatusBadRequest, "invalid", "limit", "limit must be a number from 1 to 200"))
-			return
-		}
-		limit = n
-	}
-	before := q.Get("before")
-	if before != "" {
-		if _, err := uuid.Parse(before); err != nil {
-			server.WriteError(w, server.Errorf(http.StatusBadRequest, "invalid", "before", "before must be a report id"))
-			return
-		}
-	}
-	reps, err := a.store.List(r.Context(), before, limit)
-	if err != nil {
-		a.log.Error("list reports", logging.KeyErr, err)
-		server.WriteError(w, err)
-		return
-	}
-	page := listPage{Reports: reps}
-	if page.Reports == nil {
-		page.Reports = []report.Report{}
-	}
-	if len(reps) == limit {
-		page.Next = "/api/v1/reports?limit=" + strconv.Itoa(limit) + "&before=" + reps[len(reps)-1].ID
-	}
-	server.WriteJSON(w, http.StatusOK, page)
 }

@@ -368,26 +368,6 @@ func (s *Store) RecordAction(ctx context.Context, ev *pb.Envelope) error {
 	return database.InTx(ctx, s.pool, func(tx pgx.Tx) error { return outbox.Add(ctx, tx, ev) })
 }
 
-// List returns up to limit reports older than the report id before (all
-// when empty), newest first. Report ids are UUIDv7, so they sort by time.
-func (s *Store) List(ctx context.Context, before string, limit int) ([]report.Report, error) {
-	q := `SELECT ` + reportColumns + ` FROM reports`
-	args := []any{limit}
-	if before != "" {
-		q += ` WHERE id < $2`
-		args = append(args, before)
-	}
-	rows, err := s.pool.Query(ctx, q+` ORDER BY id DESC LIMIT $1`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list reports: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (report.Report, error) { return scanReport(row) })
-	if err != nil {
-		return nil, fmt.Errorf("list reports: %w", err)
-	}
-	return out, nil
-}
-
 // AddOrphans records objects that could not be deleted after a failed
 // submission, for the sweeper.
 func (s *Store) AddOrphans(ctx context.Context, keys []string, cause error) error {

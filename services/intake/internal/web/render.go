@@ -27,6 +27,10 @@ type view struct {
 	// NCMEC warns of environments that refuse our credentials or do not
 	// answer, on the pages of warnsNCMEC.
 	NCMEC []ncmecWarning
+	// Attention is the size of the attention queue, for the header of
+	// every signed-in page (HasAttention: it could be read).
+	Attention    int
+	HasAttention bool
 }
 
 var funcs = template.FuncMap{
@@ -139,6 +143,9 @@ func (w *Web) renderTemplate(rw http.ResponseWriter, r *http.Request, status int
 	v.Staff, v.SignedIn = w.sessions.Staff(ctx)
 	if warnsNCMEC[page] && tmpl == "layout" {
 		v.NCMEC = w.ncmecWarnings(ctx)
+	}
+	if v.SignedIn && tmpl == "layout" {
+		v.Attention, v.HasAttention = w.attention.get(ctx)
 	}
 	v.Title = titleOf(data)
 	var buf bytes.Buffer

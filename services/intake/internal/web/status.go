@@ -163,15 +163,6 @@ func (w *Web) livePart(rw http.ResponseWriter, r *http.Request) {
 	w.renderTemplate(rw, r, http.StatusOK, "status", "live", w.status(r, rep))
 }
 
-func (w *Web) listPage(rw http.ResponseWriter, r *http.Request) {
-	reps, err := w.store.List(r.Context(), "", 50)
-	if err != nil {
-		w.fail(rw, r, err)
-		return
-	}
-	w.render(rw, r, http.StatusOK, "list", map[string]any{"Title": "Recent reports", "Reports": reps})
-}
-
 // retract asks the retraction service to retract the report's open NCMEC
 // submission. The browser posts here, not there: forgery protection and
 // roles are checked in one place, and the request is forwarded with the

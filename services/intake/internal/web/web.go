@@ -32,8 +32,6 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"takedown/pkg/auth"
-	"takedown/pkg/events"
-	"takedown/pkg/logging"
 	"takedown/pkg/server"
 	"takedown/pkg/staffaction"
 	"takedown/services/intake/internal/httpapi"
@@ -76,8 +74,10 @@ type Web struct {
 	pages    map[string]*template.Template
 	client   *http.Client
 	denials  *staffaction.Denials
-	log      *slog.Logger
-	now      func() time.Time
+	// attention keeps the queue's count for the header (list.go).
+	attention *countCache
+	log       *slog.Logger
+	now       func() time.Time
 }
 
 // New returns the site. oidc may be nil; bearer are the API's bearer token
@@ -92,6 +92,7 @@ func New(cfg Config, api *httpapi.API, st *store.Store, sessions *auth.Sessions,
 	}
 	w := &Web{cfg: cfg, api: api, store: st, sessions: sessions, oidc: oidc, pages: pages, log: log, now: time.Now,
 		client: &http.Client{Timeout: 15 * time.Second}, denials: staffaction.NewDenials(st.RecordAction, log)}
+	w.attention = &countCache{load: w.attentionCount, ttl: attentionCacheFor, now: func() time.Time { return w.now() }}
 	w.authn = append(append([]auth.Authenticator(nil), bearer...), w.apiSession)
 	return w, nil
 }
@@ -225,6 +226,7 @@ func (w *Web) Routes(r chi.Router) {
 	r.Get("/", w.page(w.formPage, auth.RoleReporter))
 	r.Post("/reports", w.page(w.submit, auth.RoleReporter))
 	r.Get("/reports", w.page(w.listPage, httpapi.ReadRoles...))
+	r.Get("/attention", w.page(w.attentionPage, httpapi.ReadRoles...))
 	r.Get("/reports/{id}", w.page(w.statusPage, httpapi.ReadRoles...))
 	r.Get("/reports/{id}/live", w.page(w.livePart, httpapi.ReadRoles...))
 	r.Post("/reports/{id}/retract", w.page(w.form(w.retract), auth.RoleRetractor))
@@ -277,18 +279,9 @@ func (w *Web) form(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// record publishes a staff action for the audit log. A failure to record
-// is logged, not shown: the action itself already happened.
+// record publishes a staff action for the audit log (httpapi.RecordAction).
 func (w *Web) record(r *http.Request, reportID string, s auth.Staff, action, detail string) {
-	ev, err := events.New(reportID, s.Actor(), staffaction.Of(r, s.Actor(), action, detail))
-	if err == nil {
-		// The answer may be sent already; the record must not depend on
-		// the client staying connected.
-		err = w.store.RecordAction(context.WithoutCancel(r.Context()), ev)
-	}
-	if err != nil {
-		logging.FromContext(r.Context()).Error("record staff action", "action", action, logging.KeyErr, err)
-	}
+	w.api.RecordAction(r, reportID, s, action, detail)
 }
 
 // recordDenied records a refused request, bounded and rate-limited per
