@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"takedown/pkg/pdq"
 	"takedown/pkg/testenv"
@@ -56,29 +57,7 @@ func lookupP99(b *testing.B, n int) time.Duration {
 		}
 	}
 	start := time.Now()
-	// Load without the secondary indexes, then build them from their own
-	// definitions (the migrations'), as a restore would: far faster than
-	// keeping 13 indexes current row by row.
-	rows, _ := pool.Query(ctx, `SELECT indexname, indexdef FROM pg_indexes
-		WHERE tablename = 'files' AND indexname NOT IN (SELECT conname FROM pg_constraint)`)
-	defs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[struct{ Name, Def string }])
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, d := range defs {
-		exec(`DROP INDEX ` + d.Name)
-	}
-	exec(`INSERT INTO reports (id, submitted_at, submitted_by, incident_time, details, data_key_id, data_key)
-		SELECT gen_random_uuid(), timestamptz '2020-01-01' + i * interval '1 second', 'bench', now(), '{}', 'k', '\x00'
-		FROM generate_series(1, $1) i`, n/3)
-	exec(`INSERT INTO files (id, report_id, idx, name, object_key, size, content_type, md5, sha1, sha256, pdq, meta)
-		SELECT gen_random_uuid(), r.id, k, 'f', r.id::text || k, 1, 'image/jpeg', md5(random()::text), '',
-			md5(random()::text) || md5(random()::text), md5(random()::text) || md5(random()::text), '{}'
-		FROM reports r, generate_series(0, 2) k`)
-	exec(`SET maintenance_work_mem = '512MB'`)
-	for _, d := range defs {
-		exec(d.Def)
-	}
+	loadHistory(ctx, b, pool, n/3, 3)
 
 	// Queries: 20 images, each with near-duplicates stored at distances
 	// 0, 15 and 31 (found) and 32 and 40 (not found).
@@ -128,4 +107,49 @@ func lookupP99(b *testing.B, n int) time.Duration {
 	p50, p99 := took[len(took)/2], took[len(took)*99/100]
 	b.Logf("%d hashes: per file p50 %v, p99 %v", n, p50, p99)
 	return p99
+}
+
+// loadHistory stores n reports of filesEach files each, with random hashes
+// (MD5, SHA-1, SHA-256, PDQ) and varied details: submitters, uploaders,
+// statuses, test reports, NCMEC report ids and last changes. It loads
+// without the secondary indexes, then builds them from their own
+// definitions (the migrations'), as a restore would: far faster than
+// keeping a score of indexes current row by row.
+func loadHistory(ctx context.Context, b *testing.B, pool *pgxpool.Pool, n, filesEach int) {
+	b.Helper()
+	exec := func(sql string, args ...any) {
+		b.Helper()
+		if _, err := pool.Exec(ctx, sql, args...); err != nil {
+			b.Fatalf("%s: %v", strings.Fields(sql)[0], err)
+		}
+	}
+	rows, _ := pool.Query(ctx, `SELECT indexname, indexdef FROM pg_indexes
+		WHERE tablename IN ('files', 'reports') AND schemaname = 'intake' AND indexname NOT IN (SELECT conname FROM pg_constraint)`)
+	defs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[struct{ Name, Def string }])
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, d := range defs {
+		exec(`DROP INDEX ` + d.Name)
+	}
+	// One report in 20 is a test report; one in 10 still filing, one in
+	// 100 failed; the rest finished with an NCMEC report id of their own.
+	exec(`INSERT INTO reports (id, submitted_at, submitted_by, incident_time, details, data_key_id, data_key,
+			status, ncmec_state, ncmec_report_id, updated_at)
+		SELECT gen_random_uuid(), timestamptz '2020-01-01' + i * interval '1 second', 'staff' || i % 50, now(),
+			jsonb_build_object('platform', 'wiki', 'test', i % 20 = 0,
+				'uploader', jsonb_build_object('username', 'user' || i, 'email', 'User' || i || '@example.org')),
+			'k', '\x00', s.state, s.state, CASE WHEN s.state = 'finished' THEN i END,
+			timestamptz '2020-01-01' + i * interval '1 second' + (i % 997) * interval '1 minute'
+		FROM generate_series(1, $1) i
+		CROSS JOIN LATERAL (SELECT CASE WHEN i % 100 = 0 THEN 'failed' WHEN i % 10 = 0 THEN 'uploading' ELSE 'finished' END AS state) s`, n)
+	exec(`INSERT INTO files (id, report_id, idx, name, object_key, size, content_type, md5, sha1, sha256, pdq, meta)
+		SELECT gen_random_uuid(), r.id, k, 'f', r.id::text || k, 1, 'image/jpeg', md5(random()::text),
+			left(md5(random()::text) || md5(random()::text), 40),
+			md5(random()::text) || md5(random()::text), md5(random()::text) || md5(random()::text), '{}'
+		FROM reports r, generate_series(0, $1 - 1) k`, filesEach)
+	exec(`SET maintenance_work_mem = '512MB'`)
+	for _, d := range defs {
+		exec(d.Def)
+	}
 }
