@@ -170,8 +170,15 @@ func (c *countCache) get(ctx context.Context) (n int, ok bool) {
 	return n, true
 }
 
+// attentionCountWait bounds the header's count query: page views wait for
+// one load at a time (countCache), and a slow database must not hold every
+// page up; the header then keeps the last count.
+const attentionCountWait = 2 * time.Second
+
 // attentionCount is the size of the attention queue.
 func (w *Web) attentionCount(ctx context.Context) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, attentionCountWait)
+	defer cancel()
 	counts, err := w.store.AttentionCounts(ctx, w.cfg.Attention)
 	if err != nil {
 		return 0, err
