@@ -56,6 +56,8 @@ func showsRows(t *testing.T, ctx context.Context, step, want string) {
 		}
 		return nil
 	})
+	// The DOM can hold the rows before the page is laid out; wait for that too.
+	run(t, ctx, step, chromedp.WaitVisible("#f-apply"))
 }
 
 // The list hides the test report until asked, finds a report by NCMEC's id
@@ -71,6 +73,13 @@ func TestBrowserReportsListFiltersSearchesAndPages(t *testing.T) {
 	csv := value(t, ctx, "csv link", chromedp.AttributeValue("#csv-link", "href")).Value
 	if !strings.Contains(csv, "environment=production") {
 		t.Errorf("CSV link %q does not carry the page's environment", csv)
+	}
+	// The link works with the browser's session: the production reports.
+	export := value(t, ctx, "fetch the CSV", chromedp.Evaluate[string](
+		`fetch(document.querySelector('#csv-link').href).then(async r => r.status + "\n" + r.headers.get('content-type') + "\n" + await r.text())`,
+		chromedp.EvalAwaitPromise))
+	if !strings.HasPrefix(export, "200\ntext/csv") || !strings.Contains(export, a) || !strings.Contains(export, b) || strings.Contains(export, c) {
+		t.Errorf("the CSV link's export, with the session, is not the production reports:\n%s", export)
 	}
 
 	run(t, ctx, "show test reports",
