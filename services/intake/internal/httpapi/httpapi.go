@@ -1,5 +1,6 @@
 // Package httpapi is intake's JSON API (DESIGN.md §8): submit a report with
-// its files, read one report with its progress, and list recent reports.
+// its files, read one report with its progress, and find reports (list.go:
+// filters, search, the attention queue, the CSV export).
 package httpapi
 
 import (

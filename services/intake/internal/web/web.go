@@ -1,9 +1,10 @@
 // Package web is intake's staff-facing site: sign-in (OIDC, or the local
 // stack's development sign-in), the report form at /, the live status page
-// of each report with its retract and file-again actions, and the list of
-// recent reports. Pages are server-rendered and work without JavaScript;
-// a small embedded script adds drag-and-drop, per-file metadata, checks
-// before upload, an upload progress bar and live status updates.
+// of each report with its retract and file-again actions, the reports list
+// with its filters and search, and the attention queue. Pages are
+// server-rendered and work without JavaScript; a small embedded script adds
+// drag-and-drop, per-file metadata, checks before upload, an upload
+// progress bar and live status updates.
 //
 // The uploaded media is never shown back: pages carry names, sizes, types
 // and hashes only.
