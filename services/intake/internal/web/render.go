@@ -160,7 +160,7 @@ func (w *Web) renderTemplate(rw http.ResponseWriter, r *http.Request, status int
 }
 
 // titleOf is the Title of a page's data, a map's entry or a struct's field
-// (statusData, formData, evidenceData), for the document's <title>.
+// (statusData, formData, evidenceData, listData, attentionData), for the document's <title>.
 func titleOf(data any) string {
 	if m, ok := data.(map[string]any); ok {
 		t, _ := m["Title"].(string)
