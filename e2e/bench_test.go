@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -15,6 +14,7 @@ import (
 
 	"takedown/e2e/stack"
 	"takedown/pkg/ncmec/ncmecsim"
+	"takedown/pkg/testenv"
 )
 
 // BenchmarkPipeline files reports of 3 small files through the whole stack
@@ -31,10 +31,7 @@ import (
 // TAKEDOWN_BENCH_REPORTS sets how many reports each case files (default
 // 1000, as the issue asks).
 func BenchmarkPipeline(b *testing.B) {
-	n := 1000
-	if v := os.Getenv("TAKEDOWN_BENCH_REPORTS"); v != "" {
-		n, _ = strconv.Atoi(v)
-	}
+	n := testenv.EnvInt(b, "TAKEDOWN_BENCH_REPORTS", 1000)
 	cases := []struct {
 		latency     time.Duration
 		concurrency int

@@ -17,6 +17,7 @@ import (
 	"takedown/pkg/events"
 	"takedown/pkg/ncmec/ncmecsim"
 	"takedown/pkg/salesforce/sfsim"
+	"takedown/pkg/testenv"
 )
 
 // TestChaos is `make chaos`: a seeded load of reports while services are
@@ -37,10 +38,7 @@ func TestChaos(t *testing.T) {
 			t.Fatalf("TAKEDOWN_CHAOS_SEED: %v", err)
 		}
 	}
-	n := 150
-	if v := os.Getenv("TAKEDOWN_CHAOS_REPORTS"); v != "" {
-		n, _ = strconv.Atoi(v)
-	}
+	n := testenv.EnvInt(t, "TAKEDOWN_CHAOS_REPORTS", 150)
 	t.Logf("chaos seed %d (repeat with TAKEDOWN_CHAOS_SEED=%d), %d reports", seed, seed, n)
 	for _, replicas := range []int{1, 2} {
 		t.Run(fmt.Sprintf("replicas=%d", replicas), func(t *testing.T) { chaos(t, seed, n, replicas) })

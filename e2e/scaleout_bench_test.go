@@ -3,8 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
-	"strconv"
 	"testing"
 	"time"
 
@@ -38,8 +36,8 @@ import (
 // TAKEDOWN_SCALEOUT_REPORTS sets the reports per round (default 150) and
 // TAKEDOWN_SCALEOUT_CONCURRENCY the workers per replica (default 2).
 func BenchmarkScaleOut(b *testing.B) {
-	n := envInt(b, "TAKEDOWN_SCALEOUT_REPORTS", 150)
-	workers := envInt(b, "TAKEDOWN_SCALEOUT_CONCURRENCY", 2)
+	n := testenv.EnvInt(b, "TAKEDOWN_SCALEOUT_REPORTS", 150)
+	workers := testenv.EnvInt(b, "TAKEDOWN_SCALEOUT_CONCURRENCY", 2)
 	s := stack.Start(b, stack.Options{
 		NCMECLatency: 100 * time.Millisecond,
 		Replicas:     map[string]int{reporter: 2, caseWriter: 2},
@@ -124,16 +122,4 @@ func mean(xs []float64) float64 {
 		sum += x
 	}
 	return sum / float64(len(xs))
-}
-
-func envInt(b *testing.B, name string, def int) int {
-	v := os.Getenv(name)
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n <= 0 {
-		b.Fatalf("%s=%q: want a positive number", name, v)
-	}
-	return n
 }

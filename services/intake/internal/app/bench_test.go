@@ -176,8 +176,8 @@ func BenchmarkUpload1GiB(b *testing.B) {
 // over idle while they run, the throughput of the lot, and its ratio to
 // one upload alone of the same size in the same run (1: as fast per byte).
 func BenchmarkConcurrentUploads(b *testing.B) {
-	size := int64(envInt(b, "TAKEDOWN_BENCH_UPLOAD_SIZE", 256<<20))
-	n := envInt(b, "TAKEDOWN_BENCH_UPLOADS", 50)
+	size := int64(testenv.EnvInt(b, "TAKEDOWN_BENCH_UPLOAD_SIZE", 256<<20))
+	n := testenv.EnvInt(b, "TAKEDOWN_BENCH_UPLOADS", 50)
 	h := start(b, testenv.S3(b), func(c *app.Config) {
 		c.Limits = httpapi.Limits{MaxFileSize: 2 * size, MaxFiles: 1, MaxTotalSize: 2 * size}
 	})
@@ -263,16 +263,4 @@ func BenchmarkConcurrentUploads(b *testing.B) {
 	if got, want := h.count("reports"), b.N*(n+1); got != want {
 		b.Errorf("%d reports stored, want %d", got, want)
 	}
-}
-
-func envInt(tb testing.TB, name string, def int) int {
-	v := os.Getenv(name)
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n <= 0 {
-		tb.Fatalf("%s=%q: want a positive number", name, v)
-	}
-	return n
 }

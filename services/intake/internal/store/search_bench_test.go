@@ -3,7 +3,6 @@ package store_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"strconv"
 	"testing"
@@ -21,13 +20,7 @@ import (
 // p50 and p99 over 50 queries of each kind, each of which must find what it
 // looks for. The figures are in the README.
 func BenchmarkSearch(b *testing.B) {
-	n := 1_000_000
-	if v := os.Getenv("TAKEDOWN_BENCH_REPORTS"); v != "" {
-		var err error
-		if n, err = strconv.Atoi(v); err != nil {
-			b.Fatalf("TAKEDOWN_BENCH_REPORTS: %v", err)
-		}
-	}
+	n := testenv.EnvInt(b, "TAKEDOWN_BENCH_REPORTS", 1_000_000)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Hour)
 	defer cancel()
 	pool, s := openStore(ctx, b, testenv.Postgres(b))

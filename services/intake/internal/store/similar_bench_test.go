@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -27,13 +25,7 @@ import (
 // database, dropped after. Every lookup must find exactly the
 // near-duplicates planted within the threshold.
 func BenchmarkReportedBefore(b *testing.B) {
-	big := 1_000_000
-	if v := os.Getenv("TAKEDOWN_BENCH_HASHES"); v != "" {
-		var err error
-		if big, err = strconv.Atoi(v); err != nil {
-			b.Fatalf("TAKEDOWN_BENCH_HASHES: %v", err)
-		}
-	}
+	big := testenv.EnvInt(b, "TAKEDOWN_BENCH_HASHES", 1_000_000)
 	for b.Loop() {
 		base := lookupP99(b, 10_000)
 		p99 := lookupP99(b, big)
