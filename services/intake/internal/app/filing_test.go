@@ -216,7 +216,7 @@ func TestStatusPageOffersNextSteps(t *testing.T) {
 	s.publish(t, id, &pb.NcmecFailed{Filing: 1, Step: "submit", Description: "invalid URL"})
 	testenv.Eventually(t, 10*time.Second, "failed", func() bool { return s.status(t, id) == "failed" })
 	_, html := page(t, c, s.url+"/reports/"+id)
-	for _, want := range []string{`id="correct-form"`, `https://example.com/x</textarea>`, `id="close"`, `data-terminal="false"`} {
+	for _, want := range []string{`id="correct-form"`, `https://example.com/x</textarea>`, `id="f-c-private_note"`, `id="close"`, `data-terminal="false"`} {
 		if !strings.Contains(html, want) {
 			t.Errorf("status page lacks %s", want)
 		}
@@ -232,13 +232,13 @@ func TestStatusPageOffersNextSteps(t *testing.T) {
 		return strings.Contains(html, `data-terminal="true"`)
 	})
 	tok := csrfOf(t, html)
-	form := url.Values{"csrf_token": {tok}, "correct": {"1"}, "urls": {"https://example.com/fixed\n"}, "platform": {"Example"}, "notes": {"fixed"}}
+	form := url.Values{"csrf_token": {tok}, "correct": {"1"}, "urls": {"https://example.com/fixed\n"}, "platform": {"Example"}, "notes": {"fixed"}, "private_note": {"asked the uploader's host"}}
 	if resp := postForm(t, c, s.url+"/reports/"+id+"/refile", "application/x-www-form-urlencoded", []byte(form.Encode())); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("correct and file again: %d", resp.StatusCode)
 	}
 	_, rep := s.get("/api/v1/reports/" + id)
-	if fmt.Sprint(rep["urls"]) != "[https://example.com/fixed]" || rep["filing"] != 2.0 {
-		t.Fatalf("after the correction form: %v, filing %v", rep["urls"], rep["filing"])
+	if fmt.Sprint(rep["urls"]) != "[https://example.com/fixed]" || rep["filing"] != 2.0 || rep["private_note"] != "asked the uploader's host" {
+		t.Fatalf("after the correction form: %v, filing %v, private note %v", rep["urls"], rep["filing"], rep["private_note"])
 	}
 	if _, html := page(t, c, s.url+"/reports/"+id+"/live"); !strings.Contains(html, `data-terminal="false"`) {
 		t.Error("the page does not poll the new filing")

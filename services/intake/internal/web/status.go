@@ -102,7 +102,7 @@ func (w *Web) status(r *http.Request, rep *report.Report) statusData {
 	}
 	d.CanCorrect = d.CanRefile && st.State == filing.Failed && st.NCMECReportID == 0
 	d.Correct = url.Values{
-		"platform": {rep.Platform}, "urls": {strings.Join(rep.URLs, "\n")}, "notes": {rep.Notes},
+		"platform": {rep.Platform}, "urls": {strings.Join(rep.URLs, "\n")}, "notes": {rep.Notes}, "private_note": {rep.PrivateNote},
 		"uploader.username": {rep.Uploader.Username}, "uploader.email": {rep.Uploader.Email}, "uploader.ip": {rep.Uploader.IP},
 	}
 	for _, f := range rep.Files {
@@ -282,6 +282,7 @@ func (w *Web) refile(rw http.ResponseWriter, r *http.Request) {
 		var err error
 		corr, err = httpapi.NewCorrection(map[string]any{
 			"platform": strings.TrimSpace(r.PostFormValue("platform")), "urls": urls, "notes": r.PostFormValue("notes"),
+			"private_note": r.PostFormValue("private_note"),
 			"uploader": map[string]string{"username": strings.TrimSpace(r.PostFormValue("uploader.username")),
 				"email": strings.TrimSpace(r.PostFormValue("uploader.email")), "ip": strings.TrimSpace(r.PostFormValue("uploader.ip"))},
 		})
