@@ -33,13 +33,12 @@ func Add(ctx context.Context, tx pgx.Tx, env *pb.Envelope) error {
 	if err != nil {
 		return fmt.Errorf("outbox add %s: %w", env.Type, err)
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO outbox (event_id, subject, payload) VALUES ($1, $2, $3)`,
+	// One round trip: every event of every service passes here. NOTIFY is
+	// delivered at commit and folded per transaction.
+	if _, err := tx.Exec(ctx, `WITH added AS (INSERT INTO outbox (event_id, subject, payload) VALUES ($1, $2, $3) RETURNING 1)
+		SELECT pg_notify(`+channelSQL+`, '') FROM added`,
 		env.EventId, events.Subject(env.Type), b); err != nil {
 		return fmt.Errorf("outbox add %s: %w", env.Type, err)
-	}
-	// NOTIFY is delivered at commit and folded per transaction.
-	if _, err := tx.Exec(ctx, `SELECT pg_notify(`+channelSQL+`, '')`); err != nil {
-		return fmt.Errorf("outbox notify: %w", err)
 	}
 	return nil
 }

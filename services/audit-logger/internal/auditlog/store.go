@@ -31,18 +31,13 @@ type Querier interface {
 // head's row lock orders concurrent appends, so seqs are gap-free and each
 // entry links to the one committed before it.
 func Append(ctx context.Context, tx pgx.Tx, env *pb.Envelope, streamSeq uint64, now time.Time, refused string) (e Entry, ok bool, err error) {
+	// Two round trips per event (every event of the system passes here):
+	// read the head, locked, then insert the entry and move the head in one
+	// statement.
 	var headSeq int64
 	var headHash []byte
 	if err := tx.QueryRow(ctx, `SELECT seq, hash FROM chain_head FOR UPDATE`).Scan(&headSeq, &headHash); err != nil {
-		return Entry{}, false, fmt.Errorf("audit append: chain head: %w", err)
-	}
-	// Under the head's lock no other append runs, so this check cannot race.
-	var exists bool
-	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM entries WHERE event_id = $1)`, env.EventId).Scan(&exists); err != nil {
-		return Entry{}, false, fmt.Errorf("audit append %s: %w", env.EventId, err)
-	}
-	if exists {
-		return Entry{}, false, nil
+		return Entry{}, false, fmt.Errorf("audit append %s: chain head: %w", env.EventId, err)
 	}
 	e, err = NewEntry(headSeq, headHash, env, streamSeq, now, refused)
 	if err != nil {
@@ -52,15 +47,21 @@ func Append(ctx context.Context, tx pgx.Tx, env *pb.Envelope, streamSeq uint64, 
 	if !e.OccurredAt.IsZero() {
 		occurred = &e.OccurredAt
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO entries (seq, event_id, type, report_id, actor_kind, actor_id, actor_name,
+	// An entry for the same event (event_id is unique) leaves the log and
+	// its head as they are: ON CONFLICT sees committed rows, not only this
+	// transaction's snapshot, so a duplicate is never a second entry.
+	tag, err := tx.Exec(ctx, `WITH added AS (INSERT INTO entries (seq, event_id, type, report_id, actor_kind, actor_id, actor_name,
 		occurred_at, recorded_at, stream_seq, refused, content, prev_hash, hash, actor_email)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+		ON CONFLICT (event_id) DO NOTHING RETURNING seq, hash)
+		UPDATE chain_head SET seq = added.seq, hash = added.hash FROM added`,
 		e.Seq, e.EventID, e.Type, e.ReportID, e.Actor.Kind, e.Actor.ID, e.Actor.Name,
-		occurred, e.RecordedAt, int64(e.StreamSeq), e.Refused, e.Content, e.PrevHash, e.Hash, e.Actor.Email); err != nil {
+		occurred, e.RecordedAt, int64(e.StreamSeq), e.Refused, e.Content, e.PrevHash, e.Hash, e.Actor.Email)
+	if err != nil {
 		return Entry{}, false, fmt.Errorf("audit append %s: %w", env.EventId, err)
 	}
-	if _, err := tx.Exec(ctx, `UPDATE chain_head SET seq = $1, hash = $2`, e.Seq, e.Hash); err != nil {
-		return Entry{}, false, fmt.Errorf("audit append %s: move head: %w", env.EventId, err)
+	if tag.RowsAffected() == 0 {
+		return Entry{}, false, nil // logged already
 	}
 	return e, true, nil
 }
