@@ -82,6 +82,7 @@ var _ Evidence = (*evidence.Store)(nil)
 // Manager runs the lifecycle over intake's schema and the evidence bucket.
 type Manager struct {
 	pool     *pgxpool.Pool
+	store    *store.Store // rewrap and stream purge; the other steps still query pool
 	evidence Evidence
 	keys     *keyring.Keyring
 	js       jetstream.JetStream
@@ -97,7 +98,7 @@ func New(pool *pgxpool.Pool, ev Evidence, keys *keyring.Keyring, js jetstream.Je
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("lifecycle: %w", err)
 	}
-	return &Manager{pool: pool, evidence: ev, keys: keys, js: js, policy: p, log: log, Now: time.Now}, nil
+	return &Manager{pool: pool, store: store.New(pool), evidence: ev, keys: keys, js: js, policy: p, log: log, Now: time.Now}, nil
 }
 
 // Policy returns the retention policy.

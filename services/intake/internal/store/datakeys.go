@@ -1,0 +1,110 @@
+package store
+
+// The evidence lifecycle's statements on reports (package lifecycle):
+// rewrapping data keys under the current master key, and the stream purge
+// of destroyed reports' submitted events.
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"takedown/pkg/database"
+	"takedown/pkg/events"
+	"takedown/pkg/keyring"
+)
+
+// rewrapBatch bounds one transaction of RewrapDataKeys, so that intake
+// keeps serving meanwhile.
+const rewrapBatch = 100
+
+// RewrapDataKeys rewraps, in one transaction, up to a batch of the stored
+// data keys not under the master key current, with rewrap; it returns how
+// many it rewrapped (0: none are left). Keys another rewrap holds are
+// skipped. An error of rewrap fails the whole batch.
+func (s *Store) RewrapDataKeys(ctx context.Context, current string, rewrap func(reportID string, w keyring.WrappedKey) (keyring.WrappedKey, error)) (int, error) {
+	n := 0
+	err := database.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		n = 0
+		rows, err := tx.Query(ctx, `SELECT id::text, data_key_id, data_key FROM reports
+			WHERE data_key IS NOT NULL AND data_key_id <> $1 LIMIT $2 FOR UPDATE SKIP LOCKED`, current, rewrapBatch)
+		if err != nil {
+			return err
+		}
+		type row struct {
+			id string
+			w  keyring.WrappedKey
+		}
+		list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
+			var x row
+			return x, r.Scan(&x.id, &x.w.MasterKeyID, &x.w.Ciphertext)
+		})
+		if err != nil {
+			return err
+		}
+		for _, x := range list {
+			nw, err := rewrap(x.id, x.w)
+			if err != nil {
+				return fmt.Errorf("rewrap data key of report %s: %w", x.id, err)
+			}
+			if _, err := tx.Exec(ctx, `UPDATE reports SET data_key_id = $2, data_key = $3 WHERE id = $1`, x.id, nw.MasterKeyID, nw.Ciphertext); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+// KeyCount is how many stored data keys a master key wraps.
+type KeyCount struct {
+	MasterKeyID string
+	DataKeys    int
+}
+
+// DataKeysInUse counts the stored data keys of each master key that wraps
+// any, by master key id.
+func (s *Store) DataKeysInUse(ctx context.Context) ([]KeyCount, error) {
+	rows, err := s.pool.Query(ctx, `SELECT data_key_id, count(*) FROM reports WHERE data_key IS NOT NULL GROUP BY 1 ORDER BY 1`)
+	if err != nil {
+		return nil, fmt.Errorf("keys in use: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[KeyCount])
+	if err != nil {
+		return nil, fmt.Errorf("keys in use: %w", err)
+	}
+	return out, nil
+}
+
+// PurgeOwed is a report whose data key is destroyed and whose submitted
+// events the stream still holds; Filing is how many there are.
+type PurgeOwed struct {
+	ID     string
+	Filing int
+}
+
+// StreamPurgeOwed lists up to limit reports owed a stream purge, the
+// longest destroyed first.
+func (s *Store) StreamPurgeOwed(ctx context.Context, limit int) ([]PurgeOwed, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id::text, filing FROM reports
+		WHERE data_key_destroyed_at IS NOT NULL AND stream_purged_at IS NULL ORDER BY data_key_destroyed_at LIMIT $1`, limit)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[PurgeOwed])
+}
+
+// StreamPurged records that report reportID's submitted events are gone
+// from the stream, and deletes the outbox's published copies of them.
+func (s *Store) StreamPurged(ctx context.Context, reportID string) error {
+	return database.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE published_at IS NOT NULL AND event_id IN
+			(SELECT event_id FROM report_events WHERE report_id = $1 AND type = $2)`, reportID, events.ReportSubmitted); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `UPDATE reports SET stream_purged_at = now() WHERE id = $1`, reportID)
+		return err
+	})
+}
