@@ -82,7 +82,7 @@ var _ Evidence = (*evidence.Store)(nil)
 // Manager runs the lifecycle over intake's schema and the evidence bucket.
 type Manager struct {
 	pool     *pgxpool.Pool
-	store    *store.Store // rewrap and stream purge; the other steps still query pool
+	store    *store.Store // locks, rewrap and stream purge; the other steps still query pool
 	evidence Evidence
 	keys     *keyring.Keyring
 	js       jetstream.JetStream
@@ -120,7 +120,7 @@ func Retracted(ctx context.Context, tx pgx.Tx, p Policy, reportID string, t time
 // short of its report's retention: a provisional submitted_at + Retention
 // while the report is not filed, the recorded retention after. It returns
 // how many objects it locked; failures are logged and retried next time.
-func (m *Manager) Lock(ctx context.Context) (int, error) { return m.lock(ctx, nil) }
+func (m *Manager) Lock(ctx context.Context) (int, error) { return m.lock(ctx, "") }
 
 // LockReport is Lock for the objects of one report, as soon as it is
 // stored, so nothing can delete them before it is filed; it leaves every
@@ -129,39 +129,23 @@ func (m *Manager) LockReport(ctx context.Context, reportID string) (int, error) 
 	return m.lock(ctx, reportID)
 }
 
-// lock locks the objects of reportID, or of every report when it is nil.
-func (m *Manager) lock(ctx context.Context, reportID any) (int, error) {
+// lock locks the objects of reportID, or of every report when it is empty.
+func (m *Manager) lock(ctx context.Context, reportID string) (int, error) {
 	if !m.policy.ObjectLock {
 		return 0, nil
 	}
-	rows, err := m.pool.Query(ctx, `SELECT f.id::text, f.object_key, f.object_version,
-			greatest(coalesce(r.retain_until, '-infinity'), r.submitted_at + make_interval(secs => $1))
-		FROM files f JOIN reports r ON r.id = f.report_id
-		WHERE f.destroyed_at IS NULL AND ($2::uuid IS NULL OR f.report_id = $2::uuid)
-		  AND (f.locked_until IS NULL OR f.locked_until < greatest(coalesce(r.retain_until, '-infinity'), r.submitted_at + make_interval(secs => $1)))
-		LIMIT 1000`, m.policy.Retention.Seconds(), reportID)
+	targets, err := m.store.LockTargets(ctx, m.policy.Retention, reportID)
 	if err != nil {
-		return 0, fmt.Errorf("objects to lock: %w", err)
-	}
-	type target struct {
-		id, key, version string
-		until            time.Time
-	}
-	targets, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (target, error) {
-		var t target
-		return t, r.Scan(&t.id, &t.key, &t.version, &t.until)
-	})
-	if err != nil {
-		return 0, fmt.Errorf("objects to lock: %w", err)
+		return 0, err
 	}
 	n := 0
 	for _, t := range targets {
-		if err := m.evidence.Retain(ctx, t.key, t.version, m.policy.Mode, t.until); err != nil {
-			m.log.Warn("object lock: retain failed; will retry", logging.KeyFileID, t.id, logging.KeyErr, err)
+		if err := m.evidence.Retain(ctx, t.Key, t.Version, m.policy.Mode, t.Until); err != nil {
+			m.log.Warn("object lock: retain failed; will retry", logging.KeyFileID, t.FileID, logging.KeyErr, err)
 			continue
 		}
-		if _, err := m.pool.Exec(ctx, `UPDATE files SET locked_until = greatest(locked_until, $2) WHERE id = $1`, t.id, t.until); err != nil {
-			return n, fmt.Errorf("record lock of %s: %w", t.id, err)
+		if err := m.store.Locked(ctx, t.FileID, t.Until); err != nil {
+			return n, err
 		}
 		n++
 	}

@@ -1,12 +1,13 @@
 package store
 
-// The evidence lifecycle's statements on reports (package lifecycle):
-// rewrapping data keys under the current master key, and the stream purge
-// of destroyed reports' submitted events.
+// The evidence lifecycle's statements on reports and files (package
+// lifecycle): rewrapping data keys under the current master key, the stream
+// purge of destroyed reports' submitted events, and S3 object locks.
 
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -107,4 +108,43 @@ func (s *Store) StreamPurged(ctx context.Context, reportID string) error {
 		_, err := tx.Exec(ctx, `UPDATE reports SET stream_purged_at = now() WHERE id = $1`, reportID)
 		return err
 	})
+}
+
+// LockTarget is a live object whose S3 object lock falls short of its
+// report's retention, and the time to lock it until.
+type LockTarget struct {
+	FileID, Key, Version string
+	Until                time.Time
+}
+
+// LockTargets lists up to 1000 live objects to lock, of report reportID
+// (every report when empty): each until its report's retention, or a
+// provisional submitted_at + retention while the report is not filed.
+func (s *Store) LockTargets(ctx context.Context, retention time.Duration, reportID string) ([]LockTarget, error) {
+	var id any
+	if reportID != "" {
+		id = reportID
+	}
+	rows, err := s.pool.Query(ctx, `SELECT f.id::text, f.object_key, f.object_version,
+			greatest(coalesce(r.retain_until, '-infinity'), r.submitted_at + make_interval(secs => $1))
+		FROM files f JOIN reports r ON r.id = f.report_id
+		WHERE f.destroyed_at IS NULL AND ($2::uuid IS NULL OR f.report_id = $2::uuid)
+		  AND (f.locked_until IS NULL OR f.locked_until < greatest(coalesce(r.retain_until, '-infinity'), r.submitted_at + make_interval(secs => $1)))
+		LIMIT 1000`, retention.Seconds(), id)
+	if err != nil {
+		return nil, fmt.Errorf("objects to lock: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[LockTarget])
+	if err != nil {
+		return nil, fmt.Errorf("objects to lock: %w", err)
+	}
+	return out, nil
+}
+
+// Locked records that file fileID's object is locked until until.
+func (s *Store) Locked(ctx context.Context, fileID string, until time.Time) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE files SET locked_until = greatest(locked_until, $2) WHERE id = $1`, fileID, until); err != nil {
+		return fmt.Errorf("record lock of %s: %w", fileID, err)
+	}
+	return nil
 }
