@@ -187,17 +187,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	svc := reports.New(a.store, a.evidence, keys, cfg.Limits, cfg.Similar, base.Metrics, log)
-	// Lock the objects of a report as soon as it is stored, so nothing can
-	// delete them before it is finished: those of that report only, not a
-	// scan of every report inside the staff member's request; the
-	// lifecycle job retries failures.
 	svc.HoldForLegal = cfg.HoldForLegal
 	svc.AttentionPolicy = cfg.Attention
-	svc.Stored = func(ctx context.Context, reportID string) {
-		if _, err := a.Lifecycle.LockReport(ctx, reportID); err != nil {
-			log.Warn("object lock after submission; the lifecycle job will retry", logging.KeyErr, err)
-		}
-	}
+	// Lock the objects of a report as soon as it is stored, so nothing can
+	// delete them before it is finished: the lifecycle job locks those of
+	// that report, outside the staff member's request, and its periodic
+	// lock retries failures.
+	svc.Stored = a.Lifecycle.Stored
 	bearer, oidc, err := auth.Bearers(ctx, cfg.OIDC, cfg.DevToken, cfg.DevToken2)
 	if err != nil {
 		base.Close()

@@ -83,6 +83,7 @@ var _ Evidence = (*evidence.Store)(nil)
 type Manager struct {
 	pool     *pgxpool.Pool
 	store    *store.Store // locks, rewrap and stream purge; the other steps still query pool
+	stored   chan string  // reports just stored, whose objects Run locks (Stored)
 	evidence Evidence
 	keys     *keyring.Keyring
 	js       jetstream.JetStream
@@ -98,7 +99,7 @@ func New(pool *pgxpool.Pool, ev Evidence, keys *keyring.Keyring, js jetstream.Je
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("lifecycle: %w", err)
 	}
-	return &Manager{pool: pool, store: store.New(pool), evidence: ev, keys: keys, js: js, policy: p, log: log, Now: time.Now}, nil
+	return &Manager{pool: pool, store: store.New(pool), stored: make(chan string, storedQueue), evidence: ev, keys: keys, js: js, policy: p, log: log, Now: time.Now}, nil
 }
 
 // Policy returns the retention policy.
@@ -125,6 +126,7 @@ func (m *Manager) Lock(ctx context.Context) (int, error) { return m.lock(ctx, ""
 // LockReport is Lock for the objects of one report, as soon as it is
 // stored, so nothing can delete them before it is filed; it leaves every
 // other report to the job (Run), which also retries what fails here.
+// Run calls it for each report Stored announces.
 func (m *Manager) LockReport(ctx context.Context, reportID string) (int, error) {
 	return m.lock(ctx, reportID)
 }
@@ -277,8 +279,26 @@ func (m *Manager) expireReport(ctx context.Context, reportID string) ([]Candidat
 	return done, nil
 }
 
+// storedQueue bounds the reports Stored announces that Run has not locked
+// yet; beyond it a report waits for the periodic lock.
+const storedQueue = 256
+
+// Stored announces that report reportID was just stored: Run locks its
+// objects (LockReport) at once, outside the staff member's request. It
+// never blocks; a notice that finds the queue full, or that is lost with
+// the process, is left to the periodic lock, which finds every object whose
+// lock falls short.
+func (m *Manager) Stored(reportID string) {
+	select {
+	case m.stored <- reportID:
+	default:
+		m.log.Warn("object lock after submission queued for the periodic lock: too many at once", logging.KeyReportID, reportID)
+	}
+}
+
 // Run locks, expires and purges destroyed keys from the stream every
-// interval until ctx ends.
+// interval until ctx ends; in between it locks the objects of each report
+// Stored announces.
 func (m *Manager) Run(ctx context.Context, every time.Duration) error {
 	for {
 		if _, err := m.Lock(ctx); err != nil && ctx.Err() == nil {
@@ -290,10 +310,28 @@ func (m *Manager) Run(ctx context.Context, every time.Duration) error {
 		if _, err := m.PurgeStream(ctx); err != nil && ctx.Err() == nil {
 			m.log.Warn("stream purge; will retry", logging.KeyErr, err)
 		}
+		next := time.NewTimer(every)
+		more := m.lockStored(ctx, next.C)
+		next.Stop()
+		if !more {
+			return nil
+		}
+	}
+}
+
+// lockStored locks the objects of the reports Stored announces until next
+// fires (true) or ctx ends (false).
+func (m *Manager) lockStored(ctx context.Context, next <-chan time.Time) bool {
+	for {
 		select {
 		case <-ctx.Done():
-			return nil
-		case <-time.After(every):
+			return false
+		case <-next:
+			return true
+		case id := <-m.stored:
+			if _, err := m.LockReport(ctx, id); err != nil && ctx.Err() == nil {
+				m.log.Warn("object lock after submission; the periodic lock will retry", logging.KeyReportID, id, logging.KeyErr, err)
+			}
 		}
 	}
 }

@@ -107,9 +107,10 @@ type Service struct {
 	// decision (LEGAL_APPROVAL=required; legal.go).
 	HoldForLegal bool
 
-	// Stored, when set, runs after a submission of report reportID is
-	// stored (intake locks the report's new objects with it).
-	Stored func(ctx context.Context, reportID string)
+	// Stored, when set, is told of each report a submission stored, after
+	// its transaction (intake's lifecycle job then locks its objects). It
+	// must not block.
+	Stored func(reportID string)
 
 	submissions *prometheus.CounterVec
 	bytes       prometheus.Counter

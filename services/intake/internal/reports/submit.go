@@ -242,7 +242,7 @@ func (s *Service) receive(ctx context.Context, sub Submission) (*report.Report, 
 	}
 	ok = true
 	if s.Stored != nil {
-		s.Stored(ctx, rep.ID)
+		s.Stored(rep.ID)
 	}
 	log.Info("report submitted", "files", len(rep.Files), "held_for_legal", ev == nil, logging.KeyEventID, ev.GetEventId())
 	return rep, nil
