@@ -252,18 +252,15 @@ func (m *Manager) expireReport(ctx context.Context, reportID string) ([]Candidat
 			cert.Files = append(cert.Files, &pb.DestroyedFile{FileId: c.FileID, Sha256: c.SHA256, Method: "deleted"})
 		}
 		for _, c := range done {
-			if _, err := tx.Exec(ctx, `UPDATE files SET destroyed_at = $2, destroyed_reason = 'expired' WHERE id = $1`, c.FileID, m.Now()); err != nil {
+			if err := store.FileDestroyed(ctx, tx, c.FileID, "expired", m.Now()); err != nil {
 				return err
 			}
 		}
 		// With every file gone the data key protects nothing: drop it, so
 		// it need not be rewrapped at the next rotation.
-		tag, err := tx.Exec(ctx, `UPDATE reports SET data_key = NULL, data_key_destroyed_at = $2
-			WHERE id = $1 AND data_key IS NOT NULL AND NOT EXISTS (SELECT 1 FROM files WHERE report_id = $1 AND destroyed_at IS NULL)`, reportID, m.Now())
-		if err != nil {
+		if cert.DataKeyDestroyed, err = store.DropDataKeyIfBare(ctx, tx, reportID, m.Now()); err != nil {
 			return err
 		}
-		cert.DataKeyDestroyed = tag.RowsAffected() == 1
 		ev, err := events.New(reportID, events.Service("intake"), cert)
 		if err != nil {
 			return err
@@ -367,9 +364,8 @@ func who(s auth.Staff) string {
 
 // lockReport locks the report row, or fails with ErrNotFound.
 func lockReport(ctx context.Context, tx pgx.Tx, reportID string) error {
-	var one int
-	err := tx.QueryRow(ctx, `SELECT 1 FROM reports WHERE id = $1 FOR UPDATE`, reportID).Scan(&one)
-	if errors.Is(err, pgx.ErrNoRows) {
+	_, err := store.LockReportRow(ctx, tx, reportID)
+	if errors.Is(err, store.ErrNotFound) {
 		return ErrNotFound
 	}
 	return err
@@ -378,10 +374,9 @@ func lockReport(ctx context.Context, tx pgx.Tx, reportID string) error {
 // lockLiveReport is lockReport for a step that needs the report's evidence:
 // it fails with ErrDestroyed once that is gone (its data key destroyed).
 func lockLiveReport(ctx context.Context, tx pgx.Tx, reportID string) error {
-	var destroyed bool
-	err := tx.QueryRow(ctx, `SELECT data_key_destroyed_at IS NOT NULL FROM reports WHERE id = $1 FOR UPDATE`, reportID).Scan(&destroyed)
+	destroyed, err := store.LockReportRow(ctx, tx, reportID)
 	switch {
-	case errors.Is(err, pgx.ErrNoRows):
+	case errors.Is(err, store.ErrNotFound):
 		return ErrNotFound
 	case err != nil:
 		return err

@@ -6,6 +6,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -147,4 +148,52 @@ func (s *Store) Locked(ctx context.Context, fileID string, until time.Time) erro
 		return fmt.Errorf("record lock of %s: %w", fileID, err)
 	}
 	return nil
+}
+
+// The statements below run inside the lifecycle's own transactions, as
+// ExtendRetention runs inside the progress consumer's.
+
+// LockReportRow locks report reportID's row for tx; destroyed is whether
+// its data key, so its evidence, is gone. ErrNotFound when there is none.
+func LockReportRow(ctx context.Context, tx pgx.Tx, reportID string) (destroyed bool, err error) {
+	err = tx.QueryRow(ctx, `SELECT data_key_destroyed_at IS NOT NULL FROM reports WHERE id = $1 FOR UPDATE`, reportID).Scan(&destroyed)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, ErrNotFound
+	}
+	return destroyed, err
+}
+
+// LiveFile is a file whose object is not destroyed.
+type LiveFile struct{ ID, Key, SHA256 string }
+
+// LiveFiles lists report reportID's files whose objects are not destroyed,
+// in order.
+func LiveFiles(ctx context.Context, tx pgx.Tx, reportID string) ([]LiveFile, error) {
+	rows, err := tx.Query(ctx, `SELECT id::text, object_key, sha256 FROM files WHERE report_id = $1 AND destroyed_at IS NULL ORDER BY idx`, reportID)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[LiveFile])
+}
+
+// FileDestroyed records that file fileID's object was destroyed at at,
+// and why ("expired", "law_enforcement_request").
+func FileDestroyed(ctx context.Context, tx pgx.Tx, fileID, reason string, at time.Time) error {
+	_, err := tx.Exec(ctx, `UPDATE files SET destroyed_at = $2, destroyed_reason = $3 WHERE id = $1`, fileID, at, reason)
+	return err
+}
+
+// DropDataKey destroys report reportID's data key at at (a key destroyed
+// before keeps its time).
+func DropDataKey(ctx context.Context, tx pgx.Tx, reportID string, at time.Time) error {
+	_, err := tx.Exec(ctx, `UPDATE reports SET data_key = NULL, data_key_destroyed_at = coalesce(data_key_destroyed_at, $2) WHERE id = $1`, reportID, at)
+	return err
+}
+
+// DropDataKeyIfBare destroys report reportID's data key at at when none
+// of its files is left to protect; it reports whether it did.
+func DropDataKeyIfBare(ctx context.Context, tx pgx.Tx, reportID string, at time.Time) (bool, error) {
+	tag, err := tx.Exec(ctx, `UPDATE reports SET data_key = NULL, data_key_destroyed_at = $2
+		WHERE id = $1 AND data_key IS NOT NULL AND NOT EXISTS (SELECT 1 FROM files WHERE report_id = $1 AND destroyed_at IS NULL)`, reportID, at)
+	return tag.RowsAffected() == 1, err
 }
