@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"hash"
+	"net/http"
 )
 
 // hashes computes MD5, SHA-1 and SHA-256 of what is written to it. MD5 has
@@ -49,3 +50,9 @@ func (h *hashes) Write(p []byte) (int, error) {
 
 // close stops the MD5 goroutine; the sums stay readable.
 func (h *hashes) close() { close(h.work) }
+
+// ContentType is the media type a file's first bytes (up to 512) show,
+// sniffed as browsers do (the WHATWG algorithm, http.DetectContentType):
+// the type a submission's file is stored and reported with, whatever name
+// or type the client gave it.
+func ContentType(head []byte) string { return http.DetectContentType(head) }

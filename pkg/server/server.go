@@ -128,6 +128,10 @@ func (e *APIError) Error() string {
 	return e.Code + ": " + e.Message
 }
 
+// CodeName is e's code (as fault.Error's), for a caller that counts
+// failures by their code.
+func (e *APIError) CodeName() string { return e.Code }
+
 // Errorf returns an APIError for status with a formatted message.
 func Errorf(status int, code, field, format string, args ...any) *APIError {
 	return &APIError{Status: status, Code: code, Field: field, Message: fmt.Sprintf(format, args...)}
@@ -178,9 +182,16 @@ func WriteError(w http.ResponseWriter, err error) {
 	if !ok {
 		ae = errInternal
 	}
+	SetRetryAfter(w, err)
+	WriteJSON(w, ae.Status, map[string]*APIError{"error": ae})
+}
+
+// SetRetryAfter sets the Retry-After header when err is a fault with
+// RetryAfter: how soon trying again may succeed, in whole seconds (at
+// least 1).
+func SetRetryAfter(w http.ResponseWriter, err error) {
 	var fe *fault.Error
 	if errors.As(err, &fe) && fe.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(fe.RetryAfter.Seconds()))))
 	}
-	WriteJSON(w, ae.Status, map[string]*APIError{"error": ae})
 }

@@ -24,6 +24,7 @@ import (
 	"takedown/services/intake/internal/httpapi"
 	"takedown/services/intake/internal/lifecycle"
 	"takedown/services/intake/internal/progress"
+	"takedown/services/intake/internal/reports"
 	"takedown/services/intake/internal/store"
 	"takedown/services/intake/internal/web"
 )
@@ -48,8 +49,8 @@ type Config struct {
 	// HoldForLegal holds every submitted report for a second person's legal
 	// decision before it is filed (LEGAL_APPROVAL=required, the default).
 	HoldForLegal bool
-	Limits       httpapi.Limits
-	Similar      httpapi.Similar
+	Limits       reports.Limits
+	Similar      reports.Similar
 	SweepEvery   time.Duration
 
 	// Retention is the evidence lifecycle policy (package lifecycle);
@@ -81,20 +82,20 @@ func LoadConfig(l *config.Loader) Config {
 		DevToken:     l.Secret("TAKEDOWN_DEV_TOKEN", config.Optional),
 		DevToken2:    l.Secret("TAKEDOWN_DEV_TOKEN_2", config.Optional),
 		HoldForLegal: l.OneOf("LEGAL_APPROVAL", "required", "required", "recorded") == "required",
-		Limits: httpapi.Limits{
+		Limits: reports.Limits{
 			MaxFileSize:  l.Bytes("MAX_FILE_SIZE", 8<<30),
 			MaxFiles:     l.Int("MAX_FILES", 100, 1, 10000),
 			MaxTotalSize: l.Bytes("MAX_TOTAL_SIZE", 32<<30),
 
 			MinRate:          l.Bytes("UPLOAD_MIN_RATE", 16<<10),
 			RateWindow:       l.Duration("UPLOAD_RATE_WINDOW", 30*time.Second),
-			UploadMemory:     l.Bytes("UPLOAD_MEMORY", httpapi.DefaultUploadMemory),
+			UploadMemory:     l.Bytes("UPLOAD_MEMORY", reports.DefaultUploadMemory),
 			UploadMemoryWait: l.Duration("UPLOAD_MEMORY_WAIT", 10*time.Second),
 		},
-		Similar: httpapi.Similar{
+		Similar: reports.Similar{
 			MaxImageBytes: int(l.Bytes("PDQ_MAX_IMAGE_SIZE", 32<<20)),
 			MaxPixels:     l.Int("PDQ_MAX_PIXELS", 50_000_000, 1, 1_000_000_000),
-			DecodeMemory:  l.Bytes("PDQ_MEMORY", httpapi.DefaultDecodeMemory),
+			DecodeMemory:  l.Bytes("PDQ_MEMORY", reports.DefaultDecodeMemory),
 			Distance:      l.Int("REPORTED_BEFORE_DISTANCE", 31, 1, 128),
 		},
 		SweepEvery: l.Duration("ORPHAN_SWEEP_INTERVAL", 5*time.Minute),
@@ -185,18 +186,14 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		base.Close()
 		return nil, err
 	}
-	api := httpapi.New(a.store, a.evidence, keys, cfg.Limits, cfg.Similar, base.Metrics, log)
+	svc := reports.New(a.store, a.evidence, keys, cfg.Limits, cfg.Similar, base.Metrics, log)
+	svc.HoldForLegal = cfg.HoldForLegal
+	svc.AttentionPolicy = cfg.Attention
 	// Lock the objects of a report as soon as it is stored, so nothing can
-	// delete them before it is finished: those of that report only, not a
-	// scan of every report inside the staff member's request; the
-	// lifecycle job retries failures.
-	api.HoldForLegal = cfg.HoldForLegal
-	api.AttentionPolicy = cfg.Attention
-	api.Stored = func(ctx context.Context, reportID string) {
-		if _, err := a.Lifecycle.LockReport(ctx, reportID); err != nil {
-			log.Warn("object lock after submission; the lifecycle job will retry", logging.KeyErr, err)
-		}
-	}
+	// delete them before it is finished: the lifecycle job locks those of
+	// that report, outside the staff member's request, and its periodic
+	// lock retries failures.
+	svc.Stored = a.Lifecycle.Stored
 	bearer, oidc, err := auth.Bearers(ctx, cfg.OIDC, cfg.DevToken, cfg.DevToken2)
 	if err != nil {
 		base.Close()
@@ -210,7 +207,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	}
 	site, err := web.New(web.Config{DevSignIn: cfg.DevSignIn, DevToken: cfg.DevToken.Reveal(), RetractionURL: cfg.RetractionURL,
 		Attention: cfg.Attention, Lifecycle: a.Lifecycle},
-		api, a.store, a.sessions, oidc, bearer, log)
+		svc, a.store, a.sessions, oidc, bearer, log)
 	if err != nil {
 		a.Close()
 		return nil, err
@@ -222,7 +219,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	r := base.Router()
 	r.Group(func(r chi.Router) {
 		r.Use(site.Handler)
-		api.Routes(r, site.Guard)
+		httpapi.New(svc, log).Routes(r, site.Guard)
 		httpapi.NewEvidenceAdmin(a.Lifecycle, log).Routes(r, site.Guard)
 		site.Routes(r)
 	})

@@ -33,7 +33,7 @@ import (
 	"takedown/pkg/stream"
 	"takedown/pkg/testenv"
 	"takedown/services/intake/internal/app"
-	"takedown/services/intake/internal/httpapi"
+	"takedown/services/intake/internal/reports"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -50,7 +50,7 @@ type harness struct {
 	cfg   app.Config
 	stop  func()
 	js    jetstream.JetStream
-	limit httpapi.Limits
+	limit reports.Limits
 	app   *app.App
 }
 
@@ -76,7 +76,7 @@ func startLogging(t testing.TB, s3 testenv.S3Env, log *slog.Logger, opts ...func
 	t.Helper()
 	keysText, kr := masterKeys(t)
 	h := &harness{t: t, db: testenv.Postgres(t), nats: testenv.StartNATS(t), s3: s3, keys: kr,
-		limit: httpapi.Limits{MaxFileSize: 30 << 20, MaxFiles: 5, MaxTotalSize: 64 << 20}}
+		limit: reports.Limits{MaxFileSize: 30 << 20, MaxFiles: 5, MaxTotalSize: 64 << 20}}
 	h.cfg = app.Config{
 		Service: service.Config{ListenAddr: "127.0.0.1:0", DatabaseURL: config.Secret(testenv.ServiceLogins(t, h.db, app.Name)[app.Name].URL), NATSURL: h.nats.URL(),
 			StreamReplicas: 1, ShutdownTimeout: 5 * time.Second},

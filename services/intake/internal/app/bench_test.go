@@ -22,7 +22,7 @@ import (
 	"takedown/pkg/evidence"
 	"takedown/pkg/testenv"
 	"takedown/services/intake/internal/app"
-	"takedown/services/intake/internal/httpapi"
+	"takedown/services/intake/internal/reports"
 )
 
 // pattern is a stream of n pseudo-random bytes that repeats one 1 MiB block,
@@ -103,7 +103,7 @@ func BenchmarkUpload1GiB(b *testing.B) {
 	const size = 1 << 30
 	s3 := testenv.S3(b)
 	h := start(b, s3, func(c *app.Config) {
-		c.Limits = httpapi.Limits{MaxFileSize: 2 << 30, MaxFiles: 1, MaxTotalSize: 2 << 30}
+		c.Limits = reports.Limits{MaxFileSize: 2 << 30, MaxFiles: 1, MaxTotalSize: 2 << 30}
 	})
 	direct := s3.Client(b)
 	var intakeDur, directDur time.Duration
@@ -179,7 +179,7 @@ func BenchmarkConcurrentUploads(b *testing.B) {
 	size := int64(testenv.EnvInt(b, "TAKEDOWN_BENCH_UPLOAD_SIZE", 256<<20))
 	n := testenv.EnvInt(b, "TAKEDOWN_BENCH_UPLOADS", 50)
 	h := start(b, testenv.S3(b), func(c *app.Config) {
-		c.Limits = httpapi.Limits{MaxFileSize: 2 * size, MaxFiles: 1, MaxTotalSize: 2 * size}
+		c.Limits = reports.Limits{MaxFileSize: 2 * size, MaxFiles: 1, MaxTotalSize: 2 * size}
 	})
 	block := newPattern(1 << 20).block
 	// Each client asks before sending its body (Expect: 100-continue) and

@@ -138,10 +138,13 @@ func TestRetentionHoldAndExpiry(t *testing.T) {
 	ctx := t.Context()
 	lc := h.app.Lifecycle
 	a, b := h.submitOne(random(5000)), h.submitOne(random(6000))
-	fa, fb := h.fileOf(a), h.fileOf(b)
-	if fa.lockedUntil == nil || fb.lockedUntil == nil {
-		t.Fatalf("objects not locked at upload: %v %v", fa.lockedUntil, fb.lockedUntil)
-	}
+	// The lifecycle job locks a report's objects as soon as it is stored,
+	// told by the submission: the periodic lock (hourly here) does not.
+	var fa, fb fileRow
+	testenv.Eventually(t, 10*time.Second, "the objects locked after upload", func() bool {
+		fa, fb = h.fileOf(a), h.fileOf(b)
+		return fa.lockedUntil != nil && fb.lockedUntil != nil
+	})
 	c := h.s3.Client(t)
 
 	// Not yet finished: nothing expires, and S3 refuses to delete.

@@ -13,7 +13,7 @@ import (
 
 	pb "takedown/pkg/proto/takedown/v1"
 	"takedown/pkg/testenv"
-	"takedown/services/intake/internal/httpapi"
+	"takedown/services/intake/internal/reports"
 )
 
 // getRaw GETs path with the development token and returns the answer.
@@ -176,7 +176,7 @@ func TestReportsCSVExportIsSafeForSpreadsheetsAndAudited(t *testing.T) {
 		t.Errorf("the export holds evidence (hash, file name or content) or a key:\n%s", body)
 	}
 	for _, v := range []string{"-1", "@", "=", "+", "\tx"} {
-		if got := httpapi.CSVCell(v); got != "'"+v {
+		if got := reports.CSVCell(v); got != "'"+v {
 			t.Errorf("CSVCell(%q) = %q", v, got)
 		}
 	}
@@ -184,7 +184,7 @@ func TestReportsCSVExportIsSafeForSpreadsheetsAndAudited(t *testing.T) {
 	var exported string
 	testenv.Eventually(t, 10*time.Second, "the export recorded for the audit log", func() bool {
 		for _, ev := range h.staffActions() {
-			if a := ev.GetStaffAction(); a.GetAction() == httpapi.ActionExportCSV {
+			if a := ev.GetStaffAction(); a.GetAction() == reports.ActionExportCSV {
 				exported = a.GetPath() + " " + a.GetDetail()
 			}
 		}

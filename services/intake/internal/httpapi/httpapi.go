@@ -1,194 +1,134 @@
-// Package httpapi is intake's JSON API (DESIGN.md §8): submit a report with
-// its files, read one report with its progress, and find reports (list.go:
-// filters, search, the attention queue, the CSV export).
+// Package httpapi is intake's JSON API (DESIGN.md §8), a thin adapter over
+// the use cases of package reports: submit a report with its files, read
+// one report with its progress, find reports (filters, search, the
+// attention queue, the CSV export), file again, close, legal's decision.
 package httpapi
 
 import (
 	"bytes"
-	"context"
+	"encoding/csv"
 	"encoding/json"
-	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"mime/multipart"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/google/uuid"
-	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/semaphore"
 
 	"takedown/pkg/auth"
-	"takedown/pkg/events"
-	"takedown/pkg/evidence"
-	"takedown/pkg/filing"
-	"takedown/pkg/keyring"
-	"takedown/pkg/logging"
-	"takedown/pkg/metrics"
-	"takedown/pkg/pdq"
-	pb "takedown/pkg/proto/takedown/v1"
+	"takedown/pkg/fault"
 	"takedown/pkg/server"
+	"takedown/pkg/staffaction"
 	"takedown/services/intake/internal/report"
+	"takedown/services/intake/internal/reports"
 	"takedown/services/intake/internal/store"
+	"takedown/services/intake/internal/upload"
 )
-
-// Limits bound a submission. Video evidence can be several GiB.
-type Limits struct {
-	MaxFileSize  int64 // per file
-	MaxFiles     int
-	MaxTotalSize int64 // all files of one submission
-
-	// MinRate is the slowest a client may send a submission, in bytes a
-	// second over each RateWindow (server.MinRateBody); a slower one is
-	// cut off and nothing of its submission kept. 0: no minimum.
-	MinRate    int64
-	RateWindow time.Duration
-	// UploadMemory is what all submissions at once may hold in buffers
-	// (default DefaultUploadMemory); a submission waits up to
-	// UploadMemoryWait (default 10 s) for its share, then is answered 503
-	// with Retry-After, before its body is read.
-	UploadMemory     int64
-	UploadMemoryWait time.Duration
-}
-
-// DefaultUploadMemory is Limits.UploadMemory's default: three large files
-// streaming at once (evidence.PutMemory each, with the request's own
-// buffers), which is already all two cores can encrypt and hash.
-const DefaultUploadMemory = 128 << 20
-
-func (l Limits) withDefaults() Limits {
-	if l.UploadMemory == 0 {
-		l.UploadMemory = DefaultUploadMemory
-	}
-	if l.UploadMemoryWait == 0 {
-		l.UploadMemoryWait = 10 * time.Second
-	}
-	if l.RateWindow == 0 {
-		l.RateWindow = 30 * time.Second
-	}
-	return l
-}
-
-// MaxDescription bounds the report part (or a form's fields): it holds
-// text, never media.
-const MaxDescription = 1 << 20
-
-const maxReportJSON = MaxDescription
-
-// Evidence is what the API needs of the evidence store.
-type Evidence interface {
-	Put(ctx context.Context, key string, r io.Reader, dataKey []byte) (evidence.Object, error)
-	Delete(ctx context.Context, key string) error
-}
-
-var _ Evidence = (*evidence.Store)(nil)
 
 // API serves intake's endpoints.
 type API struct {
-	store    *store.Store
-	evidence Evidence
-	keys     *keyring.Keyring
-	limits   Limits
-	similar  Similar
-	decoding *pdq.Budget         // shared by the PDQ decodes of all submissions
-	uploads  *semaphore.Weighted // Limits.UploadMemory, shared by all submissions
-	log      *slog.Logger
-	now      func() time.Time
-
-	// AttentionPolicy is the attention queue's (?attention=true).
-	AttentionPolicy store.AttentionPolicy
-
-	// HoldForLegal holds each submitted report for a second person's legal
-	// decision (LEGAL_APPROVAL=required; legal.go).
-	HoldForLegal bool
-
-	// Stored, when set, runs after a submission of report reportID is
-	// stored (intake locks the report's new objects with it).
-	Stored func(ctx context.Context, reportID string)
-
-	submissions *prometheus.CounterVec
-	bytes       prometheus.Counter
-	reserved    prometheus.Gauge // of UploadMemory
+	reports *reports.Service
+	log     *slog.Logger
+	now     func() time.Time
 }
 
-// Limits returns the bounds of a submission.
-func (a *API) Limits() Limits { return a.limits }
-
-// Similar configures "reported before?": PDQ hashing of images and the
-// search for earlier reports of the same or a similar file.
-type Similar struct {
-	MaxImageBytes int // images up to this size are PDQ-hashed as they stream (default 32 MiB)
-	MaxPixels     int // larger images are refused by the decoder without allocating (default 50 megapixels)
-	// DecodeMemory is the memory all PDQ decodes at once may take (default
-	// 128 MiB); an image whose decode alone needs more gets no PDQ hash.
-	DecodeMemory int64
-	Distance     int // PDQ hashes at most this many bits apart match (default 31)
-}
-
-func (s Similar) withDefaults() Similar {
-	if s.MaxImageBytes == 0 {
-		s.MaxImageBytes = 32 << 20
-	}
-	if s.MaxPixels == 0 {
-		s.MaxPixels = 50_000_000
-	}
-	if s.DecodeMemory == 0 {
-		s.DecodeMemory = DefaultDecodeMemory
-	}
-	if s.Distance == 0 {
-		s.Distance = pdq.MatchThreshold
-	}
-	return s
-}
-
-// DefaultDecodeMemory is Similar.DecodeMemory's default: a 48-megapixel
-// phone photo (JPEG, 4:2:0) fits, and so does any image of 12 megapixels.
-const DefaultDecodeMemory = 128 << 20
-
-// New returns the API.
-func New(st *store.Store, ev Evidence, keys *keyring.Keyring, limits Limits, similar Similar, m *metrics.Factory, log *slog.Logger) *API {
-	similar, limits = similar.withDefaults(), limits.withDefaults()
-	return &API{
-		uploads: semaphore.NewWeighted(limits.UploadMemory),
-		store:   st, evidence: ev, keys: keys, limits: limits, similar: similar, log: log, now: time.Now,
-		decoding:    pdq.NewBudget(similar.DecodeMemory),
-		submissions: m.Counter("submissions_total", "Report submissions, by result (created or the error code).", "result"),
-		bytes:       m.Counter("evidence_bytes_total", "Evidence bytes received and stored.").WithLabelValues(),
-		reserved:    m.Gauge("upload_memory_reserved_bytes", "Bytes of UPLOAD_MEMORY the submissions in progress hold.").WithLabelValues(),
-	}
+// New returns the API over the use cases.
+func New(svc *reports.Service, log *slog.Logger) *API {
+	return &API{reports: svc, log: log, now: time.Now}
 }
 
 // Guard returns the middleware that admits staff holding one of roles;
 // the caller decides how requests authenticate.
 type Guard func(roles ...string) func(http.Handler) http.Handler
 
-// ReadRoles may read reports and their progress; evidence-admin staff read
-// the reports whose evidence they hold or destroy.
-var ReadRoles = []string{auth.RoleReporter, auth.RoleRetractor, auth.RoleAuditor, auth.RoleLegal, auth.RoleEvidenceAdmin}
-
 // Routes mounts the endpoints on r behind guard.
 func (a *API) Routes(r chi.Router, guard Guard) {
 	r.With(guard(auth.RoleReporter)).Post("/api/v1/reports", a.submit)
-	r.With(guard(ReadRoles...)).Get("/api/v1/reports", a.list)
-	r.With(guard(ReadRoles...)).Get("/api/v1/reports.csv", a.exportCSV)
-	r.With(guard(ReadRoles...)).Get("/api/v1/reports/{id}", a.get)
+	r.With(guard(reports.ReadRoles...)).Get("/api/v1/reports", a.list)
+	r.With(guard(reports.ReadRoles...)).Get("/api/v1/reports.csv", a.exportCSV)
+	r.With(guard(reports.ReadRoles...)).Get("/api/v1/reports/{id}", a.get)
 	r.With(guard(auth.RoleReporter)).Post("/api/v1/reports/{id}/refile", a.refile)
 	r.With(guard(auth.RoleReporter)).Post("/api/v1/reports/{id}/close", a.close)
 	r.With(guard(auth.RoleLegal)).Post("/api/v1/reports/{id}/legal-decision", a.legalDecision)
 }
 
+// submit handles POST /api/v1/reports: a multipart body whose first part is
+// the report JSON and whose further parts are the files.
+func (a *API) submit(w http.ResponseWriter, r *http.Request) {
+	rep, err := upload.Submit(w, r, a.reports, describeJSON)
+	if err != nil {
+		server.WriteError(w, err)
+		return
+	}
+	w.Header().Set("Location", "/api/v1/reports/"+rep.ID)
+	server.WriteJSON(w, http.StatusCreated, rep)
+}
+
+// describeJSON reads the API's report part, the submission's first, and
+// returns the first file part (nil when there is none).
+func describeJSON(mr *multipart.Reader) (*report.Input, *multipart.Part, error) {
+	in, err := readReportPart(mr)
+	if err != nil {
+		return nil, nil, err
+	}
+	first, err := mr.NextPart()
+	if err == io.EOF {
+		return in, nil, nil
+	}
+	if err != nil {
+		return nil, nil, reports.BodyError(err)
+	}
+	return in, first, nil
+}
+
+func readReportPart(mr *multipart.Reader) (*report.Input, error) {
+	part, err := mr.NextPart()
+	if err != nil {
+		return nil, reports.BodyError(err)
+	}
+	if part.FormName() != "report" {
+		return nil, badRequest("invalid", "report", "the first part must be named report and hold the report JSON (got %q)", part.FormName())
+	}
+	raw, err := io.ReadAll(io.LimitReader(part, reports.MaxDescription+1))
+	if err != nil {
+		return nil, reports.BodyError(err)
+	}
+	if len(raw) > reports.MaxDescription {
+		return nil, fault.Errorf(fault.TooLarge, "report_too_large", "report", "the report JSON is larger than %d bytes", reports.MaxDescription)
+	}
+	var in report.Input
+	if err := server.DecodeJSON(raw, &in); err != nil {
+		return nil, badRequest("invalid_json", "report", "the report JSON is malformed: %v", err)
+	}
+	return &in, nil
+}
+
+func badRequest(code, field, format string, args ...any) error {
+	return fault.Errorf(fault.Invalid, code, field, format, args...)
+}
+
+func (a *API) get(w http.ResponseWriter, r *http.Request) {
+	rep, err := a.reports.Get(r.Context(), chi.URLParam(r, "id"))
+	if err != nil {
+		server.WriteError(w, err)
+		return
+	}
+	server.WriteJSON(w, http.StatusOK, rep)
+}
+
 func (a *API) refile(w http.ResponseWriter, r *http.Request) {
 	staff, _ := auth.FromContext(r.Context())
-	var corr *Correction
+	var corr *reports.Correction
 	// The body is optional: without one the report is filed again as it is.
-	raw, err := io.ReadAll(io.LimitReader(r.Body, maxReportJSON+1))
+	raw, err := io.ReadAll(io.LimitReader(r.Body, reports.MaxDescription+1))
 	if err != nil {
 		server.WriteError(w, badRequest("invalid", "", "the corrections could not be read: %v", err))
 		return
 	}
-	if len(raw) > maxReportJSON {
-		server.WriteError(w, server.Errorf(http.StatusRequestEntityTooLarge, "too_large", "", "the corrections are larger than %d bytes", maxReportJSON))
+	if len(raw) > reports.MaxDescription {
+		server.WriteError(w, fault.Errorf(fault.TooLarge, "too_large", "", "the corrections are larger than %d bytes", reports.MaxDescription))
 		return
 	}
 	if len(bytes.TrimSpace(raw)) > 0 {
@@ -197,139 +137,14 @@ func (a *API) refile(w http.ResponseWriter, r *http.Request) {
 			server.WriteError(w, badRequest("invalid", "", "the corrections are not a report JSON object: %v", err))
 			return
 		}
-		corr = &Correction{raw: raw}
+		corr = reports.CorrectionJSON(raw)
 	}
-	rep, err := a.Refile(r.Context(), staff, chi.URLParam(r, "id"), corr)
+	rep, err := a.reports.Refile(r.Context(), staff, chi.URLParam(r, "id"), corr)
 	if err != nil {
 		server.WriteError(w, err)
 		return
 	}
 	server.WriteJSON(w, http.StatusAccepted, rep)
-}
-
-// Correction changes a report before it is filed again: the report JSON of
-// a submission (report.Input), with only the fields to change. Fields left
-// out keep their stored values; "files" corrects each file's metadata in
-// order. Whether the report is a test stays as submitted.
-type Correction struct{ raw []byte }
-
-// NewCorrection returns a correction of the given fields of report.Input
-// (for the web form).
-func NewCorrection(fields map[string]any) (*Correction, error) {
-	raw, err := json.Marshal(fields)
-	if err != nil {
-		return nil, err
-	}
-	return &Correction{raw: raw}, nil
-}
-
-// correct applies c to r, under the same rules as a submission.
-func (a *API) correct(r *report.Report, c *Correction) error {
-	in := report.Input{
-		IncidentType: r.IncidentType, IncidentTime: r.IncidentTime.UTC().Format(time.RFC3339), Platform: r.Platform,
-		URLs: r.URLs, Uploader: r.Uploader, LegalApproved: r.LegalApproved, Approver: r.Approver,
-		NotApprovedReason: r.NotApprovedReason, ActionsTaken: r.ActionsTaken, Notes: r.Notes, PrivateNote: r.PrivateNote, Escalate: r.Escalate, Test: r.Test,
-	}
-	for _, f := range r.Files {
-		in.Files = append(in.Files, f.FileInput)
-	}
-	// Decoding over the stored values changes only the fields sent (and
-	// merges each file's entry into the stored one).
-	if err := json.Unmarshal(c.raw, &in); err != nil {
-		return badRequest("invalid", "", "the corrections are not a report JSON object: %v", err)
-	}
-	in.Test = r.Test
-	if len(in.Files) > len(r.Files) {
-		return badRequest("invalid", "files", "the report has %d files; the corrections describe %d", len(r.Files), len(in.Files))
-	}
-	if err := in.Validate(a.now()); err != nil {
-		var fes report.FieldErrors
-		if !errors.As(err, &fes) || len(fes) == 0 {
-			return badRequest("invalid", "report", "%v", err)
-		}
-		return &InvalidError{APIError: server.Errorf(http.StatusBadRequest, "invalid", fes[0].Field, "%s", fes[0].Message), Problems: fes}
-	}
-	r.Details = in.Details()
-	r.IncidentTime = in.IncidentAt()
-	for i := range in.Files {
-		in.Files[i].Name = r.Files[i].FileInput.Name // the original name is a fact, not a correction
-		r.Files[i].FileInput = in.Files[i]
-	}
-	return nil
-}
-
-// Refile files a report again, as its next filing, when its filing allows
-// it (filing.FileAgain: retracted, closed, or failed before NCMEC opened
-// anything): takedown.report.submitted announces it again with filing + 1,
-// through the outbox, with the report as corrected by corr (nil: as it
-// is). An open or finished NCMEC report is never duplicated: the refusal
-// answers 409 with the reason.
-func (a *API) Refile(ctx context.Context, staff auth.Staff, id string, corr *Correction) (*report.Report, error) {
-	if _, err := uuid.Parse(id); err != nil {
-		return nil, errNotFound(id)
-	}
-	ctx, log := logging.With(ctx, logging.KeyReportID, id)
-	var eventID string
-	rep, err := a.store.Change(ctx, id, func(r *report.Report, key keyring.WrappedKey) (*pb.Envelope, error) {
-		if err := refused(r.FilingStatus.Allows(filing.FileAgain)); err != nil {
-			return nil, err
-		}
-		if corr != nil {
-			if err := a.correct(r, corr); err != nil {
-				return nil, err
-			}
-		}
-		r.Filing = r.FilingStatus.Filing + 1
-		// Earlier finished reports of the uploader; the filing being
-		// replaced, never finished, is not among them.
-		prior, err := a.store.PriorNCMECReports(ctx, r.Details)
-		if err != nil {
-			return nil, err
-		}
-		ev, err := events.New(r.ID, staff.Actor(), &pb.ReportSubmitted{
-			Report:  toProto(r, prior),
-			Files:   filesToProto(r.Files),
-			DataKey: &pb.WrappedKey{MasterKeyId: key.MasterKeyID, Ciphertext: key.Ciphertext},
-		})
-		if ev != nil {
-			eventID = ev.EventId
-		}
-		return ev, err
-	})
-	if err := changeError(log, id, "filed again", err); err != nil {
-		return nil, err
-	}
-	log.Info("report filed again", logging.KeyFiling, rep.Filing, "corrected", corr != nil, logging.KeyEventID, eventID)
-	return rep, nil
-}
-
-// Close settles a failed filing that staff resolved outside the tool
-// (filing.Close): takedown.report.closed, with staff's reason, is committed
-// with the report's new state through the outbox.
-func (a *API) Close(ctx context.Context, staff auth.Staff, id, reason string) (*report.Report, error) {
-	if _, err := uuid.Parse(id); err != nil {
-		return nil, errNotFound(id)
-	}
-	reason = strings.TrimSpace(reason)
-	if reason == "" {
-		return nil, badRequest("invalid", "reason", "say why the report is closed (e.g. how it was settled with NCMEC)")
-	}
-	if len(reason) > 1000 {
-		return nil, badRequest("invalid", "reason", "the reason is longer than 1000 bytes")
-	}
-	ctx, log := logging.With(ctx, logging.KeyReportID, id)
-	rep, err := a.store.Change(ctx, id, func(r *report.Report, _ keyring.WrappedKey) (*pb.Envelope, error) {
-		if err := refused(r.FilingStatus.Allows(filing.Close)); err != nil {
-			return nil, err
-		}
-		return events.New(r.ID, staff.Actor(),
-			&pb.ReportClosed{Filing: uint32(r.FilingStatus.Filing), Reason: reason})
-	})
-	if err := changeError(log, id, "closed", err); err != nil {
-		return nil, err
-	}
-	log.Info("report closed", logging.KeyFiling, rep.Filing)
-	return rep, nil
 }
 
 func (a *API) close(w http.ResponseWriter, r *http.Request) {
@@ -342,7 +157,7 @@ func (a *API) close(w http.ResponseWriter, r *http.Request) {
 		server.WriteError(w, badRequest("invalid", "reason", `send {"reason": "..."}`))
 		return
 	}
-	rep, err := a.Close(r.Context(), staff, chi.URLParam(r, "id"), body.Reason)
+	rep, err := a.reports.Close(r.Context(), staff, chi.URLParam(r, "id"), body.Reason)
 	if err != nil {
 		server.WriteError(w, err)
 		return
@@ -350,66 +165,126 @@ func (a *API) close(w http.ResponseWriter, r *http.Request) {
 	server.WriteJSON(w, http.StatusOK, rep)
 }
 
-// refused turns a filing.Refusal into the API's 409.
-func refused(err error) error {
-	var no *filing.Refusal
-	if errors.As(err, &no) {
-		return server.Errorf(http.StatusConflict, "conflict", "", "%s", no.Reason)
+// legalDecision serves POST /api/v1/reports/{id}/legal-decision
+// {"approve": true|false, "reason": "…"}.
+func (a *API) legalDecision(w http.ResponseWriter, r *http.Request) {
+	staff, _ := auth.FromContext(r.Context())
+	var body struct {
+		Approve *bool  `json:"approve"`
+		Reason  string `json:"reason"`
 	}
-	return err
-}
-
-func changeError(log *slog.Logger, id, what string, err error) error {
-	var ae *server.APIError
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, store.ErrNotFound):
-		return errNotFound(id)
-	case errors.As(err, &ae):
-		return err
-	}
-	log.Error("report could not be "+what, logging.KeyErr, err)
-	return server.Errorf(http.StatusServiceUnavailable, "database_unavailable", "", "the report could not be %s; try again in a minute", what)
-}
-
-func (a *API) get(w http.ResponseWriter, r *http.Request) {
-	id := chi.URLParam(r, "id")
-	if _, err := uuid.Parse(id); err != nil {
-		server.WriteError(w, errNotFound(id))
-		return
-	}
-	rep, err := a.store.Get(r.Context(), id)
-	if errors.Is(err, store.ErrNotFound) {
-		server.WriteError(w, errNotFound(id))
-		return
-	}
+	raw, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
 	if err != nil {
-		a.log.Error("get report", logging.KeyReportID, id, logging.KeyErr, err)
-		server.WriteError(w, err)
+		server.WriteError(w, badRequest("invalid", "", "the body could not be read"))
 		return
 	}
-	if err := a.ReportedBefore(r.Context(), rep); err != nil {
-		a.log.Error("reported before", logging.KeyReportID, id, logging.KeyErr, err)
+	if err := json.Unmarshal(raw, &body); err != nil || body.Approve == nil {
+		server.WriteError(w, badRequest("invalid", "approve", `send {"approve": true or false, "reason": "why"}`))
+		return
+	}
+	rep, err := a.reports.DecideLegal(r.Context(), staff, chi.URLParam(r, "id"), *body.Approve, body.Reason)
+	if err != nil {
 		server.WriteError(w, err)
 		return
 	}
 	server.WriteJSON(w, http.StatusOK, rep)
 }
 
-// ReportedBefore fills each file's earlier reports of the same bytes or a
-// similar image.
-func (a *API) ReportedBefore(ctx context.Context, rep *report.Report) error {
-	matches, err := a.store.ReportedBefore(ctx, rep, a.similar.Distance)
-	if err != nil {
-		return err
-	}
-	for i := range rep.Files {
-		rep.Files[i].ReportedBefore = matches[rep.Files[i].ID]
-	}
-	return nil
+// listAnswer is the answer of GET /api/v1/reports.
+type listAnswer struct {
+	Reports []report.Report `json:"reports"`
+	// NextCursor (PrevCursor) goes back as cursor for the following, older
+	// (preceding, newer) page; Next and Prev are those pages' URLs. Empty
+	// when there is no such page.
+	NextCursor string `json:"next_cursor,omitempty"`
+	PrevCursor string `json:"prev_cursor,omitempty"`
+	Next       string `json:"next,omitempty"`
+	Prev       string `json:"prev,omitempty"`
 }
 
-func errNotFound(id string) error {
-	return server.Errorf(http.StatusNotFound, "not_found", "", "no report %q", id)
+// list serves GET /api/v1/reports with its filters (reports.ParseFilter),
+// and ?attention=true, the attention queue.
+func (a *API) list(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if v := q.Get("attention"); v != "" {
+		a.attention(w, r, v)
+		return
+	}
+	f, err := reports.ParseFilter(q, store.EnvAll)
+	if err != nil {
+		server.WriteError(w, err)
+		return
+	}
+	page, err := a.reports.Search(r.Context(), f)
+	if err != nil {
+		server.WriteError(w, err)
+		return
+	}
+	out := listAnswer{Reports: page.Reports, NextCursor: page.Next, PrevCursor: page.Prev}
+	if out.Reports == nil {
+		out.Reports = []report.Report{}
+	}
+	if page.Next != "" {
+		out.Next = "/api/v1/reports?" + reports.WithCursor(q, page.Next)
+	}
+	if page.Prev != "" {
+		out.Prev = "/api/v1/reports?" + reports.WithCursor(q, page.Prev)
+	}
+	server.WriteJSON(w, http.StatusOK, out)
+}
+
+func (a *API) attention(w http.ResponseWriter, r *http.Request, v string) {
+	if v != "true" {
+		server.WriteError(w, badRequest("invalid", "attention", "attention must be true (the queue) or left out (the list)"))
+		return
+	}
+	owed, err := a.reports.Attention(r.Context())
+	if err != nil {
+		server.WriteError(w, err)
+		return
+	}
+	server.WriteJSON(w, http.StatusOK, map[string]any{"attention": owed})
+}
+
+// exportCSV serves GET /api/v1/reports.csv: the filtered list (every page
+// of it, limit and cursor ignored) as CSV for legal; the export is
+// recorded for the audit log.
+func (a *API) exportCSV(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f, err := reports.ParseFilter(q, store.EnvAll)
+	if err != nil {
+		server.WriteError(w, err)
+		return
+	}
+	f.Cursor, f.Limit = "", store.MaxSearchLimit
+	page, err := a.reports.Search(r.Context(), f)
+	if err != nil {
+		server.WriteError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="takedown-reports-%s.csv"`, a.now().UTC().Format("20060102-150405")))
+	cw := csv.NewWriter(w)
+	cw.Write(reports.CSVColumns)
+	n := 0
+	for {
+		for _, rep := range page.Reports {
+			cw.Write(reports.CSVRow(rep))
+			n++
+		}
+		if page.Next == "" {
+			break
+		}
+		f.Cursor = page.Next
+		if page, err = a.reports.Search(r.Context(), f); err != nil {
+			break // the answer has begun: the audit entry says it is cut short
+		}
+	}
+	cw.Flush()
+	detail := fmt.Sprintf("%d reports", n)
+	if err != nil || cw.Error() != nil {
+		detail += ", cut short by an error"
+	}
+	staff, _ := auth.FromContext(r.Context())
+	a.reports.RecordAction(r.Context(), "", staff, staffaction.Of(r, staff.Actor(), reports.ActionExportCSV, detail))
 }

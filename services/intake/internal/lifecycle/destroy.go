@@ -17,6 +17,7 @@ import (
 	"takedown/pkg/logging"
 	"takedown/pkg/outbox"
 	pb "takedown/pkg/proto/takedown/v1"
+	"takedown/services/intake/internal/store"
 )
 
 // DestructionRequest is a law-enforcement request to destroy a report's
@@ -122,15 +123,7 @@ func (m *Manager) ApproveDestruction(ctx context.Context, s auth.Staff, requestI
 		if held {
 			return fault.Errorf(fault.Conflict, "held", "", "the report is under legal hold; lift the hold before destroying its evidence")
 		}
-		type file struct{ id, key, sha string }
-		rows, err := tx.Query(ctx, `SELECT id::text, object_key, sha256 FROM files WHERE report_id = $1 AND destroyed_at IS NULL ORDER BY idx`, d.ReportID)
-		if err != nil {
-			return err
-		}
-		files, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (file, error) {
-			var f file
-			return f, r.Scan(&f.id, &f.key, &f.sha)
-		})
+		files, err := store.LiveFiles(ctx, tx, d.ReportID)
 		if err != nil {
 			return err
 		}
@@ -138,21 +131,21 @@ func (m *Manager) ApproveDestruction(ctx context.Context, s auth.Staff, requestI
 		d.ApprovedBy, d.ApprovedAt, d.Files = s.Subject, &now, nil
 		for _, f := range files {
 			method := "deleted"
-			if err := m.evidence.Destroy(ctx, f.key); err != nil {
+			if err := m.evidence.Destroy(ctx, f.Key); err != nil {
 				if evidence.IsUnavailable(err) {
-					return fmt.Errorf("destroy file %s: %w", f.id, err)
+					return fmt.Errorf("destroy file %s: %w", f.ID, err)
 				}
 				// Refused: compliance retention, which nobody can lift.
 				// The bytes stay but are unreadable once the key is gone.
-				m.log.Warn("destruction: object not removable; its data key is destroyed instead", logging.KeyReportID, d.ReportID, logging.KeyFileID, f.id, logging.KeyErr, err)
+				m.log.Warn("destruction: object not removable; its data key is destroyed instead", logging.KeyReportID, d.ReportID, logging.KeyFileID, f.ID, logging.KeyErr, err)
 				method = "key_destroyed"
 			}
-			d.Files = append(d.Files, &pb.DestroyedFile{FileId: f.id, Sha256: f.sha, Method: method})
-			if _, err := tx.Exec(ctx, `UPDATE files SET destroyed_at = $2, destroyed_reason = 'law_enforcement_request' WHERE id = $1`, f.id, now); err != nil {
+			d.Files = append(d.Files, &pb.DestroyedFile{FileId: f.ID, Sha256: f.SHA256, Method: method})
+			if err := store.FileDestroyed(ctx, tx, f.ID, "law_enforcement_request", now); err != nil {
 				return err
 			}
 		}
-		if _, err := tx.Exec(ctx, `UPDATE reports SET data_key = NULL, data_key_destroyed_at = coalesce(data_key_destroyed_at, $2) WHERE id = $1`, d.ReportID, now); err != nil {
+		if err := store.DropDataKey(ctx, tx, d.ReportID, now); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE destruction_requests SET approved_by = $2, approved_at = $3 WHERE id = $1`, requestID, s.Subject, now); err != nil {

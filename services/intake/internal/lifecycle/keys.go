@@ -2,12 +2,6 @@ package lifecycle
 
 import (
 	"context"
-	"fmt"
-
-	"github.com/jackc/pgx/v5"
-
-	"takedown/pkg/database"
-	"takedown/pkg/keyring"
 )
 
 // Rewrap wraps every stored data key that is not under the current master
@@ -18,43 +12,10 @@ import (
 func (m *Manager) Rewrap(ctx context.Context) (int, error) {
 	total := 0
 	for {
-		n := 0
-		err := database.InTx(ctx, m.pool, func(tx pgx.Tx) error {
-			n = 0
-			rows, err := tx.Query(ctx, `SELECT id::text, data_key_id, data_key FROM reports
-				WHERE data_key IS NOT NULL AND data_key_id <> $1 LIMIT 100 FOR UPDATE SKIP LOCKED`, m.keys.CurrentID())
-			if err != nil {
-				return err
-			}
-			type row struct {
-				id string
-				w  keyring.WrappedKey
-			}
-			list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
-				var x row
-				return x, r.Scan(&x.id, &x.w.MasterKeyID, &x.w.Ciphertext)
-			})
-			if err != nil {
-				return err
-			}
-			for _, x := range list {
-				nw, err := m.keys.Rewrap(x.id, x.w)
-				if err != nil {
-					return fmt.Errorf("rewrap data key of report %s: %w", x.id, err)
-				}
-				if _, err := tx.Exec(ctx, `UPDATE reports SET data_key_id = $2, data_key = $3 WHERE id = $1`, x.id, nw.MasterKeyID, nw.Ciphertext); err != nil {
-					return err
-				}
-				n++
-			}
-			return nil
-		})
+		n, err := m.store.RewrapDataKeys(ctx, m.keys.CurrentID(), m.keys.Rewrap)
 		total += n
-		if err != nil {
+		if err != nil || n == 0 {
 			return total, err
-		}
-		if n == 0 {
-			return total, nil
 		}
 	}
 }
@@ -73,24 +34,15 @@ type KeyUse struct {
 // intake). A key in use that is not configured means data that cannot be
 // read until the key is restored.
 func (m *Manager) KeysInUse(ctx context.Context) ([]KeyUse, error) {
-	rows, err := m.pool.Query(ctx, `SELECT data_key_id, count(*) FROM reports WHERE data_key IS NOT NULL GROUP BY 1 ORDER BY 1`)
+	counts, err := m.store.DataKeysInUse(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("keys in use: %w", err)
+		return nil, err
 	}
 	used := map[string]int{}
 	var ids []string
-	for rows.Next() {
-		var id string
-		var n int
-		if err := rows.Scan(&id, &n); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		used[id] = n
-		ids = append(ids, id)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("keys in use: %w", err)
+	for _, c := range counts {
+		used[c.MasterKeyID] = c.DataKeys
+		ids = append(ids, c.MasterKeyID)
 	}
 	configured := map[string]bool{}
 	for _, id := range m.keys.IDs() {

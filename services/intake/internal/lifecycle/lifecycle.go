@@ -82,6 +82,8 @@ var _ Evidence = (*evidence.Store)(nil)
 // Manager runs the lifecycle over intake's schema and the evidence bucket.
 type Manager struct {
 	pool     *pgxpool.Pool
+	store    *store.Store // locks, rewrap and stream purge; the other steps still query pool
+	stored   chan string  // reports just stored, whose objects Run locks (Stored)
 	evidence Evidence
 	keys     *keyring.Keyring
 	js       jetstream.JetStream
@@ -97,7 +99,7 @@ func New(pool *pgxpool.Pool, ev Evidence, keys *keyring.Keyring, js jetstream.Je
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("lifecycle: %w", err)
 	}
-	return &Manager{pool: pool, evidence: ev, keys: keys, js: js, policy: p, log: log, Now: time.Now}, nil
+	return &Manager{pool: pool, store: store.New(pool), stored: make(chan string, storedQueue), evidence: ev, keys: keys, js: js, policy: p, log: log, Now: time.Now}, nil
 }
 
 // Policy returns the retention policy.
@@ -119,48 +121,33 @@ func Retracted(ctx context.Context, tx pgx.Tx, p Policy, reportID string, t time
 // short of its report's retention: a provisional submitted_at + Retention
 // while the report is not filed, the recorded retention after. It returns
 // how many objects it locked; failures are logged and retried next time.
-func (m *Manager) Lock(ctx context.Context) (int, error) { return m.lock(ctx, nil) }
+func (m *Manager) Lock(ctx context.Context) (int, error) { return m.lock(ctx, "") }
 
 // LockReport is Lock for the objects of one report, as soon as it is
 // stored, so nothing can delete them before it is filed; it leaves every
 // other report to the job (Run), which also retries what fails here.
+// Run calls it for each report Stored announces.
 func (m *Manager) LockReport(ctx context.Context, reportID string) (int, error) {
 	return m.lock(ctx, reportID)
 }
 
-// lock locks the objects of reportID, or of every report when it is nil.
-func (m *Manager) lock(ctx context.Context, reportID any) (int, error) {
+// lock locks the objects of reportID, or of every report when it is empty.
+func (m *Manager) lock(ctx context.Context, reportID string) (int, error) {
 	if !m.policy.ObjectLock {
 		return 0, nil
 	}
-	rows, err := m.pool.Query(ctx, `SELECT f.id::text, f.object_key, f.object_version,
-			greatest(coalesce(r.retain_until, '-infinity'), r.submitted_at + make_interval(secs => $1))
-		FROM files f JOIN reports r ON r.id = f.report_id
-		WHERE f.destroyed_at IS NULL AND ($2::uuid IS NULL OR f.report_id = $2::uuid)
-		  AND (f.locked_until IS NULL OR f.locked_until < greatest(coalesce(r.retain_until, '-infinity'), r.submitted_at + make_interval(secs => $1)))
-		LIMIT 1000`, m.policy.Retention.Seconds(), reportID)
+	targets, err := m.store.LockTargets(ctx, m.policy.Retention, reportID)
 	if err != nil {
-		return 0, fmt.Errorf("objects to lock: %w", err)
-	}
-	type target struct {
-		id, key, version string
-		until            time.Time
-	}
-	targets, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (target, error) {
-		var t target
-		return t, r.Scan(&t.id, &t.key, &t.version, &t.until)
-	})
-	if err != nil {
-		return 0, fmt.Errorf("objects to lock: %w", err)
+		return 0, err
 	}
 	n := 0
 	for _, t := range targets {
-		if err := m.evidence.Retain(ctx, t.key, t.version, m.policy.Mode, t.until); err != nil {
-			m.log.Warn("object lock: retain failed; will retry", logging.KeyFileID, t.id, logging.KeyErr, err)
+		if err := m.evidence.Retain(ctx, t.Key, t.Version, m.policy.Mode, t.Until); err != nil {
+			m.log.Warn("object lock: retain failed; will retry", logging.KeyFileID, t.FileID, logging.KeyErr, err)
 			continue
 		}
-		if _, err := m.pool.Exec(ctx, `UPDATE files SET locked_until = greatest(locked_until, $2) WHERE id = $1`, t.id, t.until); err != nil {
-			return n, fmt.Errorf("record lock of %s: %w", t.id, err)
+		if err := m.store.Locked(ctx, t.FileID, t.Until); err != nil {
+			return n, err
 		}
 		n++
 	}
@@ -265,18 +252,15 @@ func (m *Manager) expireReport(ctx context.Context, reportID string) ([]Candidat
 			cert.Files = append(cert.Files, &pb.DestroyedFile{FileId: c.FileID, Sha256: c.SHA256, Method: "deleted"})
 		}
 		for _, c := range done {
-			if _, err := tx.Exec(ctx, `UPDATE files SET destroyed_at = $2, destroyed_reason = 'expired' WHERE id = $1`, c.FileID, m.Now()); err != nil {
+			if err := store.FileDestroyed(ctx, tx, c.FileID, "expired", m.Now()); err != nil {
 				return err
 			}
 		}
 		// With every file gone the data key protects nothing: drop it, so
 		// it need not be rewrapped at the next rotation.
-		tag, err := tx.Exec(ctx, `UPDATE reports SET data_key = NULL, data_key_destroyed_at = $2
-			WHERE id = $1 AND data_key IS NOT NULL AND NOT EXISTS (SELECT 1 FROM files WHERE report_id = $1 AND destroyed_at IS NULL)`, reportID, m.Now())
-		if err != nil {
+		if cert.DataKeyDestroyed, err = store.DropDataKeyIfBare(ctx, tx, reportID, m.Now()); err != nil {
 			return err
 		}
-		cert.DataKeyDestroyed = tag.RowsAffected() == 1
 		ev, err := events.New(reportID, events.Service("intake"), cert)
 		if err != nil {
 			return err
@@ -292,8 +276,26 @@ func (m *Manager) expireReport(ctx context.Context, reportID string) ([]Candidat
 	return done, nil
 }
 
+// storedQueue bounds the reports Stored announces that Run has not locked
+// yet; beyond it a report waits for the periodic lock.
+const storedQueue = 256
+
+// Stored announces that report reportID was just stored: Run locks its
+// objects (LockReport) at once, outside the staff member's request. It
+// never blocks; a notice that finds the queue full, or that is lost with
+// the process, is left to the periodic lock, which finds every object whose
+// lock falls short.
+func (m *Manager) Stored(reportID string) {
+	select {
+	case m.stored <- reportID:
+	default:
+		m.log.Warn("object lock after submission queued for the periodic lock: too many at once", logging.KeyReportID, reportID)
+	}
+}
+
 // Run locks, expires and purges destroyed keys from the stream every
-// interval until ctx ends.
+// interval until ctx ends; in between it locks the objects of each report
+// Stored announces.
 func (m *Manager) Run(ctx context.Context, every time.Duration) error {
 	for {
 		if _, err := m.Lock(ctx); err != nil && ctx.Err() == nil {
@@ -305,10 +307,28 @@ func (m *Manager) Run(ctx context.Context, every time.Duration) error {
 		if _, err := m.PurgeStream(ctx); err != nil && ctx.Err() == nil {
 			m.log.Warn("stream purge; will retry", logging.KeyErr, err)
 		}
+		next := time.NewTimer(every)
+		more := m.lockStored(ctx, next.C)
+		next.Stop()
+		if !more {
+			return nil
+		}
+	}
+}
+
+// lockStored locks the objects of the reports Stored announces until next
+// fires (true) or ctx ends (false).
+func (m *Manager) lockStored(ctx context.Context, next <-chan time.Time) bool {
+	for {
 		select {
 		case <-ctx.Done():
-			return nil
-		case <-time.After(every):
+			return false
+		case <-next:
+			return true
+		case id := <-m.stored:
+			if _, err := m.LockReport(ctx, id); err != nil && ctx.Err() == nil {
+				m.log.Warn("object lock after submission; the periodic lock will retry", logging.KeyReportID, id, logging.KeyErr, err)
+			}
 		}
 	}
 }
@@ -344,9 +364,8 @@ func who(s auth.Staff) string {
 
 // lockReport locks the report row, or fails with ErrNotFound.
 func lockReport(ctx context.Context, tx pgx.Tx, reportID string) error {
-	var one int
-	err := tx.QueryRow(ctx, `SELECT 1 FROM reports WHERE id = $1 FOR UPDATE`, reportID).Scan(&one)
-	if errors.Is(err, pgx.ErrNoRows) {
+	_, err := store.LockReportRow(ctx, tx, reportID)
+	if errors.Is(err, store.ErrNotFound) {
 		return ErrNotFound
 	}
 	return err
@@ -355,10 +374,9 @@ func lockReport(ctx context.Context, tx pgx.Tx, reportID string) error {
 // lockLiveReport is lockReport for a step that needs the report's evidence:
 // it fails with ErrDestroyed once that is gone (its data key destroyed).
 func lockLiveReport(ctx context.Context, tx pgx.Tx, reportID string) error {
-	var destroyed bool
-	err := tx.QueryRow(ctx, `SELECT data_key_destroyed_at IS NOT NULL FROM reports WHERE id = $1 FOR UPDATE`, reportID).Scan(&destroyed)
+	destroyed, err := store.LockReportRow(ctx, tx, reportID)
 	switch {
-	case errors.Is(err, pgx.ErrNoRows):
+	case errors.Is(err, store.ErrNotFound):
 		return ErrNotFound
 	case err != nil:
 		return err

@@ -8,7 +8,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"takedown/pkg/database"
 	"takedown/pkg/events"
 	"takedown/pkg/logging"
 )
@@ -26,18 +25,12 @@ import (
 // events the consumer has not recorded yet is tried again at the next run.
 // It returns how many reports it finished.
 func (m *Manager) PurgeStream(ctx context.Context) (int, error) {
-	rows, err := m.pool.Query(ctx, `SELECT id::text, filing FROM reports
-		WHERE data_key_destroyed_at IS NOT NULL AND stream_purged_at IS NULL ORDER BY data_key_destroyed_at LIMIT 1000`)
+	reports, err := m.store.StreamPurgeOwed(ctx, 1000)
 	if err != nil {
 		return 0, fmt.Errorf("stream purge: %w", err)
 	}
-	type owed struct {
-		ID     string
-		Filing int
-	}
-	reports, err := pgx.CollectRows(rows, pgx.RowToStructByPos[owed])
-	if err != nil || len(reports) == 0 {
-		return 0, err
+	if len(reports) == 0 {
+		return 0, nil
 	}
 	st, err := m.js.Stream(ctx, events.Stream)
 	if err != nil {
@@ -95,13 +88,6 @@ func (m *Manager) purgeReport(ctx context.Context, st jetstream.Stream, reportID
 		m.log.Info("stream purge: submitted event erased", logging.KeyReportID, reportID, logging.KeyEventID, c.EventID, logging.KeyStreamSeq, c.Seq)
 	}
 	// intake's outbox keeps published events for a while too.
-	err = database.InTx(ctx, m.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE published_at IS NOT NULL AND event_id IN
-			(SELECT event_id FROM report_events WHERE report_id = $1 AND type = $2)`, reportID, events.ReportSubmitted); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, `UPDATE reports SET stream_purged_at = now() WHERE id = $1`, reportID)
-		return err
-	})
+	err = m.store.StreamPurged(ctx, reportID)
 	return err == nil, err
 }

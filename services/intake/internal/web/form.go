@@ -13,10 +13,12 @@ import (
 	"time"
 
 	"takedown/pkg/auth"
+	"takedown/pkg/fault"
 	"takedown/pkg/reportrules"
 	"takedown/pkg/server"
-	"takedown/services/intake/internal/httpapi"
 	"takedown/services/intake/internal/report"
+	"takedown/services/intake/internal/reports"
+	"takedown/services/intake/internal/upload"
 )
 
 // problem is one entry of the form's error summary.
@@ -38,7 +40,7 @@ type formData struct {
 	// HoldForLegal: the report will wait for a second person's legal
 	// decision, so the form asks nothing about legal (LEGAL_APPROVAL).
 	HoldForLegal bool
-	Limits       httpapi.Limits
+	Limits       reports.Limits
 	Default      string // the default incident type
 }
 
@@ -54,7 +56,7 @@ func (w *Web) newForm(vals url.Values) formData {
 	}
 	return formData{
 		Title: "Report to NCMEC", Values: vals, IncidentTypes: report.IncidentTypes, Default: report.DefaultIncidentType,
-		Classifications: report.Classifications, Actions: reportrules.Actions, MaxPrivateNote: reportrules.MaxPrivateNote, Limits: w.api.Limits(), HoldForLegal: w.api.HoldForLegal,
+		Classifications: report.Classifications, Actions: reportrules.Actions, MaxPrivateNote: reportrules.MaxPrivateNote, Limits: w.reports.Limits(), HoldForLegal: w.reports.HoldForLegal,
 	}
 }
 
@@ -63,8 +65,9 @@ func (w *Web) formPage(rw http.ResponseWriter, r *http.Request) {
 }
 
 // submit takes the report form, posted by the browser alone or by the page
-// script (which asks for JSON). It goes through the API's own submission:
-// the same validation and the same streaming, encrypted storage.
+// script (which asks for JSON). It goes through the same use case as the
+// API's submission (reports.Service.Submit): the same validation and the
+// same streaming, encrypted storage.
 func (w *Web) submit(rw http.ResponseWriter, r *http.Request) {
 	var vals url.Values
 	describe := func(mr *multipart.Reader) (*report.Input, *multipart.Part, error) {
@@ -77,7 +80,7 @@ func (w *Web) submit(rw http.ResponseWriter, r *http.Request) {
 		in, err := formInput(vals)
 		return in, first, err
 	}
-	rep, err := w.api.Submit(rw, r, describe)
+	rep, err := upload.Submit(rw, r, w.reports, describe)
 	if err != nil {
 		w.formFailed(rw, r, vals, err)
 		return
@@ -97,15 +100,14 @@ func (w *Web) formFailed(rw http.ResponseWriter, r *http.Request, vals url.Value
 		w.fail(rw, r, err)
 		return
 	}
-	var ae *server.APIError
-	if !errors.As(err, &ae) || vals == nil {
+	ae, ok := server.AsAPIError(err)
+	if !ok || vals == nil {
 		w.fail(rw, r, err)
 		return
 	}
 	var probs []problem
-	var inv *httpapi.InvalidError
-	if errors.As(err, &inv) {
-		for _, p := range inv.Problems {
+	if inv, ok := fieldProblems(err); ok {
+		for _, p := range inv {
 			probs = append(probs, problem{Field: p.Field, ID: fieldID(p.Field), Message: label(p.Field) + p.Message})
 		}
 	} else {
@@ -123,6 +125,16 @@ func (w *Web) formFailed(rw http.ResponseWriter, r *http.Request, vals url.Value
 	f.Problems = probs
 	f.Values.Del("csrf_token")
 	w.render(rw, r, ae.Status, "form", f)
+}
+
+// fieldProblems are every problem of an input that broke the report rules
+// (a fault.Invalid listing its Fields); false for any other error.
+func fieldProblems(err error) ([]fault.FieldProblem, bool) {
+	var fe *fault.Error
+	if errors.As(err, &fe) && len(fe.Fields) > 0 {
+		return fe.Fields, true
+	}
+	return nil, false
 }
 
 var labels = map[string]string{
@@ -159,7 +171,7 @@ func (w *Web) readFields(r *http.Request, mr *multipart.Reader) (url.Values, *mu
 			return vals, nil, nil
 		}
 		if err != nil {
-			return vals, nil, httpapi.BodyError(err)
+			return vals, nil, reports.BodyError(err)
 		}
 		name := part.FormName()
 		if i == 0 && name != "csrf_token" {
@@ -168,13 +180,13 @@ func (w *Web) readFields(r *http.Request, mr *multipart.Reader) (url.Values, *mu
 		if name == "file" {
 			return vals, part, nil
 		}
-		b, err := io.ReadAll(io.LimitReader(part, int64(httpapi.MaxDescription-total+1)))
+		b, err := io.ReadAll(io.LimitReader(part, int64(reports.MaxDescription-total+1)))
 		if err != nil {
-			return vals, nil, httpapi.BodyError(err)
+			return vals, nil, reports.BodyError(err)
 		}
 		total += len(b)
-		if total > httpapi.MaxDescription {
-			return vals, nil, server.Errorf(http.StatusRequestEntityTooLarge, "report_too_large", "", "the form's text is longer than %d bytes in all", httpapi.MaxDescription)
+		if total > reports.MaxDescription {
+			return vals, nil, fault.Errorf(fault.TooLarge, "report_too_large", "", "the form's text is longer than %d bytes in all", reports.MaxDescription)
 		}
 		if i == 0 {
 			if err := w.sessions.CheckCSRF(r.Context(), string(b)); err != nil {

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"errors"
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
@@ -27,9 +26,8 @@ func (w *Web) legalDecision(rw http.ResponseWriter, r *http.Request) {
 		w.legalProblem(rw, r, reason, "Choose approve or reject.")
 		return
 	}
-	rep, err := w.api.DecideLegal(r.Context(), s, chi.URLParam(r, "id"), approve, reason)
-	var ae *server.APIError
-	if errors.As(err, &ae) && ae.Status == http.StatusBadRequest {
+	rep, err := w.reports.DecideLegal(r.Context(), s, chi.URLParam(r, "id"), approve, reason)
+	if ae, ok := server.AsAPIError(err); ok && ae.Status == http.StatusBadRequest {
 		w.legalProblem(rw, r, reason, "Say why: "+ae.Message)
 		return
 	}

@@ -17,8 +17,8 @@ import (
 	"takedown/pkg/filing"
 	"takedown/pkg/logging"
 	"takedown/pkg/server"
-	"takedown/services/intake/internal/httpapi"
 	"takedown/services/intake/internal/report"
+	"takedown/services/intake/internal/reports"
 	"takedown/services/intake/internal/store"
 )
 
@@ -46,7 +46,7 @@ func (w *Web) listPage(rw http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	// Test reports are hidden unless the checkbox asks for every
 	// environment (environment=all) or a link names one.
-	f, err := httpapi.ParseFilter(q, store.EnvProduction)
+	f, err := reports.ParseFilter(q, store.EnvProduction)
 	d := listData{Title: "Reports", Query: q, Filter: f}
 	d.ShowTest = f.Environment != store.EnvProduction
 	for _, s := range report.Statuses() {
@@ -55,13 +55,13 @@ func (w *Web) listPage(rw http.ResponseWriter, r *http.Request) {
 	status := http.StatusOK
 	if err == nil {
 		var page store.SearchPage
-		if page, err = w.api.Search(r, f); err == nil {
+		if page, err = w.reports.Search(r.Context(), f); err == nil {
 			d.Reports = page.Reports
 			if page.Next != "" {
-				d.Next = "/reports?" + httpapi.WithCursor(q, page.Next)
+				d.Next = "/reports?" + reports.WithCursor(q, page.Next)
 			}
 			if page.Prev != "" {
-				d.Prev = "/reports?" + httpapi.WithCursor(q, page.Prev)
+				d.Prev = "/reports?" + reports.WithCursor(q, page.Prev)
 			}
 			d.CSV = "/api/v1/reports.csv?" + csvQuery(q, f)
 		}
@@ -95,7 +95,7 @@ type attentionData struct {
 }
 
 type attentionEntry struct {
-	httpapi.OwedEntry
+	reports.OwedEntry
 	Links []actionLink
 }
 
@@ -111,7 +111,7 @@ var actionAnchors = map[filing.Action]actionLink{
 }
 
 func (w *Web) attentionPage(rw http.ResponseWriter, r *http.Request) {
-	owed, err := w.api.Attention(r)
+	owed, err := w.reports.Attention(r.Context())
 	if err != nil {
 		w.fail(rw, r, err)
 		return

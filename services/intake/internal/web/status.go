@@ -18,8 +18,8 @@ import (
 	"takedown/pkg/filing"
 	"takedown/pkg/logging"
 	"takedown/pkg/server"
-	"takedown/services/intake/internal/httpapi"
 	"takedown/services/intake/internal/report"
+	"takedown/services/intake/internal/reports"
 	"takedown/services/intake/internal/store"
 )
 
@@ -60,7 +60,7 @@ func (w *Web) loadReport(rw http.ResponseWriter, r *http.Request) (*report.Repor
 		return nil, false
 	}
 	if err == nil {
-		err = w.api.ReportedBefore(r.Context(), rep)
+		err = w.reports.ReportedBefore(r.Context(), rep)
 	}
 	if err != nil {
 		w.fail(rw, r, err)
@@ -271,7 +271,7 @@ func (w *Web) forwardRetraction(r *http.Request, id string, fields map[string]an
 // with the fields to correct.
 func (w *Web) refile(rw http.ResponseWriter, r *http.Request) {
 	s, _ := auth.FromContext(r.Context())
-	var corr *httpapi.Correction
+	var corr *reports.Correction
 	if r.PostFormValue("correct") == "1" {
 		var urls []string
 		for _, u := range strings.Split(r.PostFormValue("urls"), "\n") {
@@ -280,7 +280,7 @@ func (w *Web) refile(rw http.ResponseWriter, r *http.Request) {
 			}
 		}
 		var err error
-		corr, err = httpapi.NewCorrection(map[string]any{
+		corr, err = reports.NewCorrection(map[string]any{
 			"platform": strings.TrimSpace(r.PostFormValue("platform")), "urls": urls, "notes": r.PostFormValue("notes"),
 			"private_note": r.PostFormValue("private_note"),
 			"uploader": map[string]string{"username": strings.TrimSpace(r.PostFormValue("uploader.username")),
@@ -291,9 +291,8 @@ func (w *Web) refile(rw http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	rep, err := w.api.Refile(r.Context(), s, chi.URLParam(r, "id"), corr)
-	var inv *httpapi.InvalidError
-	if errors.As(err, &inv) {
+	rep, err := w.reports.Refile(r.Context(), s, chi.URLParam(r, "id"), corr)
+	if inv, ok := fieldProblems(err); ok {
 		// Show the correction form again with what was typed and every problem.
 		cur, ok := w.loadReport(rw, r)
 		if !ok {
@@ -303,7 +302,7 @@ func (w *Web) refile(rw http.ResponseWriter, r *http.Request) {
 		for k := range d.Correct {
 			d.Correct.Set(k, r.PostFormValue(k))
 		}
-		for _, p := range inv.Problems {
+		for _, p := range inv {
 			d.Problems = append(d.Problems, problem{Field: p.Field, ID: "f-c-" + correctionField(p.Field), Message: label(p.Field) + p.Message})
 		}
 		w.render(rw, r, http.StatusBadRequest, "status", d)
@@ -330,9 +329,8 @@ func correctionField(field string) string {
 func (w *Web) closeReport(rw http.ResponseWriter, r *http.Request) {
 	s, _ := auth.FromContext(r.Context())
 	reason := r.PostFormValue("reason")
-	rep, err := w.api.Close(r.Context(), s, chi.URLParam(r, "id"), reason)
-	var ae *server.APIError
-	if errors.As(err, &ae) && ae.Status == http.StatusBadRequest {
+	rep, err := w.reports.Close(r.Context(), s, chi.URLParam(r, "id"), reason)
+	if ae, ok := server.AsAPIError(err); ok && ae.Status == http.StatusBadRequest {
 		cur, ok := w.loadReport(rw, r)
 		if !ok {
 			return

@@ -35,8 +35,8 @@ import (
 	"takedown/pkg/auth"
 	"takedown/pkg/server"
 	"takedown/pkg/staffaction"
-	"takedown/services/intake/internal/httpapi"
 	"takedown/services/intake/internal/lifecycle"
+	"takedown/services/intake/internal/reports"
 	"takedown/services/intake/internal/store"
 )
 
@@ -67,7 +67,7 @@ type Config struct {
 // Web serves the site.
 type Web struct {
 	cfg      Config
-	api      *httpapi.API
+	reports  *reports.Service
 	store    *store.Store
 	sessions *auth.Sessions
 	oidc     *auth.OIDC // nil when only the development sign-in is configured
@@ -83,15 +83,15 @@ type Web struct {
 
 // New returns the site. oidc may be nil; bearer are the API's bearer token
 // authenticators (OIDC ID tokens, the development token).
-func New(cfg Config, api *httpapi.API, st *store.Store, sessions *auth.Sessions, oidc *auth.OIDC, bearer []auth.Authenticator, log *slog.Logger) (*Web, error) {
-	if sessions == nil || api == nil || st == nil {
-		return nil, fmt.Errorf("web: sessions, api and store are required")
+func New(cfg Config, svc *reports.Service, st *store.Store, sessions *auth.Sessions, oidc *auth.OIDC, bearer []auth.Authenticator, log *slog.Logger) (*Web, error) {
+	if sessions == nil || svc == nil || st == nil {
+		return nil, fmt.Errorf("web: sessions, reports and store are required")
 	}
 	pages, err := parsePages()
 	if err != nil {
 		return nil, err
 	}
-	w := &Web{cfg: cfg, api: api, store: st, sessions: sessions, oidc: oidc, pages: pages, log: log, now: time.Now,
+	w := &Web{cfg: cfg, reports: svc, store: st, sessions: sessions, oidc: oidc, pages: pages, log: log, now: time.Now,
 		client: &http.Client{Timeout: 15 * time.Second}, denials: staffaction.NewDenials(st.RecordAction, log)}
 	w.attention = &countCache{load: w.attentionCount, ttl: attentionCacheFor, now: func() time.Time { return w.now() }}
 	w.authn = append(append([]auth.Authenticator(nil), bearer...), w.apiSession)
@@ -226,10 +226,10 @@ func (w *Web) Routes(r chi.Router) {
 
 	r.Get("/", w.page(w.formPage, auth.RoleReporter))
 	r.Post("/reports", w.page(w.submit, auth.RoleReporter))
-	r.Get("/reports", w.page(w.listPage, httpapi.ReadRoles...))
-	r.Get("/attention", w.page(w.attentionPage, httpapi.ReadRoles...))
-	r.Get("/reports/{id}", w.page(w.statusPage, httpapi.ReadRoles...))
-	r.Get("/reports/{id}/live", w.page(w.livePart, httpapi.ReadRoles...))
+	r.Get("/reports", w.page(w.listPage, reports.ReadRoles...))
+	r.Get("/attention", w.page(w.attentionPage, reports.ReadRoles...))
+	r.Get("/reports/{id}", w.page(w.statusPage, reports.ReadRoles...))
+	r.Get("/reports/{id}/live", w.page(w.livePart, reports.ReadRoles...))
 	r.Post("/reports/{id}/retract", w.page(w.form(w.retract), auth.RoleRetractor))
 	r.Post("/reports/{id}/retract-lost", w.page(w.form(w.retractLost), auth.RoleRetractor))
 	r.Post("/reports/{id}/refile", w.page(w.form(w.refile), auth.RoleReporter))
@@ -280,9 +280,10 @@ func (w *Web) form(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// record publishes a staff action for the audit log (httpapi.RecordAction).
+// record publishes a staff action for the audit log
+// (reports.Service.RecordAction).
 func (w *Web) record(r *http.Request, reportID string, s auth.Staff, action, detail string) {
-	w.api.RecordAction(r, reportID, s, action, detail)
+	w.reports.RecordAction(r.Context(), reportID, s, staffaction.Of(r, s.Actor(), action, detail))
 }
 
 // recordDenied records a refused request, bounded and rate-limited per

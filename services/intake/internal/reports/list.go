@@ -1,26 +1,22 @@
-package httpapi
+package reports
 
-// The reports list: GET /api/v1/reports with its filters (store.Search),
-// ?attention=true for the attention queue, and GET /api/v1/reports.csv, the
-// filtered list exported for legal. ParseFilter reads the filter from a
-// query for the API and the /reports page alike.
+// Finding reports: the list with its filters (store.Search), the attention
+// queue, and the rows of the CSV export for legal. ParseFilter reads the
+// filter from a query for the API and the /reports page alike.
 
 import (
-	"encoding/csv"
+	"context"
 	"errors"
-	"fmt"
 	"maps"
-	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"takedown/pkg/auth"
+	"takedown/pkg/fault"
 	"takedown/pkg/filing"
 	"takedown/pkg/logging"
-	"takedown/pkg/server"
 	"takedown/services/intake/internal/report"
 	"takedown/services/intake/internal/store"
 )
@@ -32,7 +28,7 @@ const maxFilterText = 256
 // (comma list), environment (test, production, all; default env), sort
 // (submitted, changed), submitted_by, from and to (RFC 3339, or a date: to
 // a date includes that day), q, limit and cursor. A bad parameter is a 400
-// naming it.
+// naming it (fault.Invalid).
 func ParseFilter(q url.Values, env store.Environment) (store.ReportFilter, error) {
 	f := store.ReportFilter{Environment: env, SubmittedBy: q.Get("submitted_by"), Q: strings.TrimSpace(q.Get("q")), Cursor: q.Get("cursor")}
 	// status=a,b or status=a&status=b (the page's checkboxes).
@@ -104,7 +100,7 @@ func parseTime(s, field string, end bool) (time.Time, error) {
 }
 
 func invalidParam(field, format string, args ...any) error {
-	return server.Errorf(http.StatusBadRequest, "invalid", field, format, args...)
+	return invalid("invalid", field, format, args...)
 }
 
 func joinStatuses() string {
@@ -116,15 +112,15 @@ func joinStatuses() string {
 }
 
 // Search returns the page of the list f selects; a cursor the list did not
-// give is a 400.
-func (a *API) Search(r *http.Request, f store.ReportFilter) (store.SearchPage, error) {
-	page, err := a.store.Search(r.Context(), f, a.similar.Distance)
+// give is Invalid.
+func (s *Service) Search(ctx context.Context, f store.ReportFilter) (store.SearchPage, error) {
+	page, err := s.store.Search(ctx, f, s.similar.Distance)
 	if errors.Is(err, store.ErrBadCursor) {
 		return page, invalidParam("cursor", "%v", err)
 	}
 	if err != nil {
-		logging.FromContext(r.Context()).Error("search reports", logging.KeyErr, err)
-		return page, server.Errorf(http.StatusServiceUnavailable, "database_unavailable", "", "the reports cannot be read now; try again in a minute")
+		logging.FromContext(ctx).Error("search reports", logging.KeyErr, err)
+		return page, fault.Errorf(fault.Unavailable, "database_unavailable", "", "the reports cannot be read now; try again in a minute")
 	}
 	return page, nil
 }
@@ -138,47 +134,6 @@ func WithCursor(q url.Values, c string) string {
 		q.Set("cursor", c)
 	}
 	return q.Encode()
-}
-
-// listAnswer is the answer of GET /api/v1/reports.
-type listAnswer struct {
-	Reports []report.Report `json:"reports"`
-	// NextCursor (PrevCursor) goes back as cursor for the following, older
-	// (preceding, newer) page; Next and Prev are those pages' URLs. Empty
-	// when there is no such page.
-	NextCursor string `json:"next_cursor,omitempty"`
-	PrevCursor string `json:"prev_cursor,omitempty"`
-	Next       string `json:"next,omitempty"`
-	Prev       string `json:"prev,omitempty"`
-}
-
-func (a *API) list(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	if v := q.Get("attention"); v != "" {
-		a.attention(w, r, v)
-		return
-	}
-	f, err := ParseFilter(q, store.EnvAll)
-	if err != nil {
-		server.WriteError(w, err)
-		return
-	}
-	page, err := a.Search(r, f)
-	if err != nil {
-		server.WriteError(w, err)
-		return
-	}
-	out := listAnswer{Reports: page.Reports, NextCursor: page.Next, PrevCursor: page.Prev}
-	if out.Reports == nil {
-		out.Reports = []report.Report{}
-	}
-	if page.Next != "" {
-		out.Next = "/api/v1/reports?" + WithCursor(q, page.Next)
-	}
-	if page.Prev != "" {
-		out.Prev = "/api/v1/reports?" + WithCursor(q, page.Prev)
-	}
-	server.WriteJSON(w, http.StatusOK, out)
 }
 
 // OwedEntry is one report of the attention queue as the API shows it: why
@@ -201,11 +156,11 @@ type OwedEntry struct {
 const MaxAttention = 500
 
 // Attention returns the attention queue, oldest first, each entry explained.
-func (a *API) Attention(r *http.Request) ([]OwedEntry, error) {
-	owed, err := a.store.Attention(r.Context(), a.AttentionPolicy, MaxAttention)
+func (s *Service) Attention(ctx context.Context) ([]OwedEntry, error) {
+	owed, err := s.store.Attention(ctx, s.AttentionPolicy, MaxAttention)
 	if err != nil {
-		logging.FromContext(r.Context()).Error("attention queue", logging.KeyErr, err)
-		return nil, server.Errorf(http.StatusServiceUnavailable, "database_unavailable", "", "the attention queue cannot be read now; try again in a minute")
+		logging.FromContext(ctx).Error("attention queue", logging.KeyErr, err)
+		return nil, fault.Errorf(fault.Unavailable, "database_unavailable", "", "the attention queue cannot be read now; try again in a minute")
 	}
 	out := make([]OwedEntry, len(owed))
 	for i, o := range owed {
@@ -220,25 +175,22 @@ func (a *API) Attention(r *http.Request) ([]OwedEntry, error) {
 	return out, nil
 }
 
-func (a *API) attention(w http.ResponseWriter, r *http.Request, v string) {
-	if v != "true" {
-		server.WriteError(w, invalidParam("attention", "attention must be true (the queue) or left out (the list)"))
-		return
-	}
-	owed, err := a.Attention(r)
-	if err != nil {
-		server.WriteError(w, err)
-		return
-	}
-	server.WriteJSON(w, http.StatusOK, map[string]any{"attention": owed})
-}
-
-// csvColumns are the export's columns: the report's metadata, never its
+// CSVColumns are the export's columns: the report's metadata, never its
 // evidence (no file names, hashes or content), keys or secrets.
-var csvColumns = []string{"report_id", "submitted_at", "submitted_by", "status", "environment", "filing",
+var CSVColumns = []string{"report_id", "submitted_at", "submitted_by", "status", "environment", "filing",
 	"ncmec_report_id", "ncmec_state", "incident_type", "incident_time", "platform",
 	"uploader_username", "uploader_email", "legal_state", "legal_decided_by", "legal_decided_at",
 	"escalated", "case_id", "case_state"}
+
+// CSVRow is r's row of the export, each cell safe for a spreadsheet
+// (CSVCell).
+func CSVRow(r report.Report) []string {
+	row := csvRow(r)
+	for i := range row {
+		row[i] = CSVCell(row[i])
+	}
+	return row
+}
 
 func csvRow(r report.Report) []string {
 	env := "production"
@@ -266,52 +218,6 @@ func CSVCell(s string) string {
 		return "'" + s
 	}
 	return s
-}
-
-// exportCSV answers the filtered list (every page of it, limit and cursor
-// ignored) as CSV for legal, and records the export for the audit log.
-func (a *API) exportCSV(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	f, err := ParseFilter(q, store.EnvAll)
-	if err != nil {
-		server.WriteError(w, err)
-		return
-	}
-	f.Cursor, f.Limit = "", store.MaxSearchLimit
-	page, err := a.Search(r, f)
-	if err != nil {
-		server.WriteError(w, err)
-		return
-	}
-	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="takedown-reports-%s.csv"`, a.now().UTC().Format("20060102-150405")))
-	cw := csv.NewWriter(w)
-	cw.Write(csvColumns)
-	n := 0
-	for {
-		for _, rep := range page.Reports {
-			row := csvRow(rep)
-			for i := range row {
-				row[i] = CSVCell(row[i])
-			}
-			cw.Write(row)
-			n++
-		}
-		if page.Next == "" {
-			break
-		}
-		f.Cursor = page.Next
-		if page, err = a.Search(r, f); err != nil {
-			break // the answer has begun: the audit entry says it is cut short
-		}
-	}
-	cw.Flush()
-	detail := fmt.Sprintf("%d reports", n)
-	if err != nil || cw.Error() != nil {
-		detail += ", cut short by an error"
-	}
-	staff, _ := auth.FromContext(r.Context())
-	a.RecordAction(r, "", staff, ActionExportCSV, detail)
 }
 
 // ActionExportCSV is the audit log's action of a CSV export.

@@ -1,4 +1,4 @@
-package httpapi
+package reports
 
 import (
 	"bytes"

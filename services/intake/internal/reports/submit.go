@@ -1,4 +1,4 @@
-package httpapi
+package reports
 
 import (
 	"bufio"
@@ -8,8 +8,6 @@ import (
 	"io"
 	"mime"
 	"mime/multipart"
-	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -19,27 +17,15 @@ import (
 	"takedown/pkg/auth"
 	"takedown/pkg/events"
 	"takedown/pkg/evidence"
+	"takedown/pkg/fault"
 	"takedown/pkg/filing"
 	"takedown/pkg/keyring"
 	"takedown/pkg/logging"
 	"takedown/pkg/pdq"
 	pb "takedown/pkg/proto/takedown/v1"
-	"takedown/pkg/server"
 	"takedown/services/intake/internal/report"
 	"takedown/services/intake/internal/store"
 )
-
-// submit handles POST /api/v1/reports: a multipart body whose first part is
-// the report JSON and whose further parts are the files.
-func (a *API) submit(w http.ResponseWriter, r *http.Request) {
-	rep, err := a.Submit(w, r, DescribeJSON)
-	if err != nil {
-		server.WriteError(w, err)
-		return
-	}
-	w.Header().Set("Location", "/api/v1/reports/"+rep.ID)
-	server.WriteJSON(w, http.StatusCreated, rep)
-}
 
 // Describe reads the parts of a multipart submission that come before the
 // files and returns the report they describe and the first file part (nil
@@ -47,116 +33,100 @@ func (a *API) submit(w http.ResponseWriter, r *http.Request) {
 // form sends one part per form field.
 type Describe func(mr *multipart.Reader) (*report.Input, *multipart.Part, error)
 
-// DescribeJSON reads the API's report part.
-func DescribeJSON(mr *multipart.Reader) (*report.Input, *multipart.Part, error) {
-	in, err := readReportPart(mr)
-	if err != nil {
-		return nil, nil, err
-	}
-	first, err := mr.NextPart()
-	if err == io.EOF {
-		return in, nil, nil
-	}
-	if err != nil {
-		return nil, nil, bodyError(err)
-	}
-	return in, first, nil
+// Submission is a submission as an adapter received it: a multipart body
+// whose first parts describe the report (Describe) and whose further
+// parts, named file, are the files.
+type Submission struct {
+	Staff auth.Staff
+	// IdempotencyKey is the submission's name for its submitter (the
+	// Idempotency-Key header; empty: none), checked by Submit.
+	IdempotencyKey string
+	ContentType    string // of the body: multipart/form-data with a boundary
+	// Body is the request body, bounded by Limits.MaxBody and the
+	// minimum rate; its read errors are already the adapter's faults
+	// (a body too large, too slow), which Submit passes on.
+	Body     io.Reader
+	Length   int64 // of the body; -1 when unknown
+	Describe Describe
 }
 
-// Submit stores a report submitted as multipart/form-data by the signed-in
-// staff member of r; the API and the web form share it. describe reads the
-// report's description. Each file streams into S3 as it arrives, encrypted
-// under the report's data key and hashed on the way; only then are the
-// report, its files and the submitted event written in one transaction. Any
-// failure deletes what was stored, so a refused submission leaves nothing
-// behind. Errors are *server.APIError for the client's mistakes (a
-// *report.FieldErrors among them for invalid fields) and plain errors for
+// Submit stores a report submitted by the signed-in staff member; the API
+// and the web form share it. Each file streams into S3 as it arrives,
+// encrypted under the report's data key and hashed on the way; only then
+// are the report, its files and the submitted event written in one
+// transaction. Any failure deletes what was stored, so a refused submission
+// leaves nothing behind. Errors are *fault.Error for the client's mistakes
+// (an Invalid one with Fields for invalid fields) and plain errors for
 // ours; on either the rest of the body is not read.
 //
-// A request with an Idempotency-Key header that names a report the staff
-// member stored before is answered with that report, and nothing of the
-// body is read or stored: a client that lost the answer to a submission
-// sends it again without filing the incident twice.
-func (a *API) Submit(w http.ResponseWriter, r *http.Request, describe Describe) (*report.Report, error) {
-	rep, err := a.stored(r)
+// A submission with an idempotency key that names a report the staff
+// member stored before is answered with that report (replayed), and
+// nothing of the body is read or stored: a client that lost the answer to
+// a submission sends it again without filing the incident twice.
+func (s *Service) Submit(ctx context.Context, sub Submission) (rep *report.Report, replayed bool, err error) {
+	rep, err = s.stored(ctx, sub)
 	if err == nil && rep != nil {
-		w.Header().Set("Connection", "close") // the body is not read
-		a.submissions.WithLabelValues("replayed").Inc()
-		return rep, nil
+		s.submissions.WithLabelValues("replayed").Inc()
+		return rep, true, nil
 	}
 	if err == nil {
-		rep, err = a.receive(w, r, describe)
+		rep, err = s.receive(ctx, sub)
 	}
 	if err != nil {
-		var ae *server.APIError
+		var c coded
 		code := "internal"
-		if errors.As(err, &ae) {
-			code = ae.Code
+		if errors.As(err, &c) {
+			code = c.CodeName()
 		} else {
-			logging.FromContext(r.Context()).Error("submission failed", logging.KeyErr, err)
+			logging.FromContext(ctx).Error("submission failed", logging.KeyErr, err)
 		}
-		// The rest of the body is not read: close the connection rather
-		// than drain gigabytes nobody will store.
-		w.Header().Set("Connection", "close")
-		a.submissions.WithLabelValues(code).Inc()
-		return nil, err
+		s.submissions.WithLabelValues(code).Inc()
+		return nil, false, err
 	}
-	a.submissions.WithLabelValues("created").Inc()
-	return rep, nil
+	s.submissions.WithLabelValues("created").Inc()
+	return rep, false, nil
 }
 
-// IdempotencyKeyHeader names a submission for its submitter (see Submit).
-const IdempotencyKeyHeader = "Idempotency-Key"
+// coded is an error that names itself to the client: a *fault.Error, or an
+// adapter's own answer from its Describe (a *server.APIError, such as the
+// form's forgery protection refusal).
+type coded interface {
+	error
+	CodeName() string
+}
 
 // maxIdempotencyKey bounds the key: a UUID or a hash fits many times over.
 const maxIdempotencyKey = 255
 
-// idempotencyKey is r's key: empty when none is sent, or an error when it
-// is not 1 to 255 printable ASCII characters.
-func idempotencyKey(r *http.Request) (string, error) {
-	k := r.Header.Get(IdempotencyKeyHeader)
+// checkIdempotencyKey refuses a key that is not 1 to 255 printable ASCII
+// characters (empty is no key, and fine).
+func checkIdempotencyKey(k string) error {
 	if len(k) > maxIdempotencyKey || strings.IndexFunc(k, func(c rune) bool { return c < '!' || c > '~' }) >= 0 {
-		return "", badRequest("invalid_idempotency_key", "", "the %s header must be 1 to %d printable ASCII characters without spaces", IdempotencyKeyHeader, maxIdempotencyKey)
+		return invalid("invalid_idempotency_key", "", "the Idempotency-Key header must be 1 to %d printable ASCII characters without spaces", maxIdempotencyKey)
 	}
-	return k, nil
+	return nil
 }
 
-// stored returns the report stored before under r's idempotency key, or
+// stored returns the report stored before under sub's idempotency key, or
 // nil when there is none.
-func (a *API) stored(r *http.Request) (*report.Report, error) {
-	k, err := idempotencyKey(r)
-	if err != nil || k == "" {
+func (s *Service) stored(ctx context.Context, sub Submission) (*report.Report, error) {
+	if err := checkIdempotencyKey(sub.IdempotencyKey); err != nil || sub.IdempotencyKey == "" {
 		return nil, err
 	}
-	staff, _ := auth.FromContext(r.Context())
-	id, err := a.store.ByIdempotencyKey(r.Context(), staff.Subject, k)
+	id, err := s.store.ByIdempotencyKey(ctx, sub.Staff.Subject, sub.IdempotencyKey)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
-		logging.FromContext(r.Context()).Error("report by idempotency key", logging.KeyErr, err)
+		logging.FromContext(ctx).Error("report by idempotency key", logging.KeyErr, err)
 		return nil, errDatabase
 	}
-	return a.store.Get(r.Context(), id)
+	return s.store.Get(ctx, id)
 }
 
 // errDatabase answers a submission PostgreSQL could not take.
-var errDatabase = server.Errorf(http.StatusServiceUnavailable, "database_unavailable", "",
+var errDatabase = fault.Errorf(fault.Unavailable, "database_unavailable", "",
 	"the report could not be saved; nothing was kept. Try again in a minute")
-
-func badRequest(code, field, format string, args ...any) error {
-	return server.Errorf(http.StatusBadRequest, code, field, format, args...)
-}
-
-// InvalidError is the answer to a submission whose fields break the rules:
-// the API's error for the first problem, and all of them for a form to
-// list.
-type InvalidError struct {
-	*server.APIError
-	Problems report.FieldErrors
-}
-
-func (e *InvalidError) Unwrap() error { return e.APIError }
 
 // bodyReaders and partReaders recycle the read buffers of submissions and
 // of their files: allocating (and clearing) a MiB per submission was a
@@ -166,47 +136,33 @@ var (
 	partReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 64<<10) }}
 )
 
-func (a *API) receive(w http.ResponseWriter, r *http.Request, describe Describe) (*report.Report, error) {
-	ctx := r.Context()
-	staff, _ := auth.FromContext(ctx)
-
-	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+func (s *Service) receive(ctx context.Context, sub Submission) (*report.Report, error) {
+	staff := sub.Staff
+	mt, params, err := mime.ParseMediaType(sub.ContentType)
 	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
-		return nil, server.Errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "",
+		return nil, fault.Errorf(fault.Unsupported, "unsupported_media_type", "",
 			"send multipart/form-data: a part named report (JSON) followed by one or more parts named file")
 	}
-	release, err := a.reserve(w, r)
+	release, err := s.reserve(ctx, sub.Length)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	server.MinRateBody(w, r, a.limits.MinRate, a.limits.RateWindow)
-	// The whole body is bounded too, so a client cannot stream past the
-	// total limit in parts the per-file limit does not see.
-	r.Body = http.MaxBytesReader(w, r.Body, a.limits.MaxTotalSize+maxReportJSON+(1<<20))
 	// multipart reads through a 4 KiB buffer; a large one below it turns a
 	// read system call per 4 KiB into one per MiB.
 	br := bodyReaders.Get().(*bufio.Reader)
-	br.Reset(r.Body)
+	br.Reset(sub.Body)
 	defer func() { br.Reset(nil); bodyReaders.Put(br) }()
 	mr := multipart.NewReader(br, params["boundary"])
 
-	in, part, err := describe(mr)
+	in, part, err := sub.Describe(mr)
 	if err != nil {
 		return nil, err
 	}
-	if err := in.Validate(a.now()); err != nil {
-		var fes report.FieldErrors
-		if !errors.As(err, &fes) || len(fes) == 0 {
-			return nil, badRequest("invalid", "report", "%v", err)
-		}
-		code := "invalid"
-		if errors.Is(fes[0], report.ErrBadFileName) {
-			code = "invalid_file_name"
-		}
-		return nil, &InvalidError{APIError: server.Errorf(http.StatusBadRequest, code, fes[0].Field, "%s", fes[0].Message), Problems: fes}
+	if err := validate(in, s.now()); err != nil {
+		return nil, err
 	}
-	if a.HoldForLegal {
+	if s.HoldForLegal {
 		if err := heldForLegal(in); err != nil {
 			return nil, err
 		}
@@ -214,7 +170,7 @@ func (a *API) receive(w http.ResponseWriter, r *http.Request, describe Describe)
 
 	rep := &report.Report{
 		ID:          events.NewID(),
-		SubmittedAt: a.now().UTC(),
+		SubmittedAt: s.now().UTC(),
 		SubmittedBy: staff.Subject,
 		// The names as the sign-in gave them now, kept for the pages, the
 		// event and the case.
@@ -225,7 +181,7 @@ func (a *API) receive(w http.ResponseWriter, r *http.Request, describe Describe)
 	}
 	rep.SetFiling(filing.New())
 	ctx, log := logging.With(ctx, logging.KeyReportID, rep.ID)
-	dataKey, wrapped, err := a.keys.NewDataKey(rep.ID)
+	dataKey, wrapped, err := s.keys.NewDataKey(rep.ID)
 	if err != nil {
 		return nil, fmt.Errorf("new data key: %w", err)
 	}
@@ -234,17 +190,17 @@ func (a *API) receive(w http.ResponseWriter, r *http.Request, describe Describe)
 	ok := false
 	defer func() {
 		if !ok {
-			a.discard(ctx, rep.Files)
+			s.discard(ctx, rep.Files)
 		}
 	}()
 	for i := 0; part != nil; {
 		if part.FormName() != "file" {
-			return nil, badRequest("invalid", part.FormName(), "unexpected part %q: after the report part, send only parts named file", part.FormName())
+			return nil, invalid("invalid", part.FormName(), "unexpected part %q: after the report part, send only parts named file", part.FormName())
 		}
-		if i >= a.limits.MaxFiles {
-			return nil, server.Errorf(http.StatusRequestEntityTooLarge, "too_many_files", "file", "at most %d files per report", a.limits.MaxFiles)
+		if i >= s.limits.MaxFiles {
+			return nil, fault.Errorf(fault.TooLarge, "too_many_files", "file", "at most %d files per report", s.limits.MaxFiles)
 		}
-		f, err := a.storeFile(ctx, rep.ID, i, part, in, dataKey, r.ContentLength)
+		f, err := s.storeFile(ctx, rep.ID, i, part, in, dataKey, sub.Length)
 		if f != nil {
 			rep.Files = append(rep.Files, *f)
 			i++
@@ -257,26 +213,26 @@ func (a *API) receive(w http.ResponseWriter, r *http.Request, describe Describe)
 			break
 		}
 		if err != nil {
-			return nil, bodyError(err)
+			return nil, BodyError(err)
 		}
 	}
 	if len(rep.Files) == 0 {
-		return nil, badRequest("no_file", "file", "attach at least one file")
+		return nil, invalid("no_file", "file", "attach at least one file")
 	}
 	if len(in.Files) > len(rep.Files) {
-		return nil, badRequest("invalid", "files", "the report describes %d files but %d were attached", len(in.Files), len(rep.Files))
+		return nil, invalid("invalid", "files", "the report describes %d files but %d were attached", len(in.Files), len(rep.Files))
 	}
 
-	ev, err := a.submitted(ctx, rep, staff, wrapped)
+	ev, err := s.submitted(ctx, rep, staff, wrapped)
 	if err != nil {
 		log.Error("report.submitted event", logging.KeyErr, err)
 		return nil, errDatabase
 	}
-	key, _ := idempotencyKey(r) // checked before the body was read
-	if err := a.store.Create(ctx, rep, key, wrapped, ev); errors.Is(err, store.ErrDuplicateKey) {
+	// The idempotency key was checked before the body was read.
+	if err := s.store.Create(ctx, rep, sub.IdempotencyKey, wrapped, ev); errors.Is(err, store.ErrDuplicateKey) {
 		// The same submission sent twice at once: the other one stored
 		// it, and this one's files go.
-		if first, err := a.stored(r); err != nil || first != nil {
+		if first, err := s.stored(ctx, sub); err != nil || first != nil {
 			return first, err
 		}
 		return nil, errDatabase
@@ -285,8 +241,8 @@ func (a *API) receive(w http.ResponseWriter, r *http.Request, describe Describe)
 		return nil, errDatabase
 	}
 	ok = true
-	if a.Stored != nil {
-		a.Stored(ctx, rep.ID)
+	if s.Stored != nil {
+		s.Stored(rep.ID)
 	}
 	log.Info("report submitted", "files", len(rep.Files), "held_for_legal", ev == nil, logging.KeyEventID, ev.GetEventId())
 	return rep, nil
@@ -294,13 +250,13 @@ func (a *API) receive(w http.ResponseWriter, r *http.Request, describe Describe)
 
 // submitted is the event that files a newly stored report, nil for one
 // the legal gate holds (its approval sends it: DecideLegal).
-func (a *API) submitted(ctx context.Context, rep *report.Report, staff auth.Staff, wrapped keyring.WrappedKey) (*pb.Envelope, error) {
-	if a.HoldForLegal {
+func (s *Service) submitted(ctx context.Context, rep *report.Report, staff auth.Staff, wrapped keyring.WrappedKey) (*pb.Envelope, error) {
+	if s.HoldForLegal {
 		rep.SetLegal(report.Legal{State: report.LegalAwaiting})
 		return nil, nil
 	}
 	rep.SetLegal(report.Legal{State: report.LegalRecorded})
-	prior, err := a.store.PriorNCMECReports(ctx, rep.Details)
+	prior, err := s.store.PriorNCMECReports(ctx, rep.Details)
 	if err != nil {
 		return nil, err
 	}
@@ -319,58 +275,36 @@ const requestBuffers = 1<<20 + 64<<10
 // body is read: the buffers of one Put at a time (files stream one after
 // the other), no more than the body can fill when its length is known. A
 // submission that finds no room within UploadMemoryWait is answered 503
-// with Retry-After; its body is not read (a client sending
+// with Retry-After (fault.Error.RetryAfter); its body is not read (a client sending
 // "Expect: 100-continue" does not even send it). Image copies for PDQ
 // take their share as they start (imageTee).
-func (a *API) reserve(w http.ResponseWriter, r *http.Request) (release func(), err error) {
+func (s *Service) reserve(ctx context.Context, bodyLen int64) (release func(), err error) {
 	need := int64(evidence.PutMemory)
-	if r.ContentLength >= 0 {
+	if bodyLen >= 0 {
 		// Beyond its 1 MiB head buffer, a Put's read-ahead and part
 		// hold at most what the body brings, each.
-		need = min(need, 1<<20+2*r.ContentLength)
+		need = min(need, 1<<20+2*bodyLen)
 	}
-	need = min(need+requestBuffers, a.limits.UploadMemory) // one alone always fits
-	ctx, cancel := context.WithTimeout(r.Context(), a.limits.UploadMemoryWait)
+	need = min(need+requestBuffers, s.limits.UploadMemory) // one alone always fits
+	wait, cancel := context.WithTimeout(ctx, s.limits.UploadMemoryWait)
 	defer cancel()
-	if err := a.uploads.Acquire(ctx, need); err != nil {
-		if r.Context().Err() != nil {
-			return nil, bodyError(r.Context().Err())
+	if err := s.uploads.Acquire(wait, need); err != nil {
+		if ctx.Err() != nil {
+			return nil, BodyError(ctx.Err())
 		}
-		retry := max(1, int(a.limits.UploadMemoryWait.Seconds()))
-		w.Header().Set("Retry-After", strconv.Itoa(retry))
-		return nil, server.Errorf(http.StatusServiceUnavailable, "busy", "",
-			"intake is receiving as many files as its memory allows; nothing was read. Try again in %d s", retry)
+		busy := fault.Errorf(fault.Unavailable, "busy", "",
+			"intake is receiving as many files as its memory allows; nothing was read. Try again in %d s", max(1, int(s.limits.UploadMemoryWait.Seconds())))
+		busy.RetryAfter = s.limits.UploadMemoryWait
+		return nil, busy
 	}
-	a.reserved.Add(float64(need))
-	return func() { a.uploads.Release(need); a.reserved.Sub(float64(need)) }, nil
-}
-
-func readReportPart(mr *multipart.Reader) (*report.Input, error) {
-	part, err := mr.NextPart()
-	if err != nil {
-		return nil, bodyError(err)
-	}
-	if part.FormName() != "report" {
-		return nil, badRequest("invalid", "report", "the first part must be named report and hold the report JSON (got %q)", part.FormName())
-	}
-	raw, err := io.ReadAll(io.LimitReader(part, maxReportJSON+1))
-	if err != nil {
-		return nil, bodyError(err)
-	}
-	if len(raw) > maxReportJSON {
-		return nil, server.Errorf(http.StatusRequestEntityTooLarge, "report_too_large", "report", "the report JSON is larger than %d bytes", maxReportJSON)
-	}
-	var in report.Input
-	if err := server.DecodeJSON(raw, &in); err != nil {
-		return nil, badRequest("invalid_json", "report", "the report JSON is malformed: %v", err)
-	}
-	return &in, nil
+	s.reserved.Add(float64(need))
+	return func() { s.uploads.Release(need); s.reserved.Sub(float64(need)) }, nil
 }
 
 // storeFile streams one file part into the evidence store. It returns the
 // file whenever an object may have been written, so the caller can remove it,
 // and neither file nor error for an empty nameless part.
-func (a *API) storeFile(ctx context.Context, reportID string, i int, part *multipart.Part, in *report.Input, dataKey []byte, bodyLen int64) (*report.File, error) {
+func (s *Service) storeFile(ctx context.Context, reportID string, i int, part *multipart.Part, in *report.Input, dataKey []byte, bodyLen int64) (*report.File, error) {
 	field := fmt.Sprintf("files[%d]", i)
 	var meta report.FileInput
 	if i < len(in.Files) {
@@ -391,7 +325,7 @@ func (a *API) storeFile(ctx context.Context, reportID string, i int, part *multi
 	if err := report.CheckFileName(field+".name", name); err != nil {
 		var fe *report.FieldError
 		errors.As(err, &fe)
-		return nil, badRequest("invalid_file_name", fe.Field, "%s", fe.Message)
+		return nil, invalid("invalid_file_name", fe.Field, "%s", fe.Message)
 	}
 	f := &report.File{ID: events.NewID(), Index: i, Name: name, FileInput: meta}
 	f.FileInput.Name = ""
@@ -403,46 +337,46 @@ func (a *API) storeFile(ctx context.Context, reportID string, i int, part *multi
 	br.Reset(body)
 	defer func() { br.Reset(nil); partReaders.Put(br) }()
 	head, _ := br.Peek(512)
-	f.ContentType = http.DetectContentType(head)
+	f.ContentType = evidence.ContentType(head)
 
 	// Images are hashed with PDQ from a copy kept while they stream, so
 	// "reported before?" finds resized and re-encoded copies too.
 	var src io.Reader = br
-	img := newImageTee(f.ContentType, a.similar.MaxImageBytes)
+	img := newImageTee(f.ContentType, s.similar.MaxImageBytes)
 	if img != nil {
 		// The copy takes its share of the upload memory, without
 		// waiting in the middle of the body: when there is none, the
 		// image gets no PDQ hash and the answer says so.
-		share := int64(a.similar.MaxImageBytes)
+		share := int64(s.similar.MaxImageBytes)
 		if bodyLen >= 0 {
 			share = min(share, bodyLen)
 		}
-		if a.uploads.TryAcquire(share) {
-			a.reserved.Add(float64(share))
-			defer func() { a.uploads.Release(share); a.reserved.Sub(float64(share)) }()
+		if s.uploads.TryAcquire(share) {
+			s.reserved.Add(float64(share))
+			defer func() { s.uploads.Release(share); s.reserved.Sub(float64(share)) }()
 			src = io.TeeReader(br, img)
 		} else {
 			img, f.PDQSkipped = nil, "no PDQ hash: intake's upload memory (UPLOAD_MEMORY) was taken by other submissions"
 		}
 	}
-	obj, err := a.evidence.Put(ctx, f.ObjectKey, src, dataKey)
+	obj, err := s.evidence.Put(ctx, f.ObjectKey, src, dataKey)
 	switch {
 	case body.err != nil && body.err != io.EOF:
-		return f, bodyError(body.err)
+		return f, BodyError(body.err)
 	case errors.Is(err, evidence.ErrEmpty):
-		return f, badRequest("empty_file", field, "%s is empty", name)
+		return f, invalid("empty_file", field, "%s is empty", name)
 	case errors.Is(err, evidence.ErrTooLarge):
-		return f, server.Errorf(http.StatusRequestEntityTooLarge, "file_too_large", field, "%s is larger than the limit of %d bytes", name, a.limits.MaxFileSize)
+		return f, fault.Errorf(fault.TooLarge, "file_too_large", field, "%s is larger than the limit of %d bytes", name, s.limits.MaxFileSize)
 	case evidence.IsUnavailable(err):
 		logging.FromContext(ctx).Error("evidence store unavailable", logging.KeyErr, err)
-		return f, server.Errorf(http.StatusServiceUnavailable, "storage_unavailable", "",
+		return f, fault.Errorf(fault.Unavailable, "storage_unavailable", "",
 			"the evidence store cannot be reached; nothing was kept. Try again in a minute")
 	case err != nil:
 		return f, fmt.Errorf("store %s: %w", field, err)
 	}
-	a.bytes.Add(float64(obj.Size))
+	s.bytes.Add(float64(obj.Size))
 	f.ObjectVersion, f.Size, f.MD5, f.SHA1, f.SHA256 = obj.VersionID, obj.Size, obj.MD5, obj.SHA1, obj.SHA256
-	hash, quality, skipped, err := img.hash(ctx, pdq.Options{MaxPixels: int64(a.similar.MaxPixels), Budget: a.decoding})
+	hash, quality, skipped, err := img.hash(ctx, pdq.Options{MaxPixels: int64(s.similar.MaxPixels), Budget: s.decoding})
 	if err != nil {
 		return f, fmt.Errorf("pdq %s: %w", field, err)
 	}
@@ -477,32 +411,29 @@ func (t *trap) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// BodyError explains a failure to read the request body.
-func BodyError(err error) error { return bodyError(err) }
-
-func bodyError(err error) error {
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		return server.Errorf(http.StatusRequestEntityTooLarge, "request_too_large", "", "the submission is larger than the limit of %d bytes in all", mbe.Limit)
-	}
-	if errors.Is(err, server.ErrTooSlow) {
-		return server.Errorf(http.StatusRequestTimeout, "too_slow", "", "the upload was cut off: %v. Nothing was kept", err)
+// BodyError explains a failure to read a submission's body: the adapter's
+// own fault as it is (a body too large or too slow: see Submission.Body),
+// a canceled upload, or a malformed body.
+func BodyError(err error) error {
+	var fe *fault.Error
+	if errors.As(err, &fe) {
+		return fe
 	}
 	if errors.Is(err, context.Canceled) {
-		return server.Errorf(http.StatusBadRequest, "canceled", "", "the upload was canceled")
+		return invalid("canceled", "", "the upload was canceled")
 	}
-	return badRequest("malformed_body", "", "the multipart body is malformed or was cut off: %v", err)
+	return invalid("malformed_body", "", "the multipart body is malformed or was cut off: %v", err)
 }
 
 // discard deletes the objects of a submission that failed. What cannot be
 // deleted now (S3 away) is recorded for the sweeper.
-func (a *API) discard(ctx context.Context, files []report.File) {
+func (s *Service) discard(ctx context.Context, files []report.File) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	var left []string
 	var last error
 	for _, f := range files {
-		if err := a.evidence.Delete(ctx, f.ObjectKey); err != nil {
+		if err := s.evidence.Delete(ctx, f.ObjectKey); err != nil {
 			left, last = append(left, f.ObjectKey), err
 		}
 	}
@@ -510,7 +441,7 @@ func (a *API) discard(ctx context.Context, files []report.File) {
 		return
 	}
 	log := logging.FromContext(ctx)
-	if err := a.store.AddOrphans(ctx, left, last); err != nil {
+	if err := s.store.AddOrphans(ctx, left, last); err != nil {
 		log.Error("objects of a failed submission could be neither deleted nor recorded; delete them by hand", "keys", left, logging.KeyErr, err)
 		return
 	}

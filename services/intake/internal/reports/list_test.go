@@ -1,4 +1,4 @@
-package httpapi_test
+package reports_test
 
 import (
 	"net/url"
@@ -8,8 +8,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"takedown/pkg/server"
-	"takedown/services/intake/internal/httpapi"
 	"takedown/services/intake/internal/report"
+	"takedown/services/intake/internal/reports"
 	"takedown/services/intake/internal/store"
 )
 
@@ -18,7 +18,7 @@ import (
 // date as a whole day, and names the field of a bad parameter.
 func TestParseFilter(t *testing.T) {
 	q, _ := url.ParseQuery("status=failed,retracted&status=finished&submitted_by=rita&from=2026-01-01&to=2026-01-31&q=+abc+&sort=changed&limit=10&cursor=xyz")
-	got, err := httpapi.ParseFilter(q, store.EnvProduction)
+	got, err := reports.ParseFilter(q, store.EnvProduction)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,10 +31,10 @@ func TestParseFilter(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("-want +got\n%s", diff)
 	}
-	if f, _ := httpapi.ParseFilter(url.Values{"environment": {"all"}}, store.EnvProduction); f.Environment != store.EnvAll {
+	if f, _ := reports.ParseFilter(url.Values{"environment": {"all"}}, store.EnvProduction); f.Environment != store.EnvAll {
 		t.Errorf("environment=all: %q", f.Environment)
 	}
-	if f, _ := httpapi.ParseFilter(url.Values{"to": {"2026-01-31T10:00:00+01:00"}}, store.EnvAll); !f.To.Equal(time.Date(2026, 1, 31, 9, 0, 0, 0, time.UTC)) {
+	if f, _ := reports.ParseFilter(url.Values{"to": {"2026-01-31T10:00:00+01:00"}}, store.EnvAll); !f.To.Equal(time.Date(2026, 1, 31, 9, 0, 0, 0, time.UTC)) {
 		t.Errorf("to as a time: %v", f.To)
 	}
 	for _, c := range []struct{ query, field string }{
@@ -49,7 +49,7 @@ func TestParseFilter(t *testing.T) {
 		{"submitted_by=" + string(make([]byte, 300)), "submitted_by"},
 	} {
 		q, _ := url.ParseQuery(c.query)
-		_, err := httpapi.ParseFilter(q, store.EnvAll)
+		_, err := reports.ParseFilter(q, store.EnvAll)
 		ae, ok := server.AsAPIError(err)
 		if !ok || ae.Status != 400 || ae.Field != c.field {
 			t.Errorf("%s: %v, want a 400 naming %s", c.query, err, c.field)

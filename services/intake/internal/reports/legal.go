@@ -1,27 +1,23 @@
-package httpapi
+package reports
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"time"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
 
 	"takedown/pkg/auth"
 	"takedown/pkg/events"
+	"takedown/pkg/fault"
 	"takedown/pkg/keyring"
 	"takedown/pkg/logging"
 	pb "takedown/pkg/proto/takedown/v1"
-	"takedown/pkg/server"
 	"takedown/services/intake/internal/report"
 )
 
-// The legal gate (LEGAL_APPROVAL=required, API.HoldForLegal): a submitted
+// The legal gate (LEGAL_APPROVAL=required, Service.HoldForLegal): a submitted
 // report is stored and hashed at once and then waits, with nothing sent to
 // NCMEC, until a staff member with the legal role who did not submit it
 // approves or rejects it. An approval starts the filing; a rejection ends
@@ -29,15 +25,12 @@ import (
 // approved reports; a free-text "approved" field the submitter fills in
 // let a report marked "not approved" be filed.
 
-// maxLegalReason bounds the reason of a decision, as a close's.
-const maxLegalReason = 1000
-
 // heldForLegal refuses legal fields in a submission the gate holds: there
 // the decision is a second person's, recorded by DecideLegal, never the
 // submitter's word.
 func heldForLegal(in *report.Input) error {
 	if in.LegalApproved || in.Approver != "" || in.NotApprovedReason != "" {
-		return badRequest("decided_by_legal", "legal_approved",
+		return invalid("decided_by_legal", "legal_approved",
 			"legal's decision is taken in takedown by a second person with the legal role, after the report is submitted "+
 				"(LEGAL_APPROVAL=required): leave legal_approved, approver and not_approved_reason out")
 	}
@@ -49,28 +42,28 @@ func heldForLegal(in *report.Input) error {
 // to takedown.report.legal_decided and so to the audit log; an approval
 // also sends takedown.report.submitted, which starts the filing and carries
 // the approver and time to the Salesforce case. The submitter may not
-// decide (403 second_person_required); a report not waiting answers 409.
-func (a *API) DecideLegal(ctx context.Context, staff auth.Staff, id string, approve bool, reason string) (*report.Report, error) {
+// decide (fault.SecondPerson); a report not waiting is a Conflict.
+func (s *Service) DecideLegal(ctx context.Context, staff auth.Staff, id string, approve bool, reason string) (*report.Report, error) {
 	if _, err := uuid.Parse(id); err != nil {
 		return nil, errNotFound(id)
 	}
 	reason = strings.TrimSpace(reason)
 	if reason == "" {
-		return nil, badRequest("invalid", "reason", "say why legal approves or rejects the report")
+		return nil, invalid("invalid", "reason", "say why legal approves or rejects the report")
 	}
-	if len(reason) > maxLegalReason {
-		return nil, badRequest("invalid", "reason", "the reason is longer than %d bytes", maxLegalReason)
+	if len(reason) > maxReason {
+		return nil, invalid("invalid", "reason", "the reason is longer than %d bytes", maxReason)
 	}
 	ctx, log := logging.With(ctx, logging.KeyReportID, id)
-	rep, err := a.store.Decide(ctx, id, func(r *report.Report, key keyring.WrappedKey) ([]*pb.Envelope, error) {
+	rep, err := s.store.Decide(ctx, id, func(r *report.Report, key keyring.WrappedKey) ([]*pb.Envelope, error) {
 		if r.Legal.State != report.LegalAwaiting {
-			return nil, server.Errorf(http.StatusConflict, "conflict", "", "the report is not waiting for a legal decision: %s", decidedWords(r.Legal))
+			return nil, fault.Errorf(fault.Conflict, "conflict", "", "the report is not waiting for a legal decision: %s", decidedWords(r.Legal))
 		}
 		if r.SubmittedBy == staff.Subject {
-			return nil, server.Errorf(http.StatusForbidden, "second_person_required", "",
+			return nil, fault.Errorf(fault.SecondPerson, "second_person_required", "",
 				"you submitted this report: a second person with the legal role must decide on it")
 		}
-		now := a.now().UTC()
+		now := s.now().UTC()
 		r.Legal = report.Legal{State: report.LegalRejected, DecidedBy: staff.Subject, DecidedByName: staff.Name, DecidedByEmail: staff.Email, DecidedAt: &now, Reason: reason}
 		actor := staff.Actor()
 		decided, err := events.New(r.ID, actor, &pb.ReportLegalDecided{Approved: approve, Reason: reason})
@@ -79,7 +72,7 @@ func (a *API) DecideLegal(ctx context.Context, staff auth.Staff, id string, appr
 		}
 		r.Legal.State = report.LegalApproved
 		r.Details.LegalApproved, r.Details.Approver, r.Details.NotApprovedReason = true, approverName(staff), ""
-		prior, err := a.store.PriorNCMECReports(ctx, r.Details)
+		prior, err := s.store.PriorNCMECReports(ctx, r.Details)
 		if err != nil {
 			return nil, err
 		}
@@ -118,29 +111,4 @@ func decidedWords(l report.Legal) string {
 		return fmt.Sprintf("%s by %s%s", l.State, l.Decider(), at)
 	}
 	return "the submitter recorded legal's decision (LEGAL_APPROVAL=recorded)"
-}
-
-// legalDecision serves POST /api/v1/reports/{id}/legal-decision
-// {"approve": true|false, "reason": "…"}.
-func (a *API) legalDecision(w http.ResponseWriter, r *http.Request) {
-	staff, _ := auth.FromContext(r.Context())
-	var body struct {
-		Approve *bool  `json:"approve"`
-		Reason  string `json:"reason"`
-	}
-	raw, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
-	if err != nil {
-		server.WriteError(w, badRequest("invalid", "", "the body could not be read"))
-		return
-	}
-	if err := json.Unmarshal(raw, &body); err != nil || body.Approve == nil {
-		server.WriteError(w, badRequest("invalid", "approve", `send {"approve": true or false, "reason": "why"}`))
-		return
-	}
-	rep, err := a.DecideLegal(r.Context(), staff, chi.URLParam(r, "id"), *body.Approve, body.Reason)
-	if err != nil {
-		server.WriteError(w, err)
-		return
-	}
-	server.WriteJSON(w, http.StatusOK, rep)
 }
