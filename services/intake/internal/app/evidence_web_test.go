@@ -184,7 +184,9 @@ func TestEvidencePages(t *testing.T) {
 
 // TestBrowserEvidencePages: in real Chromium, one evidence-admin places a
 // hold, lifts it and records a destruction request; a second signs in and
-// approves it.
+// approves it. Clicks and inputs go through the page as it is (click,
+// fill): each step follows a navigation, after which chromedp's node ids
+// may still name the page before.
 func TestBrowserEvidencePages(t *testing.T) {
 	s := startSite(t)
 	id := s.dueReport(t)
@@ -194,39 +196,39 @@ func TestBrowserEvidencePages(t *testing.T) {
 	run(t, ctx, "sign in as ann",
 		chromedp.Navigate(s.url+"/reports/"+id),
 		chromedp.WaitVisible("#signin"),
-		chromedp.Click("#signin"),
+		click("#signin"),
 		chromedp.WaitVisible("#evidence-link"),
-		chromedp.Click("#evidence-link"),
+		click("#evidence-link"),
 		chromedp.WaitVisible("#hold-form"),
-		chromedp.SendKeys("#f-hold-reason", "litigation 2026-17"),
-		chromedp.Click("#place-hold"),
+		fill("#f-hold-reason", "litigation 2026-17"),
+		click("#place-hold"),
 		chromedp.WaitVisible(`//td[@class="expiry-fate" and starts-with(., "kept: 1 hold standing")]`),
 	)
 	screenshot(t, ctx, "evidence-held.png")
 	run(t, ctx, "lift the hold",
-		chromedp.SendKeys(`#holds input[name="lift_reason"]`, "case closed"),
-		chromedp.Click(`#holds .lift-hold`),
+		fill(`#holds input[name="lift_reason"]`, "case closed"),
+		click(`#holds .lift-hold`),
 		chromedp.WaitVisible(`//td[@class="expiry-fate" and .="deleted at the next run of the job"]`),
 		chromedp.WaitVisible(`//tr[@class="lifted"]`),
 	)
 	run(t, ctx, "request destruction",
-		chromedp.SendKeys("#f-agency", "FBI Field Office"),
-		chromedp.SendKeys("#f-reference", "LE-2026-0042"),
-		chromedp.Click("#request-destruction"),
+		fill("#f-agency", "FBI Field Office"),
+		fill("#f-reference", "LE-2026-0042"),
+		click("#request-destruction"),
 		chromedp.WaitVisible(`//span[@class="own-request"]`),
 	)
 	screenshot(t, ctx, "evidence-requested.png")
 
 	s.user("bob", "evidence-admin")
 	run(t, ctx, "sign out and in as bob",
-		chromedp.Click(".signout button"),
+		click(".signout button"),
 		chromedp.WaitVisible("#signin"),
 		chromedp.Navigate(s.url+"/evidence?report="+id),
 		chromedp.WaitVisible("#signin"),
-		chromedp.Click("#signin"),
+		click("#signin"),
 		chromedp.WaitVisible(".approve-destruction"),
-		chromedp.Click(".confirm-destruction"),
-		chromedp.Click(".approve-destruction"),
+		click(".confirm-destruction"),
+		click(".approve-destruction"),
 		chromedp.WaitVisible(`//dd[@id="evidence-state" and starts-with(., "destroyed")]`),
 	)
 	screenshot(t, ctx, "evidence-destroyed.png")

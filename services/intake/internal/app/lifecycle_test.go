@@ -239,16 +239,21 @@ func evidenceStore(t *testing.T, h *harness) *evidence.Store {
 }
 
 // wrappedKey returns the wrapped data key the stream's submitted event of
-// the report carries, failing when there is none.
+// the report carries, waiting for the relay to publish it (under load it
+// may not have yet), failing when it does not come.
 func (h *harness) wrappedKey(reportID string) *pb.WrappedKey {
 	h.t.Helper()
-	for _, ev := range h.submitted() {
-		if ev.ReportId == reportID {
-			return ev.GetReportSubmitted().DataKey
+	var key *pb.WrappedKey
+	testenv.Eventually(h.t, 10*time.Second, "the submitted event of report "+reportID+" in the stream", func() bool {
+		for _, ev := range h.submitted() {
+			if ev.ReportId == reportID {
+				key = ev.GetReportSubmitted().DataKey
+				return true
+			}
 		}
-	}
-	h.t.Fatalf("no submitted event of report %s in the stream", reportID)
-	return nil
+		return false
+	})
+	return key
 }
 
 // waitKeyPurged drives the lifecycle job's stream purge until no copy of
