@@ -82,7 +82,7 @@ var _ Evidence = (*evidence.Store)(nil)
 // Manager runs the lifecycle over intake's schema and the evidence bucket.
 type Manager struct {
 	pool     *pgxpool.Pool
-	store    *store.Store // locks, rewrap and stream purge; the other steps still query pool
+	store    *store.Store // every statement on reports and files; pool serves the lifecycle's own tables (holds, destruction requests)
 	stored   chan string  // reports just stored, whose objects Run locks (Stored)
 	evidence Evidence
 	keys     *keyring.Keyring
@@ -163,18 +163,9 @@ type Candidate struct {
 	RetainUntil time.Time `json:"retain_until"`
 }
 
-// The expiry rules, in parts so that the preview (Schedule) shows the same
-// rule the job applies:
-//   - expiring selects live files of reports that are finished or
-//     retracted, whose retention is set: a report being filed (or failed,
-//     awaiting staff) never expires;
-//   - activeHold is a hold h of report r that stands;
-//   - eligible is expiring, retention ended ($1 is now) and no hold standing.
-const (
-	expiring   = `f.destroyed_at IS NULL AND r.status IN ('finished', 'retracted') AND r.retain_until IS NOT NULL`
-	activeHold = `h.report_id = r.id AND h.lifted_at IS NULL`
-	eligible   = expiring + ` AND r.retain_until <= $1 AND NOT EXISTS (SELECT 1 FROM holds h WHERE ` + activeHold + `)`
-)
+func candidate(f store.ExpiredFile) Candidate {
+	return Candidate{ReportID: f.ReportID, FileID: f.FileID, SHA256: f.SHA256, Size: f.Size, RetainUntil: f.RetainUntil}
+}
 
 // Expire deletes the evidence whose retention has ended and that no hold
 // keeps, and returns what it deleted; with dryRun it deletes nothing and
@@ -182,14 +173,13 @@ const (
 // the report with its NCMEC receipt and its history stay; an
 // evidence.destroyed event records each report's deletion in the audit log.
 func (m *Manager) Expire(ctx context.Context, dryRun bool) ([]Candidate, error) {
-	rows, err := m.pool.Query(ctx, `SELECT r.id::text, f.id::text, f.sha256, f.size, r.retain_until
-		FROM files f JOIN reports r ON r.id = f.report_id WHERE `+eligible+` ORDER BY r.id, f.idx LIMIT 10000`, m.Now())
+	files, err := m.store.ExpiredFiles(ctx, m.Now(), 10000)
 	if err != nil {
-		return nil, fmt.Errorf("expired evidence: %w", err)
+		return nil, err
 	}
-	cands, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Candidate])
-	if err != nil {
-		return nil, fmt.Errorf("expired evidence: %w", err)
+	cands := make([]Candidate, len(files))
+	for i, f := range files {
+		cands[i] = candidate(f)
 	}
 	if dryRun {
 		return cands, nil
@@ -217,26 +207,16 @@ func (m *Manager) expireReport(ctx context.Context, reportID string) ([]Candidat
 	var done []Candidate
 	err := database.InTx(ctx, m.pool, func(tx pgx.Tx) error {
 		done = nil
-		if _, err := tx.Exec(ctx, `SELECT 1 FROM reports WHERE id = $1 FOR UPDATE`, reportID); err != nil {
+		if _, err := store.LockReportRow(ctx, tx, reportID); err != nil {
 			return err
 		}
-		var keys []string
-		rows, err := tx.Query(ctx, `SELECT r.id::text, f.id::text, f.sha256, f.size, r.retain_until, f.object_key
-			FROM files f JOIN reports r ON r.id = f.report_id WHERE `+eligible+` AND r.id = $2 ORDER BY f.idx`, m.Now(), reportID)
+		files, err := store.ExpiredFilesOf(ctx, tx, reportID, m.Now())
 		if err != nil {
 			return err
 		}
-		for rows.Next() {
-			var c Candidate
-			var key string
-			if err := rows.Scan(&c.ReportID, &c.FileID, &c.SHA256, &c.Size, &c.RetainUntil, &key); err != nil {
-				rows.Close()
-				return err
-			}
-			done, keys = append(done, c), append(keys, key)
-		}
-		if err := rows.Err(); err != nil {
-			return err
+		var keys []string
+		for _, f := range files {
+			done, keys = append(done, candidate(f)), append(keys, f.ObjectKey)
 		}
 		if len(done) == 0 {
 			return nil

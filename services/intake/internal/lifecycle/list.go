@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"takedown/services/intake/internal/store"
 )
 
 // Expiry is one report's live evidence as the expiry job will treat it.
@@ -35,16 +37,13 @@ func (e Expiry) Due(now time.Time) bool { return !e.RetainUntil.After(now) }
 // report not yet filed, or failed, has no end of retention and is not
 // listed: it is kept.
 func (m *Manager) Schedule(ctx context.Context, limit int) ([]Expiry, error) {
-	rows, err := m.pool.Query(ctx, `SELECT r.id::text, r.status, r.retain_until, count(*), sum(f.size)::bigint,
-			(SELECT count(*) FROM holds h WHERE `+activeHold+`)
-		FROM files f JOIN reports r ON r.id = f.report_id WHERE `+expiring+`
-		GROUP BY r.id ORDER BY r.retain_until, r.id LIMIT $1`, limit)
+	rows, err := m.store.ExpirySchedule(ctx, limit)
 	if err != nil {
-		return nil, fmt.Errorf("expiry schedule: %w", err)
+		return nil, err
 	}
-	s, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Expiry])
-	if err != nil {
-		return nil, fmt.Errorf("expiry schedule: %w", err)
+	s := make([]Expiry, len(rows))
+	for i, r := range rows {
+		s[i] = Expiry{ReportID: r.ReportID, Status: r.Status, RetainUntil: r.RetainUntil, Files: r.Files, Bytes: r.Bytes, Holds: r.Holds}
 	}
 	return s, nil
 }
@@ -106,17 +105,15 @@ func (e *ReportEvidence) Held() bool {
 // Report returns one report's evidence, holds and destruction requests, or
 // ErrNotFound.
 func (m *Manager) Report(ctx context.Context, reportID string) (*ReportEvidence, error) {
-	e := &ReportEvidence{ReportID: reportID}
-	err := m.pool.QueryRow(ctx, `SELECT status, retain_until, data_key_destroyed_at,
-			(SELECT count(*) FROM files WHERE report_id = r.id),
-			(SELECT count(*) FROM files WHERE report_id = r.id AND destroyed_at IS NULL)
-		FROM reports r WHERE id = $1`, reportID).Scan(&e.Status, &e.RetainUntil, &e.KeyDestroyedAt, &e.Files, &e.LiveFiles)
-	if errors.Is(err, pgx.ErrNoRows) {
+	st, err := m.store.EvidenceOf(ctx, reportID)
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("evidence of report %s: %w", reportID, err)
+		return nil, err
 	}
+	e := &ReportEvidence{ReportID: reportID, Status: st.Status, RetainUntil: st.RetainUntil,
+		KeyDestroyedAt: st.KeyDestroyedAt, Files: st.Files, LiveFiles: st.LiveFiles}
 	rows, err := m.pool.Query(ctx, `SELECT id::text, report_id::text, reason, placed_by, placed_at,
 			coalesce(lifted_by, ''), lifted_at, coalesce(lift_reason, '')
 		FROM holds WHERE report_id = $1 ORDER BY placed_at, id`, reportID)

@@ -197,3 +197,96 @@ func DropDataKeyIfBare(ctx context.Context, tx pgx.Tx, reportID string, at time.
 		WHERE id = $1 AND data_key IS NOT NULL AND NOT EXISTS (SELECT 1 FROM files WHERE report_id = $1 AND destroyed_at IS NULL)`, reportID, at)
 	return tag.RowsAffected() == 1, err
 }
+
+// The expiry rule, in parts so that the preview (ExpirySchedule) shows the
+// rule the job applies (ExpiredFiles):
+//   - expiring selects live files of reports that are finished or
+//     retracted, whose retention is set: a report being filed (or failed,
+//     awaiting staff) never expires;
+//   - activeHold is a hold h of report r that stands;
+//   - eligible is expiring, retention ended ($1 is now) and no hold standing.
+const (
+	expiring   = `f.destroyed_at IS NULL AND r.status IN ('finished', 'retracted') AND r.retain_until IS NOT NULL`
+	activeHold = `h.report_id = r.id AND h.lifted_at IS NULL`
+	eligible   = expiring + ` AND r.retain_until <= $1 AND NOT EXISTS (SELECT 1 FROM holds h WHERE ` + activeHold + `)`
+)
+
+// ExpiredFile is a file whose retention has ended and that no hold keeps.
+type ExpiredFile struct {
+	ReportID, FileID, SHA256 string
+	Size                     int64
+	RetainUntil              time.Time
+	ObjectKey                string
+}
+
+const expiredColumns = `r.id::text, f.id::text, f.sha256, f.size, r.retain_until, f.object_key`
+
+// ExpiredFiles lists up to limit files eligible for expiry at now, by
+// report and in each report's order.
+func (s *Store) ExpiredFiles(ctx context.Context, now time.Time, limit int) ([]ExpiredFile, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+expiredColumns+`
+		FROM files f JOIN reports r ON r.id = f.report_id WHERE `+eligible+` ORDER BY r.id, f.idx LIMIT $2`, now, limit)
+	if err != nil {
+		return nil, fmt.Errorf("expired evidence: %w", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[ExpiredFile])
+}
+
+// ExpiredFilesOf lists, in tx, report reportID's files eligible for expiry
+// at now; the caller holds the report's row lock (LockReportRow), so that
+// a hold placed meanwhile wins.
+func ExpiredFilesOf(ctx context.Context, tx pgx.Tx, reportID string, now time.Time) ([]ExpiredFile, error) {
+	rows, err := tx.Query(ctx, `SELECT `+expiredColumns+`
+		FROM files f JOIN reports r ON r.id = f.report_id WHERE `+eligible+` AND r.id = $2 ORDER BY f.idx`, now, reportID)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[ExpiredFile])
+}
+
+// ScheduledExpiry is one report's live evidence as expiry will treat it.
+type ScheduledExpiry struct {
+	ReportID, Status string
+	RetainUntil      time.Time
+	Files            int
+	Bytes            int64
+	Holds            int // standing holds
+}
+
+// ExpirySchedule lists the reports whose evidence expiry will delete,
+// soonest first, at most limit of them, held or not.
+func (s *Store) ExpirySchedule(ctx context.Context, limit int) ([]ScheduledExpiry, error) {
+	rows, err := s.pool.Query(ctx, `SELECT r.id::text, r.status, r.retain_until, count(*), sum(f.size)::bigint,
+			(SELECT count(*) FROM holds h WHERE `+activeHold+`)
+		FROM files f JOIN reports r ON r.id = f.report_id WHERE `+expiring+`
+		GROUP BY r.id ORDER BY r.retain_until, r.id LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("expiry schedule: %w", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[ScheduledExpiry])
+}
+
+// EvidenceState is what the reports table says of a report's evidence.
+type EvidenceState struct {
+	Status         string
+	RetainUntil    *time.Time // nil: kept until filed
+	KeyDestroyedAt *time.Time
+	Files          int
+	LiveFiles      int // not yet destroyed
+}
+
+// EvidenceOf returns report reportID's EvidenceState, or ErrNotFound.
+func (s *Store) EvidenceOf(ctx context.Context, reportID string) (EvidenceState, error) {
+	var e EvidenceState
+	err := s.pool.QueryRow(ctx, `SELECT status, retain_until, data_key_destroyed_at,
+			(SELECT count(*) FROM files WHERE report_id = r.id),
+			(SELECT count(*) FROM files WHERE report_id = r.id AND destroyed_at IS NULL)
+		FROM reports r WHERE id = $1`, reportID).Scan(&e.Status, &e.RetainUntil, &e.KeyDestroyedAt, &e.Files, &e.LiveFiles)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return e, ErrNotFound
+	}
+	if err != nil {
+		return e, fmt.Errorf("evidence of report %s: %w", reportID, err)
+	}
+	return e, nil
+}
