@@ -40,11 +40,6 @@ type ConsumerConfig struct {
 	// Batch is the most events handled in one transaction (default 16):
 	// events already waiting when a handler is free share its commit.
 	Batch int
-	// Linger is how long a handler with fewer than Batch events waits for
-	// more before it begins (default 0: it takes only what is waiting).
-	// For a consumer off the filing's path (the audit log), a few tens of
-	// milliseconds turn a transaction per event into one per batch.
-	Linger time.Duration
 	// KeepRefused hands refused events (events.Check) to the handler with
 	// Message.Refused set, for the audit-logger, which must record a
 	// forgery rather than lose it. Every other consumer never sees them.
@@ -147,7 +142,23 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 	for range c.cfg.Concurrency {
 		wg.Go(func() {
 			for msg := range queue {
-				c.handle(work, c.fill(queue, msg), h)
+				// Whatever else is already waiting joins this event's
+				// transaction: one commit for many events under load,
+				// no waiting for more when the stream is quiet.
+				batch := []jetstream.Msg{msg}
+			fill:
+				for len(batch) < c.cfg.Batch {
+					select {
+					case m, ok := <-queue:
+						if !ok {
+							break fill
+						}
+						batch = append(batch, m)
+					default:
+						break fill
+					}
+				}
+				c.handle(work, batch, h)
 			}
 		})
 	}
@@ -167,43 +178,6 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 		}
 		queue <- msg
 	}
-}
-
-// fill returns a batch beginning with first: whatever else is already
-// waiting in queue joins it (one commit for many events under load, no
-// waiting when the stream is quiet), and for Linger more that arrives.
-func (c *Consumer) fill(queue <-chan jetstream.Msg, first jetstream.Msg) []jetstream.Msg {
-	batch := []jetstream.Msg{first}
-	var linger <-chan time.Time
-	if c.cfg.Linger > 0 {
-		t := time.NewTimer(c.cfg.Linger)
-		defer t.Stop()
-		linger = t.C
-	}
-	for len(batch) < c.cfg.Batch {
-		select {
-		case m, ok := <-queue:
-			if !ok {
-				return batch
-			}
-			batch = append(batch, m)
-			continue
-		default:
-		}
-		if linger == nil {
-			return batch
-		}
-		select {
-		case m, ok := <-queue:
-			if !ok {
-				return batch
-			}
-			batch = append(batch, m)
-		case <-linger:
-			return batch
-		}
-	}
-	return batch
 }
 
 // delivery is a decoded message.

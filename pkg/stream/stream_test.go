@@ -258,31 +258,6 @@ func TestWaitingEventsShareATransactionAndAFailureStaysAlone(t *testing.T) {
 	t.Logf("%d events in %d transactions", n, txs)
 }
 
-// With Linger, events that arrive one by one, each after the last was
-// taken, still share a transaction: the handler waits for more first.
-func TestLingerGathersEventsThatArriveApart(t *testing.T) {
-	t.Parallel()
-	e := setup(t)
-	const n = 5
-	e.run(t, stream.ConsumerConfig{Durable: "c9", Batch: 16, Linger: 5 * time.Second},
-		func(ctx context.Context, tx pgx.Tx, m stream.Message) error {
-			_, err := tx.Exec(ctx, `INSERT INTO effects VALUES ($1, txid_current())`, m.EventId)
-			return err
-		})
-	for range n {
-		e.publish(t, newEvent(t))
-		time.Sleep(20 * time.Millisecond) // apart: without Linger, each would be a batch of one
-	}
-	testenv.Eventually(t, 20*time.Second, "every event handled", func() bool { return e.effects(t) >= n })
-	var txs int
-	if err := e.pool.QueryRow(t.Context(), `SELECT count(DISTINCT n) FROM effects`).Scan(&txs); err != nil {
-		t.Fatal(err)
-	}
-	if txs != 1 {
-		t.Errorf("%d events arriving 20 ms apart took %d transactions, want 1 within a 5 s linger", n, txs)
-	}
-}
-
 // publishOn sends ev on a subject of the caller's choosing, as a forger (or
 // a bug) could.
 func (e *env) publishOn(t *testing.T, subject string, ev *pb.Envelope) {

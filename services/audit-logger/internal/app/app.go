@@ -69,9 +69,6 @@ var Consumer = stream.ConsumerConfig{
 	MaxDeliver:  200,
 	BackOff:     []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, time.Minute},
 	Concurrency: 1,
-	// Off the filing's path: an event may wait 50 ms for others to share
-	// its transaction, one commit per batch instead of per event.
-	Linger:      50 * time.Millisecond,
 	KeepRefused: true,
 }
 
