@@ -179,6 +179,20 @@ type Details struct {
 	Test              bool     `json:"test"`
 }
 
+// NCMEC's environments, by the names the filing events and the store use.
+const (
+	EnvProduction = "production"
+	EnvTest       = "test"
+)
+
+// Environment is the NCMEC environment the report is filed with.
+func (d Details) Environment() string {
+	if d.Test {
+		return EnvTest
+	}
+	return EnvProduction
+}
+
 // Details returns the descriptive fields of a validated input.
 func (in *Input) Details() Details {
 	return Details{

@@ -193,10 +193,7 @@ func CSVRow(r report.Report) []string {
 }
 
 func csvRow(r report.Report) []string {
-	env := "production"
-	if r.Test {
-		env = "test"
-	}
+	env := r.Environment()
 	var ncmecID, decidedAt string
 	if r.NCMEC.ReportID != 0 {
 		ncmecID = strconv.FormatInt(r.NCMEC.ReportID, 10)

@@ -30,8 +30,8 @@ type Environment string
 // NCMEC's production or test environment (report.Details.Test).
 const (
 	EnvAll        Environment = "all"
-	EnvProduction Environment = "production"
-	EnvTest       Environment = "test"
+	EnvProduction Environment = report.EnvProduction
+	EnvTest       Environment = report.EnvTest
 )
 
 // Sort orders the list, newest first.

@@ -128,10 +128,7 @@ func (s *Store) PriorNCMECReports(ctx context.Context, d report.Details) ([]int6
 	if u.Username == "" && u.Email == "" {
 		return nil, nil
 	}
-	env := "production"
-	if d.Test {
-		env = "test"
-	}
+	env := d.Environment()
 	rows, err := s.pool.Query(ctx, `SELECT DISTINCT ncmec_report_id FROM reports
 		WHERE ncmec_state = 'finished' AND ncmec_report_id IS NOT NULL
 		  AND ncmec_environment = $3

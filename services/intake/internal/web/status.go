@@ -195,7 +195,7 @@ func (w *Web) retraction(rw http.ResponseWriter, r *http.Request, lost bool) {
 			probs = append(probs, problem{Field: "ncmec_report_id", ID: "f-lost-id", Message: "Enter the NCMEC report id NCMEC gave you (a number)."})
 		}
 		env := r.PostFormValue("environment")
-		if env != "test" && env != "production" {
+		if env != report.EnvTest && env != report.EnvProduction {
 			probs = append(probs, problem{Field: "environment", ID: "f-lost-env", Message: "Choose the NCMEC environment: test or production."})
 		}
 		body["ncmec_report_id"], body["environment"] = id, env
