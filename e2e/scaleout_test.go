@@ -465,6 +465,9 @@ func checkStreamAudited(s *stack.Stack, ctx context.Context) []string {
 	if err != nil {
 		return []string{err.Error()}
 	}
+	if err := s.WaitAudited(ctx); err != nil {
+		return []string{err.Error()}
+	}
 	audit, err := s.Audit(ctx, "")
 	if err != nil {
 		return []string{fmt.Sprintf("audit list: %v", err)}

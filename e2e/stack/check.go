@@ -127,6 +127,9 @@ func (s *Stack) Check(ctx context.Context, reports []Submitted) Result {
 		children[id] = append(children[id], f)
 	}
 
+	if err := s.WaitAudited(ctx); err != nil {
+		fail("audit log: %v", err)
+	}
 	v, err := s.VerifyAudit(ctx)
 	if err != nil {
 		fail("audit verify: %v", err)

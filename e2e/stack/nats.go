@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"takedown/pkg/events"
 	"takedown/pkg/localstack"
 	"takedown/pkg/testenv"
 )
@@ -203,6 +204,9 @@ type StreamReplica struct {
 	FirstSeq uint64
 	LastSeq  uint64
 	Peers    []StreamPeer // the other replicas, as this node sees them
+	// AckFloors is each durable consumer's ack floor as this node sees it:
+	// every message up to that stream sequence is acknowledged.
+	AckFloors map[string]uint64
 }
 
 // StreamPeer is a replica as another node sees it.
@@ -218,7 +222,7 @@ func (s *Stack) StreamReplica(ctx context.Context, i int, stream string) (Stream
 	n := s.node(i)
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+n.monitor+"/jsz?accounts=true&streams=true", nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+n.monitor+"/jsz?accounts=true&streams=true&consumers=true", nil)
 	resp, err := s.client.Do(req)
 	if err != nil {
 		return StreamReplica{}, fmt.Errorf("%s /jsz: %w", n.proc.name, err)
@@ -237,6 +241,12 @@ func (s *Stack) StreamReplica(ctx context.Context, i int, stream string) (Stream
 					FirstSeq uint64 `json:"first_seq"`
 					LastSeq  uint64 `json:"last_seq"`
 				} `json:"state"`
+				Consumers []struct {
+					Name     string `json:"name"`
+					AckFloor struct {
+						StreamSeq uint64 `json:"stream_seq"`
+					} `json:"ack_floor"`
+				} `json:"consumer_detail"`
 			} `json:"stream_detail"`
 		} `json:"account_details"`
 	}
@@ -251,7 +261,11 @@ func (s *Stack) StreamReplica(ctx context.Context, i int, stream string) (Stream
 			if st.Name != stream {
 				continue
 			}
-			r := StreamReplica{Node: i, Messages: st.State.Messages, FirstSeq: st.State.FirstSeq, LastSeq: st.State.LastSeq}
+			r := StreamReplica{Node: i, Messages: st.State.Messages, FirstSeq: st.State.FirstSeq, LastSeq: st.State.LastSeq,
+				AckFloors: map[string]uint64{}}
+			for _, c := range st.Consumers {
+				r.AckFloors[c.Name] = c.AckFloor.StreamSeq
+			}
 			if st.Cluster != nil {
 				r.Leader, r.Peers = st.Cluster.Leader, st.Cluster.Replicas
 			}
@@ -259,6 +273,40 @@ func (s *Stack) StreamReplica(ctx context.Context, i int, stream string) (Stream
 		}
 	}
 	return StreamReplica{}, fmt.Errorf("%s holds no stream %s", n.proc.name, stream)
+}
+
+// WaitAudited waits until the audit logger has handled every message the
+// stream held when it was called: the audit logger gathers events into
+// batches, so its log may be a moment behind a report that has settled.
+// A node that is behind sees an older ack floor, never a newer one.
+func (s *Stack) WaitAudited(ctx context.Context) error {
+	const consumer = events.AuditLogger // the audit logger's durable consumer
+	var target uint64
+	for i := range s.nats {
+		if r, err := s.StreamReplica(ctx, i+1, events.Stream); err == nil {
+			target = max(target, r.LastSeq)
+		}
+	}
+	deadline := time.Now().Add(time.Minute)
+	var floor uint64
+	for {
+		for i := range s.nats {
+			if r, err := s.StreamReplica(ctx, i+1, events.Stream); err == nil {
+				floor = max(floor, r.AckFloors[consumer])
+			}
+		}
+		if floor >= target {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the audit logger has handled the stream up to %d of %d after a minute", floor, target)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // StreamLeader is the node (from 1) leading stream, as the first running

@@ -195,7 +195,7 @@ func (b *Base) Run(ctx context.Context, ln net.Listener, h http.Handler, workers
 
 // Consume is the worker that runs the consumer cfg with h: each service
 // states only its consumer and handler. It begins once NATS is there.
-func (b *Base) Consume(cfg stream.ConsumerConfig, h stream.Handler) func(context.Context) error {
+func (b *Base) Consume(cfg stream.ConsumerConfig, h stream.BatchHandler) func(context.Context) error {
 	return func(ctx context.Context) error {
 		return stream.Consume(ctx, b.JS, b.Pool, b.Metrics, b.Log, cfg, h)
 	}

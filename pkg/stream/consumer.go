@@ -38,8 +38,13 @@ type ConsumerConfig struct {
 	BackOff     []time.Duration // delays between redeliveries, by delivery count
 	Concurrency int             // batches handled at once (default 1)
 	// Batch is the most events handled in one transaction (default 16):
-	// events already waiting when a handler is free share its commit.
+	// events that arrive while every handler is busy share one commit.
 	Batch int
+	// Linger is how long a batch waits for more events before it is handed
+	// to a free handler (default 0: it goes at once, with what is waiting).
+	// A consumer off the filing's path lingers a few tens of milliseconds,
+	// so a transaction and its inbox statement serve many events.
+	Linger time.Duration
 	// KeepRefused hands refused events (events.Check) to the handler with
 	// Message.Refused set, for the audit-logger, which must record a
 	// forgery rather than lose it. Every other consumer never sees them.
@@ -54,6 +59,8 @@ type Message struct {
 	// Refused is why the event must not be acted on; only consumers with
 	// KeepRefused ever get a message where it is not nil.
 	Refused *events.Refusal
+
+	ctx context.Context // carries the event's logger
 }
 
 // Handler applies an event's effect within tx. It returns nil when done,
@@ -61,6 +68,30 @@ type Message struct {
 // can never be handled, and any other error to be retried on the backoff
 // schedule.
 type Handler func(ctx context.Context, tx pgx.Tx, m Message) error
+
+// BatchHandler applies the effects of several events, in their order,
+// within tx, for a consumer whose events share a costly step (the audit
+// chain's head). Its errors mean what a Handler's do; when it fails on a
+// batch, each event is handed to it again alone, so that only the failing
+// one is retried or terminated.
+type BatchHandler func(ctx context.Context, tx pgx.Tx, ms []Message) error
+
+// Each is the BatchHandler that applies h to the events one after another,
+// each with its own logger in ctx.
+func Each(h Handler) BatchHandler {
+	return func(ctx context.Context, tx pgx.Tx, ms []Message) error {
+		for _, m := range ms {
+			mctx := ctx
+			if m.ctx != nil {
+				mctx = m.ctx
+			}
+			if err := h(mctx, tx, m); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
 
 // Consumer runs a Handler over a durable consumer of the TAKEDOWN stream.
 type Consumer struct {
@@ -127,7 +158,7 @@ func NewConsumer(ctx context.Context, js jetstream.JetStream, pool *pgxpool.Pool
 
 // Run consumes until ctx ends, then stops fetching, finishes the events in
 // hand and returns.
-func (c *Consumer) Run(ctx context.Context, h Handler) error {
+func (c *Consumer) Run(ctx context.Context, h BatchHandler) error {
 	it, err := c.cons.Messages(jetstream.PullMaxMessages(c.cfg.Concurrency * c.cfg.Batch))
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w", c.cfg.Durable, err)
@@ -137,33 +168,22 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 
 	// In-flight handlers finish even after ctx ends (graceful shutdown).
 	work := context.WithoutCancel(ctx)
-	queue := make(chan jetstream.Msg, c.cfg.Concurrency*c.cfg.Batch)
+	fetched := make(chan jetstream.Msg)
+	batches := make(chan []jetstream.Msg)
 	var wg sync.WaitGroup
 	for range c.cfg.Concurrency {
 		wg.Go(func() {
-			for msg := range queue {
-				// Whatever else is already waiting joins this event's
-				// transaction: one commit for many events under load,
-				// no waiting for more when the stream is quiet.
-				batch := []jetstream.Msg{msg}
-			fill:
-				for len(batch) < c.cfg.Batch {
-					select {
-					case m, ok := <-queue:
-						if !ok {
-							break fill
-						}
-						batch = append(batch, m)
-					default:
-						break fill
-					}
-				}
+			for batch := range batches {
 				c.handle(work, batch, h)
 			}
 		})
 	}
+	wg.Go(func() {
+		defer close(batches)
+		c.gather(fetched, batches)
+	})
 	defer wg.Wait()
-	defer close(queue)
+	defer close(fetched)
 	for {
 		msg, err := it.Next()
 		if err != nil {
@@ -176,7 +196,46 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 			c.log.Debug("consumer: fetch", logging.KeyErr, err)
 			continue
 		}
-		queue <- msg
+		fetched <- msg
+	}
+}
+
+// gather forms batches of the fetched messages and hands each to the
+// first free handler: a batch is offered once it is full or has waited
+// Linger since its first event, and grows meanwhile, and while every
+// handler is busy, up to Batch. So a quiet stream costs no wait beyond
+// Linger, and a busy one shares transactions.
+func (c *Consumer) gather(fetched <-chan jetstream.Msg, batches chan<- []jetstream.Msg) {
+	for first := range fetched {
+		batch := []jetstream.Msg{first}
+		ready := c.cfg.Linger <= 0
+		var linger <-chan time.Time
+		if !ready {
+			linger = time.After(c.cfg.Linger)
+		}
+		in := fetched
+	grow:
+		for {
+			var out chan<- []jetstream.Msg
+			if ready || len(batch) >= c.cfg.Batch {
+				out = batches
+			}
+			if len(batch) >= c.cfg.Batch {
+				in = nil
+			}
+			select {
+			case out <- batch:
+				break grow
+			case m, ok := <-in:
+				if !ok { // stopping: hand over what is in hand
+					batches <- batch
+					return
+				}
+				batch = append(batch, m)
+			case <-linger:
+				ready, linger = true, nil
+			}
+		}
 	}
 }
 
@@ -184,7 +243,6 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 type delivery struct {
 	msg jetstream.Msg
 	m   Message
-	ctx context.Context // carries the event's logger
 	log *slog.Logger
 }
 
@@ -192,7 +250,7 @@ type delivery struct {
 // fails (or the commit does), the transaction is rolled back and each is
 // applied in a transaction of its own, so that only the failing event is
 // retried or terminated.
-func (c *Consumer) handle(ctx context.Context, msgs []jetstream.Msg, h Handler) {
+func (c *Consumer) handle(ctx context.Context, msgs []jetstream.Msg, h BatchHandler) {
 	ds := make([]*delivery, 0, len(msgs))
 	for _, msg := range msgs {
 		if d := c.decode(ctx, msg); d != nil {
@@ -227,15 +285,10 @@ func (c *Consumer) handle(ctx context.Context, msgs []jetstream.Msg, h Handler) 
 	}()
 
 	if len(ds) > 1 {
-		dup := make([]bool, len(ds))
-		err := database.InTx(ctx, c.pool, func(tx pgx.Tx) error {
-			for i, d := range ds {
-				var err error
-				if dup[i], err = c.apply(tx, d, h); err != nil {
-					return err
-				}
-			}
-			return nil
+		var dup []bool
+		err := database.InTx(ctx, c.pool, func(tx pgx.Tx) (err error) {
+			dup, err = c.apply(ctx, tx, ds, h)
+			return err
 		})
 		if err == nil {
 			for i, d := range ds {
@@ -246,12 +299,12 @@ func (c *Consumer) handle(ctx context.Context, msgs []jetstream.Msg, h Handler) 
 		c.log.Debug("consumer: batch failed; handling its events one by one", "events", len(ds), logging.KeyErr, err)
 	}
 	for _, d := range ds {
-		var dup bool
+		var dup []bool
 		err := database.InTx(ctx, c.pool, func(tx pgx.Tx) (err error) {
-			dup, err = c.apply(tx, d, h)
+			dup, err = c.apply(ctx, tx, []*delivery{d}, h)
 			return err
 		})
-		c.settle(d, dup, err)
+		c.settle(d, err == nil && dup[0], err)
 	}
 }
 
@@ -274,8 +327,8 @@ func (c *Consumer) decode(ctx context.Context, msg jetstream.Msg) *delivery {
 	}
 	ctx, log := logging.With(ctx, logging.KeyEventID, env.EventId, logging.KeyReportID, env.ReportId,
 		logging.KeyStreamSeq, meta.Sequence.Stream, "type", env.Type)
-	d := &delivery{msg: msg, ctx: ctx, log: log,
-		m: Message{Envelope: env, StreamSeq: meta.Sequence.Stream, Delivered: meta.NumDelivered}}
+	d := &delivery{msg: msg, log: log,
+		m: Message{Envelope: env, StreamSeq: meta.Sequence.Stream, Delivered: meta.NumDelivered, ctx: ctx}}
 	var refusal *events.Refusal
 	if errors.As(events.Check(msg.Subject(), env), &refusal) {
 		// The type label is the envelope's only when the table knows it:
@@ -296,18 +349,45 @@ func (c *Consumer) decode(ctx context.Context, msg jetstream.Msg) *delivery {
 	return d
 }
 
-// apply records the event in the inbox and, unless it was there already,
-// runs the handler, both in tx.
-func (c *Consumer) apply(tx pgx.Tx, d *delivery, h Handler) (duplicate bool, err error) {
-	tag, err := tx.Exec(d.ctx, `INSERT INTO inbox (consumer, event_id, stream_seq) VALUES ($1, $2, $3)
-		ON CONFLICT DO NOTHING`, c.cfg.Durable, d.m.EventId, d.m.StreamSeq)
+// apply records the events in the inbox, in one statement, and hands those
+// that were not there already to h, all in tx. duplicate[i] says that ds[i]
+// was handled before (or is a second copy of an event of this batch).
+func (c *Consumer) apply(ctx context.Context, tx pgx.Tx, ds []*delivery, h BatchHandler) (duplicate []bool, err error) {
+	ids := make([]string, len(ds))
+	seqs := make([]int64, len(ds))
+	for i, d := range ds {
+		ids[i], seqs[i] = d.m.EventId, int64(d.m.StreamSeq)
+	}
+	rows, err := tx.Query(ctx, `INSERT INTO inbox (consumer, event_id, stream_seq)
+		SELECT $1, e, s FROM unnest($2::uuid[], $3::bigint[]) AS u (e, s)
+		ON CONFLICT DO NOTHING RETURNING stream_seq`, c.cfg.Durable, ids, seqs)
 	if err != nil {
-		return false, fmt.Errorf("inbox: %w", err)
+		return nil, fmt.Errorf("inbox: %w", err)
 	}
-	if tag.RowsAffected() == 0 {
-		return true, nil
+	// The stream sequence tells the added rows apart: each stored copy of
+	// an event has its own, and of two copies only the first is added.
+	added, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("inbox: %w", err)
 	}
-	return false, h(d.ctx, tx, d.m)
+	fresh := make(map[int64]bool, len(added))
+	for _, seq := range added {
+		fresh[seq] = true
+	}
+	duplicate = make([]bool, len(ds))
+	ms := make([]Message, 0, len(added))
+	for i, d := range ds {
+		if !fresh[seqs[i]] {
+			duplicate[i] = true
+			continue
+		}
+		delete(fresh, seqs[i]) // a redelivery in the same batch is a duplicate
+		ms = append(ms, d.m)
+	}
+	if len(ms) == 0 {
+		return duplicate, nil
+	}
+	return duplicate, h(ctx, tx, ms)
 }
 
 // settle acknowledges, terminates or schedules the redelivery of a message
@@ -357,7 +437,7 @@ func (c *Consumer) backoff(delivered uint64) time.Duration {
 // Consume creates the durable consumer cfg, waiting for NATS when it is not
 // there yet, and runs h over it until ctx ends. A service starts while the
 // broker is away; its consumer begins when the broker is back.
-func Consume(ctx context.Context, js jetstream.JetStream, pool *pgxpool.Pool, m *metrics.Factory, log *slog.Logger, cfg ConsumerConfig, h Handler) error {
+func Consume(ctx context.Context, js jetstream.JetStream, pool *pgxpool.Pool, m *metrics.Factory, log *slog.Logger, cfg ConsumerConfig, h BatchHandler) error {
 	for {
 		c, err := NewConsumer(ctx, js, pool, m, log, cfg)
 		if err == nil {

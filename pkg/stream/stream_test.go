@@ -3,6 +3,7 @@ package stream_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -85,7 +86,7 @@ func (e *env) run(t *testing.T, cfg stream.ConsumerConfig, h stream.Handler) *me
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx, h) }()
+	go func() { done <- c.Run(ctx, stream.Each(h)) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -256,6 +257,85 @@ func TestWaitingEventsShareATransactionAndAFailureStaysAlone(t *testing.T) {
 		t.Errorf("the failing event was handled %d times, want 3 (two failures, then done)", got)
 	}
 	t.Logf("%d events in %d transactions", n, txs)
+}
+
+// With Linger, events that arrive apart, each after the one before was
+// fetched, still share a transaction: the batch waits for more first.
+func TestLingerGathersEventsThatArriveApart(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	const n = 5
+	e.run(t, stream.ConsumerConfig{Durable: "c9", Batch: 16, Linger: 5 * time.Second},
+		func(ctx context.Context, tx pgx.Tx, m stream.Message) error {
+			_, err := tx.Exec(ctx, `INSERT INTO effects VALUES ($1, txid_current())`, m.EventId)
+			return err
+		})
+	for range n {
+		e.publish(t, newEvent(t))
+		time.Sleep(20 * time.Millisecond) // apart: without Linger, each would be a batch of one
+	}
+	testenv.Eventually(t, 20*time.Second, "every event handled", func() bool { return e.effects(t) >= n })
+	var txs int
+	if err := e.pool.QueryRow(t.Context(), `SELECT count(DISTINCT n) FROM effects`).Scan(&txs); err != nil {
+		t.Fatal(err)
+	}
+	if txs != 1 {
+		t.Errorf("%d events arriving 20 ms apart took %d transactions, want 1 within a 5 s linger", n, txs)
+	}
+}
+
+// A BatchHandler gets a batch's events together, in stream order, without
+// the copies of an event handled before or repeated within the batch.
+func TestBatchHandlerGetsTheBatchWithoutDuplicates(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	old := newEvent(t)
+	fresh := []*pb.Envelope{newEvent(t), newEvent(t), newEvent(t)}
+	var mu sync.Mutex
+	var batches [][]string
+	h := func(ctx context.Context, tx pgx.Tx, ms []stream.Message) error {
+		ids := make([]string, len(ms))
+		for i, m := range ms {
+			ids[i] = m.EventId
+			if err := effect(ctx, tx, m); err != nil {
+				return err
+			}
+		}
+		mu.Lock()
+		batches = append(batches, ids)
+		mu.Unlock()
+		return nil
+	}
+	c, err := stream.NewConsumer(t.Context(), e.js, e.pool, metrics.New("test"), testenv.Logger(t),
+		stream.ConsumerConfig{Durable: "c10", Batch: 16, Linger: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// old was handled before: its inbox row is there.
+	if _, err := e.pool.Exec(t.Context(), `INSERT INTO inbox (consumer, event_id, stream_seq) VALUES ('c10', $1, 0)`, old.EventId); err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range []*pb.Envelope{fresh[0], old, fresh[1], fresh[0], fresh[2]} {
+		e.publish(t, ev)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx, h) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	testenv.Eventually(t, 20*time.Second, "the batch handled and acknowledged", func() bool {
+		return e.effects(t) >= len(fresh) && consumerIdle(t, e.js, "c10")
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{fresh[0].EventId, fresh[1].EventId, fresh[2].EventId}
+	if len(batches) != 1 || !slices.Equal(batches[0], want) {
+		t.Fatalf("batches %v, want one: %v", batches, want)
+	}
 }
 
 // publishOn sends ev on a subject of the caller's choosing, as a forger (or

@@ -25,45 +25,109 @@ type Querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// Append adds env as the next entry of the chain within tx (refused: why
-// the consumer refused it, "" if it did not), unless an entry
-// for the same event exists already (then it returns ok=false). The chain
-// head's row lock orders concurrent appends, so seqs are gap-free and each
-// entry links to the one committed before it.
-func Append(ctx context.Context, tx pgx.Tx, env *pb.Envelope, streamSeq uint64, now time.Time, refused string) (e Entry, ok bool, err error) {
-	// Two round trips per event (every event of the system passes here):
-	// read the head, locked, then insert the entry and move the head in one
-	// statement.
+// Record is an event to append: refused says why the consumer refused it,
+// "" if it did not.
+type Record struct {
+	Event     *pb.Envelope
+	StreamSeq uint64
+	Refused   string
+}
+
+// Append adds the records, in their order, as the next entries of the chain
+// within tx, leaving out those whose event has an entry already, and returns
+// the entries added. The chain head's row lock orders concurrent appends, so
+// seqs are gap-free and each entry links to the one before it.
+//
+// Two statements however many records (every event of the system passes
+// here): read the head, locked, with which of the events are logged
+// already; then insert the entries and move the head in one statement. An
+// entry committed by another writer while this one waited for the lock is
+// not in the first statement's snapshot: the insert then fails on the
+// unique event id, and the consumer's retry sees it.
+func Append(ctx context.Context, tx pgx.Tx, recs []Record, now time.Time) ([]Entry, error) {
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	ids := make([]string, len(recs))
+	for i, r := range recs {
+		ids[i] = r.Event.EventId
+	}
 	var headSeq int64
 	var headHash []byte
-	if err := tx.QueryRow(ctx, `SELECT seq, hash FROM chain_head FOR UPDATE`).Scan(&headSeq, &headHash); err != nil {
-		return Entry{}, false, fmt.Errorf("audit append %s: chain head: %w", env.EventId, err)
+	var logged []int64 // 1-based positions in recs
+	if err := tx.QueryRow(ctx, `SELECT seq, hash, ARRAY(SELECT u.i FROM unnest($1::uuid[]) WITH ORDINALITY AS u (id, i)
+			JOIN entries e ON e.event_id = u.id)
+		FROM chain_head FOR UPDATE`, ids).Scan(&headSeq, &headHash, &logged); err != nil {
+		return nil, fmt.Errorf("audit append %s…: chain head: %w", ids[0], err)
 	}
-	e, err = NewEntry(headSeq, headHash, env, streamSeq, now, refused)
+	skip := make(map[int]bool, len(logged))
+	for _, i := range logged {
+		skip[int(i)-1] = true
+	}
+	var added []Entry
+	var cols entryColumns
+	for i, r := range recs {
+		if skip[i] {
+			continue
+		}
+		e, err := NewEntry(headSeq, headHash, r.Event, r.StreamSeq, now, r.Refused)
+		if err != nil {
+			return nil, err
+		}
+		headSeq, headHash = e.Seq, e.Hash
+		added = append(added, e)
+		cols.add(e)
+	}
+	if len(added) == 0 {
+		return nil, nil // logged already
+	}
+	// The head moves once, to the last entry: the triggers let each entry
+	// link to the one inserted before it in the same statement.
+	_, err := tx.Exec(ctx, `WITH added AS (INSERT INTO entries (seq, event_id, type, report_id, actor_kind, actor_id, actor_name,
+			occurred_at, recorded_at, stream_seq, refused, content, prev_hash, hash, actor_email)
+		SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+			$8::timestamptz[], $9::timestamptz[], $10::bigint[], $11::text[], $12::bytea[], $13::bytea[], $14::bytea[], $15::text[])
+		RETURNING seq, hash)
+		UPDATE chain_head SET seq = last.seq, hash = last.hash
+		FROM (SELECT seq, hash FROM added ORDER BY seq DESC LIMIT 1) AS last`,
+		cols.seq, cols.eventID, cols.typ, cols.reportID, cols.actorKind, cols.actorID, cols.actorName,
+		cols.occurred, cols.recorded, cols.streamSeq, cols.refused, cols.content, cols.prevHash, cols.hash, cols.actorEmail)
 	if err != nil {
-		return Entry{}, false, err
+		return nil, fmt.Errorf("audit append %s…: %w", added[0].EventID, err)
 	}
+	return added, nil
+}
+
+// entryColumns holds entries column by column, for one multi-row insert.
+type entryColumns struct {
+	seq, streamSeq                                        []int64
+	eventID, typ, reportID, actorKind, actorID, actorName []string
+	refused, actorEmail                                   []string
+	occurred                                              []*time.Time
+	recorded                                              []time.Time
+	content, prevHash, hash                               [][]byte
+}
+
+func (c *entryColumns) add(e Entry) {
 	var occurred *time.Time
 	if !e.OccurredAt.IsZero() {
 		occurred = &e.OccurredAt
 	}
-	// An entry for the same event (event_id is unique) leaves the log and
-	// its head as they are: ON CONFLICT sees committed rows, not only this
-	// transaction's snapshot, so a duplicate is never a second entry.
-	tag, err := tx.Exec(ctx, `WITH added AS (INSERT INTO entries (seq, event_id, type, report_id, actor_kind, actor_id, actor_name,
-		occurred_at, recorded_at, stream_seq, refused, content, prev_hash, hash, actor_email)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-		ON CONFLICT (event_id) DO NOTHING RETURNING seq, hash)
-		UPDATE chain_head SET seq = added.seq, hash = added.hash FROM added`,
-		e.Seq, e.EventID, e.Type, e.ReportID, e.Actor.Kind, e.Actor.ID, e.Actor.Name,
-		occurred, e.RecordedAt, int64(e.StreamSeq), e.Refused, e.Content, e.PrevHash, e.Hash, e.Actor.Email)
-	if err != nil {
-		return Entry{}, false, fmt.Errorf("audit append %s: %w", env.EventId, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return Entry{}, false, nil // logged already
-	}
-	return e, true, nil
+	c.seq = append(c.seq, e.Seq)
+	c.eventID = append(c.eventID, e.EventID)
+	c.typ = append(c.typ, e.Type)
+	c.reportID = append(c.reportID, e.ReportID)
+	c.actorKind = append(c.actorKind, e.Actor.Kind)
+	c.actorID = append(c.actorID, e.Actor.ID)
+	c.actorName = append(c.actorName, e.Actor.Name)
+	c.occurred = append(c.occurred, occurred)
+	c.recorded = append(c.recorded, e.RecordedAt)
+	c.streamSeq = append(c.streamSeq, int64(e.StreamSeq))
+	c.refused = append(c.refused, e.Refused)
+	c.content = append(c.content, e.Content)
+	c.prevHash = append(c.prevHash, e.PrevHash)
+	c.hash = append(c.hash, e.Hash)
+	c.actorEmail = append(c.actorEmail, e.Actor.Email)
 }
 
 const columns = `seq, event_id::text, type, report_id, actor_kind, actor_id, actor_name,

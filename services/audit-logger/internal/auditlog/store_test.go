@@ -43,7 +43,7 @@ func TestConcurrentAppendsMakeOneChain(t *testing.T) {
 				env := event(t, nil)
 				for range 2 { // the same event twice
 					err := database.InTx(ctx, pool, func(tx pgx.Tx) error {
-						_, _, err := Append(ctx, tx, env, uint64(w*100+i), time.Now(), "")
+						_, err := Append(ctx, tx, []Record{{Event: env, StreamSeq: uint64(w*100 + i)}}, time.Now())
 						return err
 					})
 					if err != nil {
@@ -86,7 +86,7 @@ func TestVerifySeesOneSnapshot(t *testing.T) {
 	appendN := func(n int) {
 		for range n {
 			if err := database.InTx(ctx, pool, func(tx pgx.Tx) error {
-				_, _, err := Append(ctx, tx, event(t, nil), 1, time.Now(), "")
+				_, err := Append(ctx, tx, []Record{{Event: event(t, nil), StreamSeq: 1}}, time.Now())
 				return err
 			}); err != nil {
 				t.Fatal(err)
@@ -145,7 +145,7 @@ func TestEntryKeepsTheStaffEmail(t *testing.T) {
 			t.Fatal(err)
 		}
 		if err := database.InTx(ctx, pool, func(tx pgx.Tx) error {
-			_, _, err := Append(ctx, tx, env, uint64(i+1), time.Now(), "")
+			_, err := Append(ctx, tx, []Record{{Event: env, StreamSeq: uint64(i + 1)}}, time.Now())
 			return err
 		}); err != nil {
 			t.Fatal(err)
@@ -163,5 +163,49 @@ func TestEntryKeepsTheStaffEmail(t *testing.T) {
 	}
 	if res, err := Verify(ctx, pool, 10); err != nil || !res.OK {
 		t.Fatalf("verify = %+v, %v", res, err)
+	}
+}
+
+// A batch is appended in order, as one unbroken run of the chain; an event
+// logged already, in an earlier batch, is left out and the rest still link.
+func TestBatchAppendLeavesOutLoggedEvents(t *testing.T) {
+	t.Parallel()
+	pool := openLog(t)
+	ctx := t.Context()
+	a, b, c := event(t, nil), event(t, nil), event(t, nil)
+	appendAll := func(envs ...*pb.Envelope) []Entry {
+		t.Helper()
+		recs := make([]Record, len(envs))
+		for i, env := range envs {
+			recs[i] = Record{Event: env, StreamSeq: uint64(i + 1)}
+		}
+		var added []Entry
+		if err := database.InTx(ctx, pool, func(tx pgx.Tx) (err error) {
+			added, err = Append(ctx, tx, recs, time.Now())
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return added
+	}
+	if got := appendAll(a); len(got) != 1 || got[0].Seq != 1 {
+		t.Fatalf("first batch added %+v", got)
+	}
+	got := appendAll(b, a, c) // a is logged already
+	if len(got) != 2 || got[0].EventID != b.EventId || got[1].EventID != c.EventId || got[0].Seq != 2 || got[1].Seq != 3 {
+		t.Fatalf("second batch added %d entries, want b and c as 2 and 3: %+v", len(got), got)
+	}
+	if !bytes.Equal(got[1].PrevHash, got[0].Hash) {
+		t.Error("c does not link to b")
+	}
+	if got := appendAll(c, b); len(got) != 0 {
+		t.Fatalf("a batch of logged events added %d entries", len(got))
+	}
+	res, err := Verify(ctx, pool, 2)
+	if err != nil || !res.OK || res.Entries != 3 {
+		t.Fatalf("verify = %+v, %v; want ok with 3 entries", res, err)
+	}
+	if seq, _, err := Head(ctx, pool); err != nil || seq != 3 {
+		t.Fatalf("head = %d, %v; want 3", seq, err)
 	}
 }

@@ -45,6 +45,9 @@ var Consumer = stream.ConsumerConfig{
 		events.NcmecFinished, events.NcmecFailed, events.NcmecRetracted, events.NcmecRetractionFailed,
 		events.NcmecSubmitAmbiguous, events.ReportClosed},
 	Concurrency: 4,
+	// A case is written to Salesforce by the sync workers, after this; an
+	// event waiting up to 50 ms for others shares their transaction.
+	Linger: 50 * time.Millisecond,
 }
 
 // Config is case-writer's configuration (README: "Configuration").
@@ -224,7 +227,7 @@ func (a *App) Listen() (net.Listener, error) { return a.base.Listen() }
 // Run serves the operational endpoints, consumes events and writes cases
 // until ctx ends.
 func (a *App) Run(ctx context.Context, ln net.Listener) error {
-	return a.base.Run(ctx, ln, a.handler, a.base.Consume(Consumer, Handle), a.sync)
+	return a.base.Run(ctx, ln, a.handler, a.base.Consume(Consumer, stream.Each(Handle)), a.sync)
 }
 
 // Close releases the connections.

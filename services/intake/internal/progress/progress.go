@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -22,7 +23,9 @@ import (
 )
 
 // Consumer is the durable consumer intake reads every event with.
-var Consumer = stream.ConsumerConfig{Durable: "intake-progress", Concurrency: 4}
+// An event waits up to 50 ms for others to share its transaction: the status
+// page may be that much behind, and the database does a fraction of the work.
+var Consumer = stream.ConsumerConfig{Durable: "intake-progress", Concurrency: 4, Linger: 50 * time.Millisecond}
 
 // Apply is Applier under the legal preservation period.
 var Apply = Applier(lifecycle.Policy{Retention: lifecycle.LegalFloor, Retracted: lifecycle.LegalFloor})

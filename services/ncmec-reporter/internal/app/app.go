@@ -202,7 +202,7 @@ func (a *App) Listen() (net.Listener, error) { return a.base.Listen() }
 // and the outbox relay until ctx ends.
 func (a *App) Run(ctx context.Context, ln net.Listener) error {
 	ctx, a.cancel = context.WithCancel(ctx)
-	return a.base.Run(ctx, ln, a.handler(), a.base.Consume(Consumer, a.handle), a.pool.Run, a.listen, a.conns.Run)
+	return a.base.Run(ctx, ln, a.handler(), a.base.Consume(Consumer, stream.Each(a.handle)), a.pool.Run, a.listen, a.conns.Run)
 }
 
 // Close releases the connections.

@@ -91,6 +91,9 @@ var Consumer = stream.ConsumerConfig{
 		events.NcmecFinished, events.NcmecFailed, events.NcmecSubmitAmbiguous, events.ReportClosed,
 		events.RetractionRequested},
 	Concurrency: 4,
+	// Off the filing's path: an event waiting up to 50 ms for others shares
+	// their transaction.
+	Linger: 50 * time.Millisecond,
 }
 
 // Apply folds an event into the report's filing; when it is about the
