@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -69,4 +71,84 @@ func (j filingJob) Retry(ctx context.Context, delay time.Duration) error {
 
 func (j filingJob) Renew(ctx context.Context, lease time.Duration) error {
 	return j.s.Renew(ctx, j.f, lease)
+}
+
+// Every step of a filing is fenced, whether it changes the filings row of
+// its own (Opened) or only touches it to take the lease's row lock
+// (UploadAttempt): a worker whose lease was taken over gets ErrLeaseLost
+// and changes nothing, not the filing, its files, its calls nor the outbox.
+func TestStaleWorkerStepsChangeNothing(t *testing.T) {
+	ctx := t.Context()
+	pool := testenv.Schema(t, "ncmec", outbox.Migrations, Migrations)
+	s := New(pool)
+	id := uuid.NewString()
+	sub := &pb.ReportSubmitted{Report: &pb.Report{Id: id, Filing: 1},
+		Files: []*pb.File{{Id: uuid.NewString(), ObjectKey: "k0", Size: 1, Md5: "00"}}}
+	if err := database.InTx(ctx, pool, func(tx pgx.Tx) error { return Record(ctx, tx, uuid.NewString(), sub) }); err != nil {
+		t.Fatal(err)
+	}
+	stale, err := s.Claim(ctx, "stalled", 10*time.Millisecond)
+	if err != nil || stale == nil {
+		t.Fatalf("claim: %v, %v", stale, err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		fresh, err := s.Claim(ctx, "w2", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fresh != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the stalled worker's filing was not taken over")
+		}
+	}
+
+	event := func() *pb.Envelope {
+		ev, err := events.New(id, events.Service("ncmec-reporter"), &pb.NcmecFinished{NcmecReportId: 1, Filing: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ev
+	}
+	resp := &ncmec.Response{ReportID: 1, RequestID: "r"}
+	call := Call{Endpoint: ncmec.EndpointSubmit, Err: errors.New("boom")}
+	steps := []struct {
+		name string
+		run  func() error
+	}{
+		{"BeginSubmit", func() error { return s.BeginSubmit(ctx, stale, []byte("<report/>")) }},
+		{"SubmitNotApplied", func() error { return s.SubmitNotApplied(ctx, stale, call) }},
+		{"SubmitAmbiguous", func() error { return s.SubmitAmbiguous(ctx, stale, &call, event()) }},
+		{"Opened", func() error { return s.Opened(ctx, stale, resp, event()) }},
+		{"UploadAttempt", func() error { return s.UploadAttempt(ctx, stale, 0, event()) }},
+		{"UploadRefused", func() error { return s.UploadRefused(ctx, stale, 0, call) }},
+		{"Uploaded", func() error { return s.Uploaded(ctx, stale, 0, &ncmec.UploadResult{FileID: "f", Hash: "00"}) }},
+		{"Described", func() error { return s.Described(ctx, stale, 0, []byte("<fileDetails/>"), resp, event()) }},
+		{"Finished", func() error { return s.Finished(ctx, stale, call, []string{"f"}, event()) }},
+		{"Failed", func() error { return s.Failed(ctx, stale, "submit", 1000, "refused", &call, event()) }},
+		{"Retracted", func() error { return s.Retracted(ctx, stale) }},
+		{"Retry", func() error { return s.Retry(ctx, stale, time.Now(), call) }},
+	}
+	snapshot := func() string {
+		var filing, files string
+		var calls, outboxRows int
+		if err := pool.QueryRow(ctx, `SELECT (SELECT to_jsonb(f)::text FROM filings f WHERE id = $1),
+				(SELECT jsonb_agg(to_jsonb(x) ORDER BY idx)::text FROM filing_files x WHERE filing_id = $1),
+				(SELECT count(*) FROM calls), (SELECT count(*) FROM outbox)`, stale.ID).Scan(&filing, &files, &calls, &outboxRows); err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprintf("filing %s\nfiles %s\n%d calls, %d outbox rows", filing, files, calls, outboxRows)
+	}
+	for _, step := range steps {
+		t.Run(step.name, func(t *testing.T) {
+			before := snapshot()
+			if err := step.run(); !errors.Is(err, ErrLeaseLost) {
+				t.Errorf("stale worker's step: %v, want %v", err, ErrLeaseLost)
+			}
+			if after := snapshot(); after != before {
+				t.Errorf("stale worker's step changed\n%s\ninto\n%s", before, after)
+			}
+		})
+	}
 }

@@ -236,16 +236,27 @@ func (s *Store) ReleaseInstance(ctx context.Context, prefix string) (int64, erro
 	return tag.RowsAffected(), nil
 }
 
-// update runs fn in a transaction after checking, under a row lock, that f's
-// lease is still this worker's.
-func (s *Store) update(ctx context.Context, f *Filing, fn func(tx pgx.Tx) error) error {
+// update runs one step of f in a transaction. Its first statement is the
+// step's own change of the filing row, set (a SET list with updated_at, just
+// updated_at for a step that changes nothing else there; its args are $3..),
+// fenced by the lease: it changes the row only while the lease is still this
+// worker's, and takes the row lock that keeps other workers out until the
+// transaction ends, so a worker whose lease was taken over changes nothing
+// (ErrLeaseLost). fn, when not nil, runs the step's other statements after
+// it. Fencing with the step's own UPDATE rather than a SELECT ... FOR UPDATE
+// before it saves a statement a step.
+func (s *Store) update(ctx context.Context, f *Filing, set string, args []any, fn func(tx pgx.Tx) error) error {
 	return database.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		var owner *string
-		if err := tx.QueryRow(ctx, `SELECT lease_owner FROM filings WHERE id = $1 FOR UPDATE`, f.ID).Scan(&owner); err != nil {
-			return fmt.Errorf("lock filing %d: %w", f.ID, err)
+		tag, err := tx.Exec(ctx, `UPDATE filings SET `+set+` WHERE id = $1 AND lease_owner = $2`,
+			append([]any{f.ID, f.owner}, args...)...)
+		if err != nil {
+			return fmt.Errorf("update filing %d: %w", f.ID, err)
 		}
-		if owner == nil || *owner != f.owner {
+		if tag.RowsAffected() == 0 {
 			return ErrLeaseLost
+		}
+		if fn == nil {
+			return nil
 		}
 		return fn(tx)
 	})
@@ -292,11 +303,8 @@ func (s *Store) LogCall(ctx context.Context, f *Filing, c Call) error {
 // attempted, before anything is sent: after a crash from here on, the
 // filing is never submitted again.
 func (s *Store) BeginSubmit(ctx context.Context, f *Filing, doc []byte) error {
-	err := s.update(ctx, f, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `UPDATE filings SET report_xml = $2, submit_attempted_at = now(), state = 'submitting', updated_at = now()
-			WHERE id = $1`, f.ID, doc)
-		return err
-	})
+	err := s.update(ctx, f, `report_xml = $3, submit_attempted_at = now(), state = 'submitting', updated_at = now()`,
+		[]any{doc}, nil)
 	if err == nil {
 		f.ReportXML, f.State = doc, StateSubmitting
 	}
@@ -307,11 +315,7 @@ func (s *Store) BeginSubmit(ctx context.Context, f *Filing, doc []byte) error {
 // took no effect (NCMEC answered an error code, or the connection was never
 // made), so the submission may be tried again.
 func (s *Store) SubmitNotApplied(ctx context.Context, f *Filing, c Call) error {
-	err := s.update(ctx, f, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE filings SET submit_attempted_at = NULL, state = 'pending', updated_at = now()
-			WHERE id = $1`, f.ID); err != nil {
-			return err
-		}
+	err := s.update(ctx, f, `submit_attempted_at = NULL, state = 'pending', updated_at = now()`, nil, func(tx pgx.Tx) error {
 		return logCall(ctx, tx, f.ID, c)
 	})
 	if err == nil {
@@ -325,11 +329,9 @@ func (s *Store) SubmitNotApplied(ctx context.Context, f *Filing, c Call) error {
 // ncmec.submit_ambiguous event. The filing is pending again: its next
 // /submit opens a fresh report (DESIGN.md §5).
 func (s *Store) SubmitAmbiguous(ctx context.Context, f *Filing, c *Call, ev *pb.Envelope) error {
-	err := s.update(ctx, f, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE filings SET state = 'pending', submit_attempted_at = NULL,
-				ambiguous_submits = ambiguous_submits + 1, updated_at = now() WHERE id = $1`, f.ID); err != nil {
-			return err
-		}
+	const set = `state = 'pending', submit_attempted_at = NULL,
+		ambiguous_submits = ambiguous_submits + 1, updated_at = now()`
+	err := s.update(ctx, f, set, nil, func(tx pgx.Tx) error {
 		if c != nil {
 			if err := logCall(ctx, tx, f.ID, *c); err != nil {
 				return err
@@ -347,12 +349,9 @@ func (s *Store) SubmitAmbiguous(ctx context.Context, f *Filing, c *Call, ev *pb.
 // Opened records NCMEC's report id, the moment /submit answered, with the
 // ncmec.opened event.
 func (s *Store) Opened(ctx context.Context, f *Filing, resp *ncmec.Response, ev *pb.Envelope) error {
-	err := s.update(ctx, f, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE filings SET ncmec_report_id = $2, opened_at = now(), last_change_at = now(),
-				submit_request_id = nullif($3, ''), state = 'opened', attempts = 0, last_error = NULL, updated_at = now()
-			WHERE id = $1`, f.ID, resp.ReportID, resp.RequestID); err != nil {
-			return err
-		}
+	const set = `ncmec_report_id = $3, opened_at = now(), last_change_at = now(),
+		submit_request_id = nullif($4, ''), state = 'opened', attempts = 0, last_error = NULL, updated_at = now()`
+	err := s.update(ctx, f, set, []any{resp.ReportID, resp.RequestID}, func(tx pgx.Tx) error {
 		if err := logCall(ctx, tx, f.ID, Call{Endpoint: ncmec.EndpointSubmit, RequestID: resp.RequestID, Response: resp.Raw}); err != nil {
 			return err
 		}
@@ -369,7 +368,7 @@ func (s *Store) Opened(ctx context.Context, f *Filing, resp *ncmec.Response, ev 
 // accessed (an evidence.accessed event) records the read of the evidence
 // bytes in the audit log, in the same transaction.
 func (s *Store) UploadAttempt(ctx context.Context, f *Filing, idx int, accessed *pb.Envelope) error {
-	return s.update(ctx, f, func(tx pgx.Tx) error {
+	return s.update(ctx, f, `updated_at = now()`, nil, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `UPDATE filing_files SET upload_attempts = upload_attempts + 1 WHERE filing_id = $1 AND idx = $2`, f.ID, idx); err != nil {
 			return err
 		}
@@ -380,7 +379,7 @@ func (s *Store) UploadAttempt(ctx context.Context, f *Filing, idx int, accessed 
 // UploadRefused logs an upload NCMEC refused with an answer: it left no
 // copy at NCMEC.
 func (s *Store) UploadRefused(ctx context.Context, f *Filing, idx int, c Call) error {
-	return s.update(ctx, f, func(tx pgx.Tx) error {
+	return s.update(ctx, f, `updated_at = now()`, nil, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `UPDATE filing_files SET upload_refused = upload_refused + 1 WHERE filing_id = $1 AND idx = $2`, f.ID, idx); err != nil {
 			return err
 		}
@@ -390,12 +389,9 @@ func (s *Store) UploadRefused(ctx context.Context, f *Filing, idx int, c Call) e
 
 // Uploaded records NCMEC's file id and MD5 for a file.
 func (s *Store) Uploaded(ctx context.Context, f *Filing, idx int, res *ncmec.UploadResult) error {
-	return s.update(ctx, f, func(tx pgx.Tx) error {
+	return s.update(ctx, f, `last_change_at = now(), attempts = 0, updated_at = now()`, nil, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `UPDATE filing_files SET ncmec_file_id = $3, ncmec_md5 = $4, upload_request_id = nullif($5, ''), uploaded_at = now()
 			WHERE filing_id = $1 AND idx = $2`, f.ID, idx, res.FileID, res.Hash, res.RequestID); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `UPDATE filings SET last_change_at = now(), attempts = 0, updated_at = now() WHERE id = $1`, f.ID); err != nil {
 			return err
 		}
 		return logCall(ctx, tx, f.ID, Call{Endpoint: ncmec.EndpointUpload, FileIdx: &idx, RequestID: res.RequestID, Response: res.Raw})
@@ -404,12 +400,9 @@ func (s *Store) Uploaded(ctx context.Context, f *Filing, idx int, res *ncmec.Upl
 
 // Described records a file's /fileinfo with the ncmec.file_uploaded event.
 func (s *Store) Described(ctx context.Context, f *Filing, idx int, doc []byte, resp *ncmec.Response, ev *pb.Envelope) error {
-	return s.update(ctx, f, func(tx pgx.Tx) error {
+	return s.update(ctx, f, `last_change_at = now(), attempts = 0, updated_at = now()`, nil, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `UPDATE filing_files SET fileinfo_xml = $3, fileinfo_request_id = nullif($4, ''), described_at = now()
 			WHERE filing_id = $1 AND idx = $2`, f.ID, idx, doc, resp.RequestID); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `UPDATE filings SET last_change_at = now(), attempts = 0, updated_at = now() WHERE id = $1`, f.ID); err != nil {
 			return err
 		}
 		if err := logCall(ctx, tx, f.ID, Call{Endpoint: ncmec.EndpointFileInfo, FileIdx: &idx, RequestID: resp.RequestID, Response: resp.Raw}); err != nil {
@@ -422,13 +415,10 @@ func (s *Store) Described(ctx context.Context, f *Filing, idx int, doc []byte, r
 // Finished records the receipt (empty when /finish answered 5102 and the
 // receipt of the first call was lost), drops the data key, and announces it.
 func (s *Store) Finished(ctx context.Context, f *Filing, c Call, fileIDs []string, ev *pb.Envelope) error {
-	return s.update(ctx, f, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE filings SET state = 'finished', receipt_xml = nullif($2, ''), finish_request_id = nullif($3, ''),
-				ncmec_file_ids = $4, finished_at = now(), key_id = NULL, key_ciphertext = NULL,
-				lease_owner = NULL, lease_until = NULL, updated_at = now()
-			WHERE id = $1`, f.ID, string(c.Response), c.RequestID, fileIDs); err != nil {
-			return err
-		}
+	const set = `state = 'finished', receipt_xml = nullif($3, ''), finish_request_id = nullif($4, ''),
+		ncmec_file_ids = $5, finished_at = now(), key_id = NULL, key_ciphertext = NULL,
+		lease_owner = NULL, lease_until = NULL, updated_at = now()`
+	return s.update(ctx, f, set, []any{string(c.Response), c.RequestID, fileIDs}, func(tx pgx.Tx) error {
 		if err := logCall(ctx, tx, f.ID, c); err != nil {
 			return err
 		}
@@ -439,12 +429,9 @@ func (s *Store) Finished(ctx context.Context, f *Filing, c Call, fileIDs []strin
 // Failed ends the filing: the step, NCMEC's code and a description, with the
 // ncmec.failed event. The data key is dropped.
 func (s *Store) Failed(ctx context.Context, f *Filing, step string, code int, desc string, c *Call, ev *pb.Envelope) error {
-	return s.update(ctx, f, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE filings SET state = 'failed', failed_step = $2, failed_code = $3, failed_description = $4,
-				key_id = NULL, key_ciphertext = NULL, lease_owner = NULL, lease_until = NULL, updated_at = now()
-			WHERE id = $1`, f.ID, step, code, desc); err != nil {
-			return err
-		}
+	const set = `state = 'failed', failed_step = $3, failed_code = $4, failed_description = $5,
+		key_id = NULL, key_ciphertext = NULL, lease_owner = NULL, lease_until = NULL, updated_at = now()`
+	return s.update(ctx, f, set, []any{step, code, desc}, func(tx pgx.Tx) error {
 		if c != nil {
 			if err := logCall(ctx, tx, f.ID, *c); err != nil {
 				return err
@@ -457,23 +444,16 @@ func (s *Store) Failed(ctx context.Context, f *Filing, step string, code int, de
 // Retracted ends a filing the retraction service took over; it announces
 // nothing (the retraction service publishes ncmec.retracted).
 func (s *Store) Retracted(ctx context.Context, f *Filing) error {
-	return s.update(ctx, f, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `UPDATE filings SET state = 'retracted', key_id = NULL, key_ciphertext = NULL,
-				lease_owner = NULL, lease_until = NULL, updated_at = now()
-			WHERE id = $1`, f.ID)
-		return err
-	})
+	return s.update(ctx, f, `state = 'retracted', key_id = NULL, key_ciphertext = NULL,
+		lease_owner = NULL, lease_until = NULL, updated_at = now()`, nil, nil)
 }
 
 // Retry schedules the filing's next attempt at `at` after a transient
 // failure, logging the call, and gives the lease up.
 func (s *Store) Retry(ctx context.Context, f *Filing, at time.Time, c Call) error {
-	return s.update(ctx, f, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE filings SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3,
-				lease_owner = NULL, lease_until = NULL, updated_at = now()
-			WHERE id = $1`, f.ID, at, errText(c.Err)); err != nil {
-			return err
-		}
+	const set = `attempts = attempts + 1, next_attempt_at = $3, last_error = $4,
+		lease_owner = NULL, lease_until = NULL, updated_at = now()`
+	return s.update(ctx, f, set, []any{at, errText(c.Err)}, func(tx pgx.Tx) error {
 		if c.Endpoint == "" {
 			return nil // not an NCMEC call (S3, the handover store)
 		}
