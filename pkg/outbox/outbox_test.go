@@ -3,6 +3,7 @@ package outbox_test
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -153,5 +154,33 @@ func TestCrashBetweenPublishAndMarkRepublishesWithoutDuplicate(t *testing.T) {
 	testenv.Eventually(t, 10*time.Second, "the restarted relay marks the row", func() bool { return e.unpublished(t) == 0 })
 	if n := e.streamMsgs(t); n != 1 {
 		t.Fatalf("stream holds %d messages for event %s, want 1 (deduplicated by Nats-Msg-Id)", n, ev.EventId)
+	}
+}
+
+// Rows committed while a wake-up lingers are published in the same pass.
+func TestRelayLingersForMoreRows(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	r := outbox.NewRelay(e.pool, e.js, metrics.New("test"), testenv.Logger(t), outbox.RelayOptions{Linger: 2 * time.Second, Poll: time.Hour})
+	var passes atomic.Int32
+	outbox.CountPasses(r, &passes)
+	runRelay(t, r)
+	testenv.Eventually(t, 10*time.Second, "the relay listens", func() bool {
+		var n int
+		_ = e.pool.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+			AND query = 'LISTEN "takedown_outbox_' || current_schema() || '"'`).Scan(&n)
+		return n >= 1
+	})
+	// A first row, published by the relay's first pass or its wake-up,
+	// so that the two below cannot meet a first pass already under way.
+	e.add(t)
+	testenv.Eventually(t, 10*time.Second, "the first row published", func() bool { return e.unpublished(t) == 0 && e.streamMsgs(t) == 1 })
+	passes.Store(0)
+	e.add(t)
+	time.Sleep(100 * time.Millisecond) // apart: without lingering, each row would be a pass
+	e.add(t)
+	testenv.Eventually(t, 10*time.Second, "both rows published", func() bool { return e.unpublished(t) == 0 && e.streamMsgs(t) == 3 })
+	if n := passes.Load(); n != 1 {
+		t.Errorf("two rows 100 ms apart took %d passes, want 1 within a 2 s linger", n)
 	}
 }
