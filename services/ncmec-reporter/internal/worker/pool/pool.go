@@ -43,7 +43,7 @@ type Pool struct {
 	cfg      Config
 	store    *store.Store
 	log      *slog.Logger
-	wake     *signal
+	wake     chan struct{} // a token: one idle worker looks for a due filing
 	id       string
 	kill     context.CancelFunc
 	inFlight prometheus.Gauge
@@ -51,12 +51,20 @@ type Pool struct {
 
 // New returns a pool.
 func New(cfg Config, st *store.Store, m *metrics.Factory, log *slog.Logger) *Pool {
-	return &Pool{cfg: cfg, store: st, log: log, wake: newSignal(), id: cfg.Instance + "#" + randomID(),
+	return &Pool{cfg: cfg, store: st, log: log, wake: make(chan struct{}, 1), id: cfg.Instance + "#" + randomID(),
 		inFlight: m.Gauge("filings_in_flight", "Filings being driven by a worker now.").WithLabelValues()}
 }
 
-// Wake tells idle workers that a filing was recorded.
-func (p *Pool) Wake() { p.wake.broadcast() }
+// Wake tells an idle worker that a filing was recorded. One, not all: the
+// others would each run a claim that finds nothing. A worker that claims a
+// filing passes the word on (more may be due), so a backlog is still taken
+// up by every idle worker at once.
+func (p *Pool) Wake() {
+	select {
+	case p.wake <- struct{}{}:
+	default: // a worker will look already
+	}
+}
 
 // Kill ends the pool at once, as a kill -9 would: calls in progress are
 // abandoned and nothing more is written (a test's crash).
@@ -94,7 +102,6 @@ func (p *Pool) Run(ctx context.Context, work Work) error {
 
 func (p *Pool) loop(stop, hard context.Context, owner string, work Work) {
 	for stop.Err() == nil {
-		woken := p.wake.wait()
 		f, err := p.store.Claim(stop, owner, p.cfg.Lease)
 		if err != nil {
 			if stop.Err() == nil {
@@ -102,12 +109,13 @@ func (p *Pool) loop(stop, hard context.Context, owner string, work Work) {
 			}
 		}
 		if f != nil {
+			p.Wake()
 			p.hold(stop, hard, f, work)
 			continue // look for more at once
 		}
 		select {
 		case <-stop.Done():
-		case <-woken:
+		case <-p.wake:
 		case <-time.After(p.cfg.Poll):
 		}
 	}
@@ -157,27 +165,6 @@ func (p *Pool) renew(ctx context.Context, cancel context.CancelFunc, f *store.Fi
 		}
 	}()
 	return func() { close(renewDone) }
-}
-
-// signal wakes every waiting worker at once.
-type signal struct {
-	mu sync.Mutex
-	ch chan struct{}
-}
-
-func newSignal() *signal { return &signal{ch: make(chan struct{})} }
-
-func (s *signal) wait() <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.ch
-}
-
-func (s *signal) broadcast() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	close(s.ch)
-	s.ch = make(chan struct{})
 }
 
 func randomID() string {
