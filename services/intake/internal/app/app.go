@@ -21,7 +21,6 @@ import (
 	"takedown/pkg/logging"
 	"takedown/pkg/metrics"
 	"takedown/pkg/service"
-	"takedown/pkg/stream"
 	"takedown/services/intake/internal/httpapi"
 	"takedown/services/intake/internal/lifecycle"
 	"takedown/services/intake/internal/progress"
@@ -233,7 +232,7 @@ func (a *App) Listen() (net.Listener, error) { return a.base.Listen() }
 
 // Run serves until ctx ends.
 func (a *App) Run(ctx context.Context, ln net.Listener) error {
-	return a.base.Run(ctx, ln, a.handler, a.base.Consume(progress.Consumer, stream.Each(progress.Applier(a.cfg.Retention))), a.sweep, a.site.RecordDenials,
+	return a.base.Run(ctx, ln, a.handler, a.base.Consume(progress.Consumer, progress.Applier(a.cfg.Retention)), a.sweep, a.site.RecordDenials,
 		func(ctx context.Context) error { return a.Lifecycle.Run(ctx, a.cfg.LifecycleEvery) })
 }
 

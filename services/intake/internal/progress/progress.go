@@ -6,7 +6,6 @@ package progress
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -30,44 +29,86 @@ var Consumer = stream.ConsumerConfig{Durable: "intake-progress", Concurrency: 4,
 // Apply is Applier under the legal preservation period.
 var Apply = Applier(lifecycle.Policy{Retention: lifecycle.LegalFloor, Retracted: lifecycle.LegalFloor})
 
-// Applier returns the function that records ev in the report's history and
-// folds it into the report's filing (pkg/filing): events may arrive in any
-// order, and an earlier filing's events go into the history but move
-// nothing. Events about a report intake does not know are recorded and
-// otherwise ignored. A finish or retraction of the current filing sets the
-// evidence's retention under p (package lifecycle).
-func Applier(p lifecycle.Policy) func(context.Context, pgx.Tx, stream.Message) error {
-	return func(ctx context.Context, tx pgx.Tx, m stream.Message) error {
-		if c := m.GetNcmecConnection(); c != nil {
-			at := c.CheckedAt
-			if at == nil {
-				at = m.OccurredAt
+// Applier returns the handler that records a batch of events in their
+// reports' histories and folds each into its report's filing (pkg/filing):
+// events may arrive in any order, and an earlier filing's events go into
+// the history but move nothing. Events about a report intake does not know
+// are recorded and otherwise ignored. A finish or retraction of the current
+// filing sets the evidence's retention under p (package lifecycle).
+//
+// However many events and reports a batch holds, the history costs one
+// statement, the filings one load and one save per report a filing event
+// touched; the other effects (a file's NCMEC id, retention, the case) cost
+// theirs per event. A report's events must come in stream order, as the
+// consumer keeps them.
+func Applier(p lifecycle.Policy) stream.BatchHandler {
+	return func(ctx context.Context, tx pgx.Tx, ms []stream.Message) error {
+		var history []store.Event
+		var ids []string
+		seen := map[string]bool{}
+		for _, m := range ms {
+			if m.GetNcmecConnection() != nil || m.ReportId == "" {
+				continue
 			}
-			return store.ApplyConnection(ctx, tx, store.Connection{Environment: c.Environment, State: c.State,
-				Detail: c.Detail, CheckedAt: at.AsTime()})
+			history = append(history, store.Event{ID: m.EventId, ReportID: m.ReportId, Type: m.Type,
+				OccurredAt: m.OccurredAt.AsTime(), Actor: actor(m.Actor), Summary: describe(m.Envelope)})
+			if !seen[m.ReportId] {
+				seen[m.ReportId] = true
+				ids = append(ids, m.ReportId)
+			}
 		}
-		if m.ReportId == "" {
-			return nil
-		}
-		if err := store.RecordEvent(ctx, tx, store.Event{ID: m.EventId, ReportID: m.ReportId, Type: m.Type,
-			OccurredAt: m.OccurredAt.AsTime(), Actor: actor(m.Actor), Summary: describe(m.Envelope)}); err != nil {
+		if err := store.RecordEvents(ctx, tx, history); err != nil {
 			return err
 		}
-		st, err := store.LoadFiling(ctx, tx, m.ReportId)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil
-		}
+		sts, err := store.LoadFilings(ctx, tx, ids)
 		if err != nil {
 			return err
 		}
-		if ev, ok := filing.Of(m.Envelope); ok {
-			current := st.Apply(ev)
-			if err := store.SaveFiling(ctx, tx, m.ReportId, st); err != nil || !current {
-				return err
+		// The effects below read and write none of the filing's columns, so
+		// that each report's filing is saved once, after its last event.
+		touched := map[string]bool{}
+		for _, m := range ms {
+			if c := m.GetNcmecConnection(); c != nil {
+				at := c.CheckedAt
+				if at == nil {
+					at = m.OccurredAt
+				}
+				if err := store.ApplyConnection(ctx, tx, store.Connection{Environment: c.Environment, State: c.State,
+					Detail: c.Detail, CheckedAt: at.AsTime()}); err != nil {
+					return err
+				}
+				continue
 			}
-			return currentFiling(ctx, tx, p, m, ev)
+			st, known := sts[m.ReportId]
+			if !known {
+				continue
+			}
+			ev, ok := filing.Of(m.Envelope)
+			if !ok {
+				if err := other(ctx, tx, m.Envelope); err != nil {
+					return err
+				}
+				continue
+			}
+			current := st.Apply(ev)
+			sts[m.ReportId] = st
+			// Saved even when the event moved nothing, as each event's save
+			// did: updated_at says the filing is alive (attention's stall).
+			touched[m.ReportId] = true
+			if current {
+				if err := currentFiling(ctx, tx, p, m, ev); err != nil {
+					return err
+				}
+			}
 		}
-		return other(ctx, tx, m.Envelope, st)
+		for _, id := range ids {
+			if touched[id] {
+				if err := store.SaveFiling(ctx, tx, id, sts[id]); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
 	}
 }
 
@@ -88,7 +129,7 @@ func currentFiling(ctx context.Context, tx pgx.Tx, p lifecycle.Policy, m stream.
 
 // other applies the events that are not about the filing itself: the
 // Salesforce case's.
-func other(ctx context.Context, tx pgx.Tx, ev *pb.Envelope, st filing.Status) error {
+func other(ctx context.Context, tx pgx.Tx, ev *pb.Envelope) error {
 	switch p := ev.Payload.(type) {
 	case *pb.Envelope_CaseUpserted:
 		c := p.CaseUpserted

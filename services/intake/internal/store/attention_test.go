@@ -48,10 +48,11 @@ func fileReport(t *testing.T, ctx context.Context, pool *pgxpool.Pool, age time.
 		t.Fatal(err)
 	}
 	err := database.InTx(ctx, pool, func(tx pgx.Tx) error {
-		st, err := store.LoadFiling(ctx, tx, id)
+		sts, err := store.LoadFilings(ctx, tx, []string{id})
 		if err != nil {
 			return err
 		}
+		st := sts[id]
 		for i, ev := range append([]filing.Event{{Filing: 1, State: filing.Pending}}, evs...) {
 			ev.At = at.Add(time.Duration(i) * time.Second)
 			st.Apply(ev)

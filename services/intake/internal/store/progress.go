@@ -18,12 +18,24 @@ type Event struct {
 	Actor, Summary     string
 }
 
-// RecordEvent adds ev to its report's history, once.
-func RecordEvent(ctx context.Context, tx pgx.Tx, ev Event) error {
+// RecordEvents adds evs to their reports' histories, each once, in one
+// statement however many there are: the progress consumer records a batch
+// of events at a time.
+func RecordEvents(ctx context.Context, tx pgx.Tx, evs []Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	var ids, reports, types, actors, summaries []string
+	var at []time.Time
+	for _, ev := range evs {
+		ids, reports, types = append(ids, ev.ID), append(reports, ev.ReportID), append(types, ev.Type)
+		at, actors, summaries = append(at, ev.OccurredAt), append(actors, ev.Actor), append(summaries, ev.Summary)
+	}
 	if _, err := tx.Exec(ctx, `INSERT INTO report_events (event_id, report_id, type, occurred_at, actor, summary)
-		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING`,
-		ev.ID, ev.ReportID, ev.Type, ev.OccurredAt, ev.Actor, ev.Summary); err != nil {
-		return fmt.Errorf("record event: %w", err)
+		SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::text[], $6::text[])
+		ON CONFLICT (event_id) DO NOTHING`,
+		ids, reports, types, at, actors, summaries); err != nil {
+		return fmt.Errorf("record %d event(s) from %s: %w", len(evs), evs[0].ID, err)
 	}
 	return nil
 }

@@ -135,24 +135,43 @@ func scanReport(row pgx.Row) (report.Report, error) {
 	return r, json.Unmarshal(details, &r.Details)
 }
 
-// LoadFiling locks report id and returns its filing status; ErrNotFound
-// for a report intake does not know.
-func LoadFiling(ctx context.Context, tx pgx.Tx, id string) (filing.Status, error) {
-	var st filing.Status
-	fd, done := filingDest(&st)
-	err := tx.QueryRow(ctx, `SELECT `+filingColumns+` FROM reports WHERE id = $1 FOR UPDATE`, id).Scan(fd...)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return st, ErrNotFound
+// LoadFilings locks the reports ids and returns their filing statuses by
+// id, in one statement; a report intake does not know is not in the map.
+// The rows are locked in id order, the order the consumer sorts a batch
+// by, so that batches handled side by side wait for each other instead of
+// deadlocking.
+func LoadFilings(ctx context.Context, tx pgx.Tx, ids []string) (map[string]filing.Status, error) {
+	if len(ids) == 0 {
+		return nil, nil // a batch of the NCMEC connection's events only
 	}
+	// Keyed by the id as given, which the join casts: the caller looks the
+	// statuses up with its own strings.
+	rows, err := tx.Query(ctx, `SELECT u.id, `+filingColumns+`
+		FROM unnest($1::text[]) AS u (id) JOIN reports ON reports.id = u.id::uuid
+		ORDER BY reports.id FOR UPDATE OF reports`, ids)
 	if err != nil {
-		return st, fmt.Errorf("filing of %s: %w", id, err)
+		return nil, fmt.Errorf("filings of %d report(s): %w", len(ids), err)
 	}
-	done()
-	return st, nil
+	defer rows.Close()
+	sts := make(map[string]filing.Status, len(ids))
+	for rows.Next() {
+		var id string
+		var st filing.Status
+		fd, done := filingDest(&st)
+		if err := rows.Scan(append([]any{&id}, fd...)...); err != nil {
+			return nil, fmt.Errorf("filing of %s: %w", id, err)
+		}
+		done()
+		sts[id] = st
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("filings of %d report(s): %w", len(ids), err)
+	}
+	return sts, nil
 }
 
 // SaveFiling stores st as report id's filing, with the status the API
-// derives from it. The caller holds the row lock (LoadFiling).
+// derives from it. The caller holds the row lock (LoadFilings).
 func SaveFiling(ctx context.Context, tx pgx.Tx, id string, st filing.Status) error {
 	past := st.Past
 	if past == nil {
