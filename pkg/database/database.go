@@ -77,6 +77,23 @@ func InTx(ctx context.Context, db Beginner, fn func(pgx.Tx) error) (err error) {
 	return nil
 }
 
+// LockOrCreate returns the row that lock (a SELECT ... FOR UPDATE of at
+// most one row, with args) finds, read by scan, locked for the rest of tx.
+// When there is none, it runs create (an INSERT ... ON CONFLICT DO NOTHING,
+// with the same args) and locks again: most rows exist already, so a lock
+// costs one statement, and a row another transaction creates meanwhile is
+// waited for, not duplicated. scan must let pgx.ErrNoRows through (%w).
+func LockOrCreate[T any](ctx context.Context, tx pgx.Tx, scan func(pgx.Row) (T, error), lock, create string, args ...any) (T, error) {
+	v, err := scan(tx.QueryRow(ctx, lock, args...))
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return v, err
+	}
+	if _, err := tx.Exec(ctx, create, args...); err != nil {
+		return v, err
+	}
+	return scan(tx.QueryRow(ctx, lock, args...))
+}
+
 // IsUniqueViolation reports whether err is PostgreSQL's unique_violation.
 func IsUniqueViolation(err error) bool {
 	var pgErr interface{ SQLState() string }

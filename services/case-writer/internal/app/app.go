@@ -227,25 +227,31 @@ func (a *App) Listen() (net.Listener, error) { return a.base.Listen() }
 // Run serves the operational endpoints, consumes events and writes cases
 // until ctx ends.
 func (a *App) Run(ctx context.Context, ln net.Listener) error {
-	return a.base.Run(ctx, ln, a.handler, a.base.Consume(Consumer, stream.Each(Handle)), a.sync)
+	return a.base.Run(ctx, ln, a.handler, a.base.Consume(Consumer, Handle), a.sync)
 }
 
 // Close releases the connections.
 func (a *App) Close() { a.base.Close() }
 
-// Handle records an event's effect on its report's case. It never calls
-// Salesforce: the desired state is committed with the inbox row, and the
-// sync workers write it, so a Salesforce outage of any length neither
-// exhausts the event's redeliveries nor holds a transaction open.
-func Handle(ctx context.Context, tx pgx.Tx, m stream.Message) error {
-	change, ok := cases.FromEvent(m.Envelope)
-	if !ok {
-		return nil
+// Handle records the events' effects on their reports' cases, each
+// report's row locked and written once however many of its events the
+// batch holds. It never calls Salesforce: the desired state is committed
+// with the inbox rows, and the sync workers write it, so a Salesforce
+// outage of any length neither exhausts the events' redeliveries nor holds
+// a transaction open.
+func Handle(ctx context.Context, tx pgx.Tx, ms []stream.Message) error {
+	edits := make([]store.Edit, 0, len(ms))
+	for _, m := range ms {
+		change, ok := cases.FromEvent(m.Envelope)
+		if !ok {
+			continue
+		}
+		if m.ReportId == "" {
+			return stream.Permanent(fmt.Errorf("%s event %s without a report id", m.Type, m.EventId))
+		}
+		edits = append(edits, store.Edit{ReportID: m.ReportId, Change: change})
 	}
-	if m.ReportId == "" {
-		return stream.Permanent(fmt.Errorf("%s event %s without a report id", m.Type, m.EventId))
-	}
-	return store.Update(ctx, tx, m.ReportId, change)
+	return store.Apply(ctx, tx, edits)
 }
 
 // sync writes cases to Salesforce once the org's schema has been checked.

@@ -35,10 +35,10 @@ type caseTable struct {
 func (c caseTable) Add(ctx context.Context) (string, error) {
 	id := uuid.NewString()
 	return id, database.InTx(ctx, c.pool, func(tx pgx.Tx) error {
-		return Update(ctx, tx, id, func(c *cases.Case) bool {
+		return Apply(ctx, tx, []Edit{{ReportID: id, Change: func(c *cases.Case) bool {
 			c.Submitted = &pb.ReportSubmitted{Report: &pb.Report{Id: id}}
 			return true
-		})
+		}}})
 	})
 }
 

@@ -86,47 +86,86 @@ func scanCase(row pgx.Row, extra ...any) (*cases.Case, error) {
 	return &c, nil
 }
 
-// Update applies change to the report's case within tx, creating the row
-// when the report is new. When change asks for a write, the revision goes
-// up and the case is due for the sync worker at once.
-func Update(ctx context.Context, tx pgx.Tx, reportID string, change cases.Change) error {
-	if _, err := tx.Exec(ctx, `INSERT INTO cases (report_id) VALUES ($1) ON CONFLICT DO NOTHING`, reportID); err != nil {
-		return fmt.Errorf("update case %s: %w", reportID, err)
+// Edit is an event's change to its report's case.
+type Edit struct {
+	ReportID string
+	Change   cases.Change
+}
+
+// Apply applies the edits, in their order, to their reports' cases within
+// tx, creating the row of a report that is new. Each report's row is
+// locked once, in the order of the reports' first edits (the consumer
+// sorts a batch by report, so that concurrent batches lock alike), changed
+// in memory by all its edits and written with one UPDATE. Every edit that
+// asks for a write raises the revision and makes the case due for the sync
+// worker at once; one notification per call wakes the workers.
+func Apply(ctx context.Context, tx pgx.Tx, edits []Edit) error {
+	type pending struct {
+		c      *cases.Case
+		writes int
 	}
-	c, err := scanCase(tx.QueryRow(ctx, `SELECT `+caseColumns+` FROM cases WHERE report_id = $1 FOR UPDATE`, reportID))
-	if err != nil {
-		return fmt.Errorf("update case %s: %w", reportID, err)
+	byReport := make(map[string]*pending)
+	var order []*pending
+	notify := false
+	for _, e := range edits {
+		p := byReport[e.ReportID]
+		if p == nil {
+			c, err := database.LockOrCreate(ctx, tx, func(row pgx.Row) (*cases.Case, error) { return scanCase(row) },
+				`SELECT `+caseColumns+` FROM cases WHERE report_id = $1 FOR UPDATE`,
+				`INSERT INTO cases (report_id) VALUES ($1) ON CONFLICT DO NOTHING`, e.ReportID)
+			if err != nil {
+				return fmt.Errorf("update case %s: %w", e.ReportID, err)
+			}
+			p = &pending{c: c}
+			byReport[e.ReportID] = p
+			order = append(order, p)
+		}
+		if e.Change(p.c) {
+			p.writes++
+			// Only a case with its report is ever written to Salesforce.
+			notify = notify || p.c.Submitted != nil
+		}
 	}
-	write := change(c)
+	for _, p := range order {
+		if err := save(ctx, tx, p.c, p.writes); err != nil {
+			return fmt.Errorf("update case %s: %w", p.c.ReportID, err)
+		}
+	}
+	if notify {
+		if _, err := tx.Exec(ctx, `SELECT pg_notify($1, '')`, Channel); err != nil {
+			return fmt.Errorf("update cases: notify: %w", err)
+		}
+	}
+	return nil
+}
+
+// save writes c, locked in tx, after edits of which writes asked for a
+// write: the revision goes up by as many as one by one, so that a batch
+// leaves the row as its edits applied alone would.
+func save(ctx context.Context, tx pgx.Tx, c *cases.Case, writes int) error {
 	var submitted []byte
 	if c.Submitted != nil {
+		var err error
 		if submitted, err = proto.Marshal(c.Submitted); err != nil {
-			return fmt.Errorf("update case %s: %w", reportID, err)
+			return err
 		}
 	}
 	doc, err := json.Marshal(ncmecDoc{Status: c.NCMEC, ExtraCopiesOf: c.ExtraCopiesOf, Earlier: c.Earlier})
 	if err != nil {
-		return fmt.Errorf("update case %s: %w", reportID, err)
+		return err
 	}
 	files, err := json.Marshal(c.NCMECFiles)
 	if err != nil {
-		return fmt.Errorf("update case %s: %w", reportID, err)
+		return err
 	}
-	if _, err := tx.Exec(ctx, `UPDATE cases SET submitted = $2, ncmec = $3, ncmec_files = $4,
-		rev = CASE WHEN $5 THEN rev + 1 ELSE rev END,
-		next_attempt_at = CASE WHEN $5 THEN now() ELSE next_attempt_at END,
-		attempts = CASE WHEN $5 THEN 0 ELSE attempts END,
+	_, err = tx.Exec(ctx, `UPDATE cases SET submitted = $2, ncmec = $3, ncmec_files = $4,
+		rev = rev + $5,
+		next_attempt_at = CASE WHEN $5 > 0 THEN now() ELSE next_attempt_at END,
+		attempts = CASE WHEN $5 > 0 THEN 0 ELSE attempts END,
 		updated_at = now()
 		WHERE report_id = $1`,
-		reportID, submitted, doc, files, write); err != nil {
-		return fmt.Errorf("update case %s: %w", reportID, err)
-	}
-	if write && c.Submitted != nil {
-		if _, err := tx.Exec(ctx, `SELECT pg_notify($1, '')`, Channel); err != nil {
-			return fmt.Errorf("update case %s: notify: %w", reportID, err)
-		}
-	}
-	return nil
+		c.ReportID, submitted, doc, files, writes)
+	return err
 }
 
 // Status is the sync bookkeeping of one case.

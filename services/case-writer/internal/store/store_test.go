@@ -56,7 +56,7 @@ func TestFilingStatusMigratedAndKept(t *testing.T) {
 
 	// A report filed again: everything the case shows is stored.
 	err = database.InTx(ctx, pool, func(tx pgx.Tx) error {
-		return Update(ctx, tx, "new", func(c *cases.Case) bool {
+		return Apply(ctx, tx, []Edit{{ReportID: "new", Change: func(c *cases.Case) bool {
 			c.Submitted = &pb.ReportSubmitted{Report: &pb.Report{Id: "new", Filing: 2}}
 			c.NCMEC = filing.Status{Filing: 2, State: filing.Finished, NCMECReportID: 9, At: at, FinishedAt: at,
 				LearnedFrom: filing.FromFinish5102, Ambiguous: 1, Past: []int64{7}}
@@ -64,7 +64,7 @@ func TestFilingStatusMigratedAndKept(t *testing.T) {
 			c.ExtraCopiesOf = []string{"f1"}
 			c.Earlier[7] = filing.Retracted
 			return true
-		})
+		}}})
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -17,7 +17,6 @@ import (
 	"takedown/pkg/metrics"
 	"takedown/pkg/ncmec"
 	"takedown/pkg/service"
-	"takedown/pkg/stream"
 	"takedown/services/retraction/internal/httpapi"
 	"takedown/services/retraction/internal/retract"
 	"takedown/services/retraction/internal/store"
@@ -102,7 +101,7 @@ func (a *App) Listen() (net.Listener, error) { return a.base.Listen() }
 
 // Run serves until ctx ends.
 func (a *App) Run(ctx context.Context, ln net.Listener) error {
-	return a.base.Run(ctx, ln, a.handler, a.base.Consume(retract.Consumer, stream.Each(a.r.Apply)), a.r.Run, func(ctx context.Context) error {
+	return a.base.Run(ctx, ln, a.handler, a.base.Consume(retract.Consumer, a.r.Apply), a.r.Run, func(ctx context.Context) error {
 		return a.r.WatchAdvisories(ctx, a.base.JS, a.cfg.Service.StreamReplicas, a.cfg.ReporterConsumer)
 	})
 }

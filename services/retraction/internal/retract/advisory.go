@@ -106,8 +106,8 @@ func (r *Retractor) advisory(ctx context.Context, js jetstream.JetStream, data [
 		// Fold it first: the report may be known here only from it.
 		current := false
 		err := r.store.InTx(ctx, func(tx pgx.Tx) error {
-			_, _, cur, err := r.fold(ctx, tx, env.ReportId, ev)
-			current = cur
+			var err error
+			current, err = r.fold(ctx, tx, env.ReportId, ev)
 			return err
 		})
 		if err != nil {

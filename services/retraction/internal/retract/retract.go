@@ -96,68 +96,95 @@ var Consumer = stream.ConsumerConfig{
 	Linger: 50 * time.Millisecond,
 }
 
-// Apply folds an event into the report's filing; when it is about the
-// current filing, a failure after opening or a staff request makes a
-// retraction due, and a failure before opening settles a retraction owed.
-func (r *Retractor) Apply(ctx context.Context, tx pgx.Tx, m stream.Message) error {
-	id := m.ReportId
-	if id == "" {
-		return nil
-	}
-	var ev filing.Event
-	var req *pb.RetractionRequested
-	if req = m.GetRetractionRequested(); req != nil {
-		if req.NcmecReportId != 0 {
-			return r.recordLost(ctx, tx, id, req, actorName(m.Actor))
-		}
-		// A request moves no state; folding its filing number tells
-		// whether it is about the current filing.
-		ev = filing.Event{Filing: int(max(req.Filing, 1)), At: m.OccurredAt.AsTime()}
-	} else {
-		var ok bool
-		if ev, ok = filing.Of(m.Envelope); !ok {
+// Apply folds the events into their reports' filings; when an event is
+// about the current filing, a failure after opening or a staff request
+// makes a retraction due, and a failure before opening settles a
+// retraction owed. A report's row is locked once and saved once for its
+// events that follow one another (the consumer sorts a batch by report),
+// except that it is saved before an event's retraction is requested or
+// settled, which read and write the row, and locked again after.
+func (r *Retractor) Apply(ctx context.Context, tx pgx.Tx, ms []stream.Message) error {
+	var f *store.Fold // the row of the events before, not saved yet
+	save := func() error {
+		if f == nil {
 			return nil
 		}
+		err := r.store.Save(ctx, tx, f)
+		f = nil
+		return err
 	}
-	rep, st, current, err := r.fold(ctx, tx, id, ev)
-	if err != nil || !current {
+	for _, m := range ms {
+		id := m.ReportId
+		if id == "" {
+			continue
+		}
+		var ev filing.Event
+		req := m.GetRetractionRequested()
+		switch {
+		case req != nil && req.NcmecReportId != 0:
+			if err := r.recordLost(ctx, tx, id, req, actorName(m.Actor)); err != nil {
+				return err
+			}
+			continue
+		case req != nil:
+			// A request moves no state; folding its filing number tells
+			// whether it is about the current filing.
+			ev = filing.Event{Filing: int(max(req.Filing, 1)), At: m.OccurredAt.AsTime()}
+		default:
+			var ok bool
+			if ev, ok = filing.Of(m.Envelope); !ok {
+				continue
+			}
+		}
+		if f != nil && f.ReportID != id {
+			if err := save(); err != nil {
+				return err
+			}
+		}
+		if f == nil {
+			var err error
+			if f, err = r.store.Lock(ctx, tx, id); err != nil {
+				return err
+			}
+		}
 		// An earlier filing's event belongs to the history only: its
 		// failure owes nothing, the next filing being a new NCMEC report.
-		return err
-	}
-	switch {
-	case req != nil:
-		_, err := r.store.Request(ctx, tx, id, req.Reason, actorName(m.Actor), false)
-		return err
-	case ev.State == filing.Failed && st.State == filing.Failed:
-		f := m.GetNcmecFailed()
-		if !f.ReportOpened && st.NCMECReportID == 0 {
-			return r.nothingOpened(ctx, tx, rep)
+		current := f.Apply(ev)
+		failed := ev.State == filing.Failed && f.NCMECState == filing.Failed
+		if !current || (req == nil && !failed) {
+			continue
 		}
-		_, err := r.store.Request(ctx, tx, id, fmt.Sprintf("the filing failed at %s: %s", f.Step, f.Description), Name, false)
-		return err
+		// A retraction to request or settle: the row is saved first, as
+		// those read and write it.
+		rep := f.Report
+		if err := save(); err != nil {
+			return err
+		}
+		var err error
+		switch fail := m.GetNcmecFailed(); {
+		case req != nil:
+			_, err = r.store.Request(ctx, tx, id, req.Reason, actorName(m.Actor), false)
+		case !fail.ReportOpened && rep.NCMECReportID == 0:
+			err = r.nothingOpened(ctx, tx, rep)
+		default:
+			_, err = r.store.Request(ctx, tx, id, fmt.Sprintf("the filing failed at %s: %s", fail.Step, fail.Description), Name, false)
+		}
+		if err != nil {
+			return err
+		}
 	}
-	return nil
+	return save()
 }
 
 // fold folds ev into the report's row, locked for the rest of tx, and
-// returns the row as it now is, the filing's status, and whether ev is
-// about the current filing.
-func (r *Retractor) fold(ctx context.Context, tx pgx.Tx, id string, ev filing.Event) (store.Report, filing.Status, bool, error) {
-	rep, err := r.store.Lock(ctx, tx, id)
+// reports whether ev is about the current filing.
+func (r *Retractor) fold(ctx context.Context, tx pgx.Tx, id string, ev filing.Event) (bool, error) {
+	f, err := r.store.Lock(ctx, tx, id)
 	if err != nil {
-		return rep, filing.Status{}, false, err
+		return false, err
 	}
-	st := rep.Status()
-	current := st.Apply(ev)
-	if err := r.store.Save(ctx, tx, rep, st, ev); err != nil {
-		return rep, st, false, err
-	}
-	if st.Filing > rep.Filing {
-		rep.Retraction, rep.Reason, rep.RequestedBy, rep.Attempts, rep.FirstTriedAt, rep.LastError = store.None, "", "", 0, nil, ""
-	}
-	rep.Filing, rep.NCMECState, rep.NCMECReportID, rep.Environment, rep.Ambiguous = st.Filing, st.State, st.NCMECReportID, st.Environment, st.Ambiguous
-	return rep, st, current, nil
+	current := f.Apply(ev)
+	return current, r.store.Save(ctx, tx, f)
 }
 
 // publish adds the service's event to the outbox within tx and folds it
@@ -172,7 +199,7 @@ func (r *Retractor) publish(ctx context.Context, tx pgx.Tx, actor *pb.Actor, rep
 		return err
 	}
 	if ev, ok := filing.Of(env); ok {
-		_, _, _, err = r.fold(ctx, tx, reportID, ev)
+		_, err = r.fold(ctx, tx, reportID, ev)
 	}
 	return err
 }

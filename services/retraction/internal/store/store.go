@@ -98,9 +98,6 @@ func scan(row pgx.Row) (Report, error) {
 	err := row.Scan(&r.ReportID, &r.Filing, &r.Environment, &r.NCMECReportID, &r.NCMECState, &stateAt,
 		&r.Ambiguous, &r.EverAmbiguous, &r.LastChangeAt,
 		&r.Retraction, &r.Reason, &r.RequestedBy, &r.Attempts, &r.FirstTriedAt, &r.LastError)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return r, ErrNotFound
-	}
 	if stateAt != nil {
 		r.StateAt = *stateAt
 	}
@@ -109,43 +106,81 @@ func scan(row pgx.Row) (Report, error) {
 
 // Get returns a report's row.
 func (s *Store) Get(ctx context.Context, reportID string) (Report, error) {
-	return scan(s.pool.QueryRow(ctx, `SELECT `+columns+` FROM reports WHERE report_id = $1`, reportID))
-}
-
-// Lock returns a report's row locked for the rest of tx, creating it first:
-// events of one report may be handled in any order (a failure before the
-// report's submission), so every event finds a row to fold into.
-func (s *Store) Lock(ctx context.Context, tx pgx.Tx, reportID string) (Report, error) {
-	if _, err := tx.Exec(ctx, `INSERT INTO reports (report_id) VALUES ($1) ON CONFLICT DO NOTHING`, reportID); err != nil {
-		return Report{}, err
+	rep, err := scan(s.pool.QueryRow(ctx, `SELECT `+columns+` FROM reports WHERE report_id = $1`, reportID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return rep, ErrNotFound
 	}
-	return scan(tx.QueryRow(ctx, `SELECT `+columns+` FROM reports WHERE report_id = $1 FOR UPDATE`, reportID))
+	return rep, err
 }
 
-// Save stores st, the fold of rep (locked in tx) with one more event at
-// `at`. A newer filing starts afresh: a retraction owed for the filing it
-// supersedes is not owed for the new one (which is a new NCMEC report). A
-// retraction waiting for the NCMEC report id becomes due once it is known.
-func (s *Store) Save(ctx context.Context, tx pgx.Tx, rep Report, st filing.Status, ev filing.Event) error {
-	if st.Filing > rep.Filing {
+// Fold is a report's row, locked in a transaction, with events folded
+// into it in memory, which Save stores: a report's events handled together
+// cost one lock and one write.
+type Fold struct {
+	Report              // the row with the events folded in
+	reset     bool      // a newer filing began
+	at        time.Time // the latest time of the events since the last reset
+	ambiguous bool      // an event was an ambiguous /submit
+}
+
+// Lock returns a report's row locked for the rest of tx, creating it when
+// missing: events of one report may be handled in any order (a failure
+// before the report's submission), so every event finds a row to fold into.
+func (s *Store) Lock(ctx context.Context, tx pgx.Tx, reportID string) (*Fold, error) {
+	rep, err := database.LockOrCreate(ctx, tx, scan,
+		`SELECT `+columns+` FROM reports WHERE report_id = $1 FOR UPDATE`,
+		`INSERT INTO reports (report_id) VALUES ($1) ON CONFLICT DO NOTHING`, reportID)
+	if err != nil {
+		return nil, err
+	}
+	return &Fold{Report: rep}, nil
+}
+
+// Apply folds ev into the row and reports whether ev is about the current
+// filing. A newer filing starts afresh: a retraction owed for the filing
+// it supersedes is not owed for the new one (which is a new NCMEC report).
+func (f *Fold) Apply(ev filing.Event) (current bool) {
+	st := f.Status()
+	current = st.Apply(ev)
+	if st.Filing > f.Filing {
+		f.Retraction, f.Reason, f.RequestedBy, f.Attempts, f.FirstTriedAt, f.LastError = None, "", "", 0, nil, ""
+		f.reset, f.at = true, time.Time{}
+	}
+	// The next event folds into what the row would give back: the filing's
+	// columns only, and its time to the microsecond that PostgreSQL keeps
+	// (an event's precedence compares times).
+	f.Filing, f.NCMECState, f.NCMECReportID, f.Environment, f.StateAt, f.Ambiguous =
+		st.Filing, st.State, st.NCMECReportID, st.Environment, st.At.Truncate(time.Microsecond), st.Ambiguous
+	if ev.At.After(f.at) {
+		f.at = ev.At
+	}
+	f.ambiguous = f.ambiguous || ev.Ambiguous > 0 // an earlier filing's ambiguity too
+	f.EverAmbiguous = f.EverAmbiguous || f.ambiguous
+	return current
+}
+
+// Save stores the events folded into f (locked in tx). A retraction
+// waiting for the NCMEC report id becomes due once it is known. Whatever
+// tx writes to the row after Save is not in f: fold further events into
+// the row locked again.
+func (s *Store) Save(ctx context.Context, tx pgx.Tx, f *Fold) error {
+	if f.reset {
 		if _, err := tx.Exec(ctx, `UPDATE reports SET retraction = 'none', reason = NULL, requested_by = NULL,
 				attempts = 0, first_tried_at = NULL, next_attempt_at = NULL, last_error = NULL, last_change_at = now()
-			WHERE report_id = $1`, rep.ReportID); err != nil {
+			WHERE report_id = $1`, f.ReportID); err != nil {
 			return err
 		}
 	}
 	var stateAt *time.Time
-	if !st.At.IsZero() {
-		stateAt = &st.At
+	if !f.StateAt.IsZero() {
+		stateAt = &f.StateAt
 	}
 	_, err := tx.Exec(ctx, `UPDATE reports SET filing = $2, ncmec_state = $3, ncmec_report_id = nullif($4, 0), environment = $5,
 			ncmec_state_at = $6, ambiguous = $7, ever_ambiguous = ever_ambiguous OR $9,
 			last_change_at = greatest(last_change_at, $8),
 			next_attempt_at = CASE WHEN retraction = 'pending' AND ncmec_report_id IS NULL AND $4 <> 0 THEN now() ELSE next_attempt_at END
 		WHERE report_id = $1`,
-		rep.ReportID, st.Filing, st.State, st.NCMECReportID, st.Environment, stateAt, st.Ambiguous, ev.At,
-		ev.Ambiguous > 0) // an earlier filing's ambiguity too
-
+		f.ReportID, f.Filing, f.NCMECState, f.NCMECReportID, f.Environment, stateAt, f.Ambiguous, f.at, f.ambiguous)
 	return err
 }
 
