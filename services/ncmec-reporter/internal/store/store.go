@@ -10,6 +10,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -242,17 +243,27 @@ func (s *Store) ReleaseInstance(ctx context.Context, prefix string) (int64, erro
 // fenced by the lease: it changes the row only while the lease is still this
 // worker's, and takes the row lock that keeps other workers out until the
 // transaction ends, so a worker whose lease was taken over changes nothing
-// (ErrLeaseLost). fn, when not nil, runs the step's other statements after
-// it. Fencing with the step's own UPDATE rather than a SELECT ... FOR UPDATE
-// before it saves a statement a step.
-func (s *Store) update(ctx context.Context, f *Filing, set string, args []any, fn func(tx pgx.Tx) error) error {
+// (ErrLeaseLost). c, when not nil, is the step's NCMEC call: the fence
+// statement logs it too, inserting its calls row from the fenced row, so a
+// lost lease logs no call either. fn, when not nil, runs the step's other
+// statements after it. Fencing with the step's own UPDATE rather than a
+// SELECT ... FOR UPDATE before it, and logging the call in that statement,
+// each save a statement a step.
+func (s *Store) update(ctx context.Context, f *Filing, set string, args []any, c *Call, fn func(tx pgx.Tx) error) error {
+	sql := `UPDATE filings SET ` + set + ` WHERE id = $1 AND lease_owner = $2`
+	args = append([]any{f.ID, f.owner}, args...)
+	if c != nil {
+		values := c.values()
+		sql = `WITH fenced AS (` + sql + ` RETURNING id)
+			INSERT INTO calls (filing_id, ` + callColumns + `) SELECT fenced.id, ` + params(len(args)+1, len(values)) + ` FROM fenced`
+		args = append(args, values...)
+	}
 	return database.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE filings SET `+set+` WHERE id = $1 AND lease_owner = $2`,
-			append([]any{f.ID, f.owner}, args...)...)
+		tag, err := tx.Exec(ctx, sql, args...)
 		if err != nil {
 			return fmt.Errorf("update filing %d: %w", f.ID, err)
 		}
-		if tag.RowsAffected() == 0 {
+		if tag.RowsAffected() == 0 { // no filing row fenced, so no calls row either
 			return ErrLeaseLost
 		}
 		if fn == nil {
@@ -271,7 +282,14 @@ type Call struct {
 	Response  []byte
 }
 
-func logCall(ctx context.Context, tx pgx.Tx, filingID int64, c Call) error {
+// callColumns are the columns of calls that Call.values fill, in order;
+// filing_id comes from the statement.
+const callColumns = `endpoint, file_idx, outcome, code, request_id, response, error`
+
+// values are c's calls row: the outcome and code that c.Err classifies to,
+// and the request id NCMEC's error carries when c has none; empty texts are
+// stored as NULL.
+func (c Call) values() []any {
 	outcome, code, errText := ncmec.Outcome(c.Err), 0, ""
 	if c.Err != nil {
 		code, errText = ncmec.CodeOf(c.Err), c.Err.Error()
@@ -280,23 +298,37 @@ func logCall(ctx context.Context, tx pgx.Tx, filingID int64, c Call) error {
 			c.RequestID = e.RequestID
 		}
 	}
-	var resp *string
-	if len(c.Response) > 0 {
-		s := string(c.Response)
-		resp = &s
+	return []any{c.Endpoint, c.FileIdx, outcome, code, nullable(c.RequestID), nullable(string(c.Response)), nullable(errText)}
+}
+
+// nullable is s, or NULL when s is empty.
+func nullable(s string) any {
+	if s == "" {
+		return nil
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO calls (filing_id, endpoint, file_idx, outcome, code, request_id, response, error)
-		VALUES ($1, $2, $3, $4, $5, nullif($6, ''), $7, nullif($8, ''))`,
-		filingID, c.Endpoint, c.FileIdx, outcome, code, c.RequestID, resp, errText)
-	if err != nil {
-		return fmt.Errorf("log call: %w", err)
+	return s
+}
+
+// params lists n placeholders from $from: "$3, $4, $5".
+func params(from, n int) string {
+	p := make([]string, n)
+	for i := range p {
+		p[i] = fmt.Sprintf("$%d", from+i)
 	}
-	return nil
+	return strings.Join(p, ", ")
 }
 
 // LogCall records a call that changed nothing else (a failure).
 func (s *Store) LogCall(ctx context.Context, f *Filing, c Call) error {
-	return database.InTx(ctx, s.pool, func(tx pgx.Tx) error { return logCall(ctx, tx, f.ID, c) })
+	values := c.values()
+	return database.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO calls (filing_id, `+callColumns+`) VALUES ($1, `+params(2, len(values))+`)`,
+			append([]any{f.ID}, values...)...)
+		if err != nil {
+			return fmt.Errorf("log call: %w", err)
+		}
+		return nil
+	})
 }
 
 // BeginSubmit stores the exact XML about to be sent and marks /submit as
@@ -304,7 +336,7 @@ func (s *Store) LogCall(ctx context.Context, f *Filing, c Call) error {
 // filing is never submitted again.
 func (s *Store) BeginSubmit(ctx context.Context, f *Filing, doc []byte) error {
 	err := s.update(ctx, f, `report_xml = $3, submit_attempted_at = now(), state = 'submitting', updated_at = now()`,
-		[]any{doc}, nil)
+		[]any{doc}, nil, nil)
 	if err == nil {
 		f.ReportXML, f.State = doc, StateSubmitting
 	}
@@ -315,9 +347,7 @@ func (s *Store) BeginSubmit(ctx context.Context, f *Filing, doc []byte) error {
 // took no effect (NCMEC answered an error code, or the connection was never
 // made), so the submission may be tried again.
 func (s *Store) SubmitNotApplied(ctx context.Context, f *Filing, c Call) error {
-	err := s.update(ctx, f, `submit_attempted_at = NULL, state = 'pending', updated_at = now()`, nil, func(tx pgx.Tx) error {
-		return logCall(ctx, tx, f.ID, c)
-	})
+	err := s.update(ctx, f, `submit_attempted_at = NULL, state = 'pending', updated_at = now()`, nil, &c, nil)
 	if err == nil {
 		f.State = StatePending
 	}
@@ -331,14 +361,7 @@ func (s *Store) SubmitNotApplied(ctx context.Context, f *Filing, c Call) error {
 func (s *Store) SubmitAmbiguous(ctx context.Context, f *Filing, c *Call, ev *pb.Envelope) error {
 	const set = `state = 'pending', submit_attempted_at = NULL,
 		ambiguous_submits = ambiguous_submits + 1, updated_at = now()`
-	err := s.update(ctx, f, set, nil, func(tx pgx.Tx) error {
-		if c != nil {
-			if err := logCall(ctx, tx, f.ID, *c); err != nil {
-				return err
-			}
-		}
-		return outbox.Add(ctx, tx, ev)
-	})
+	err := s.update(ctx, f, set, nil, c, func(tx pgx.Tx) error { return outbox.Add(ctx, tx, ev) })
 	if err == nil {
 		f.State = StatePending
 		f.Ambiguous++
@@ -351,12 +374,8 @@ func (s *Store) SubmitAmbiguous(ctx context.Context, f *Filing, c *Call, ev *pb.
 func (s *Store) Opened(ctx context.Context, f *Filing, resp *ncmec.Response, ev *pb.Envelope) error {
 	const set = `ncmec_report_id = $3, opened_at = now(), last_change_at = now(),
 		submit_request_id = nullif($4, ''), state = 'opened', attempts = 0, last_error = NULL, updated_at = now()`
-	err := s.update(ctx, f, set, []any{resp.ReportID, resp.RequestID}, func(tx pgx.Tx) error {
-		if err := logCall(ctx, tx, f.ID, Call{Endpoint: ncmec.EndpointSubmit, RequestID: resp.RequestID, Response: resp.Raw}); err != nil {
-			return err
-		}
-		return outbox.Add(ctx, tx, ev)
-	})
+	c := Call{Endpoint: ncmec.EndpointSubmit, RequestID: resp.RequestID, Response: resp.Raw}
+	err := s.update(ctx, f, set, []any{resp.ReportID, resp.RequestID}, &c, func(tx pgx.Tx) error { return outbox.Add(ctx, tx, ev) })
 	if err == nil {
 		f.NCMECID, f.State, f.LastChange, f.Attempts = resp.ReportID, StateOpen, time.Now(), 0
 	}
@@ -368,7 +387,7 @@ func (s *Store) Opened(ctx context.Context, f *Filing, resp *ncmec.Response, ev 
 // accessed (an evidence.accessed event) records the read of the evidence
 // bytes in the audit log, in the same transaction.
 func (s *Store) UploadAttempt(ctx context.Context, f *Filing, idx int, accessed *pb.Envelope) error {
-	return s.update(ctx, f, `updated_at = now()`, nil, func(tx pgx.Tx) error {
+	return s.update(ctx, f, `updated_at = now()`, nil, nil, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `UPDATE filing_files SET upload_attempts = upload_attempts + 1 WHERE filing_id = $1 AND idx = $2`, f.ID, idx); err != nil {
 			return err
 		}
@@ -379,33 +398,28 @@ func (s *Store) UploadAttempt(ctx context.Context, f *Filing, idx int, accessed 
 // UploadRefused logs an upload NCMEC refused with an answer: it left no
 // copy at NCMEC.
 func (s *Store) UploadRefused(ctx context.Context, f *Filing, idx int, c Call) error {
-	return s.update(ctx, f, `updated_at = now()`, nil, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE filing_files SET upload_refused = upload_refused + 1 WHERE filing_id = $1 AND idx = $2`, f.ID, idx); err != nil {
-			return err
-		}
-		return logCall(ctx, tx, f.ID, c)
+	return s.update(ctx, f, `updated_at = now()`, nil, &c, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE filing_files SET upload_refused = upload_refused + 1 WHERE filing_id = $1 AND idx = $2`, f.ID, idx)
+		return err
 	})
 }
 
 // Uploaded records NCMEC's file id and MD5 for a file.
 func (s *Store) Uploaded(ctx context.Context, f *Filing, idx int, res *ncmec.UploadResult) error {
-	return s.update(ctx, f, `last_change_at = now(), attempts = 0, updated_at = now()`, nil, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE filing_files SET ncmec_file_id = $3, ncmec_md5 = $4, upload_request_id = nullif($5, ''), uploaded_at = now()
-			WHERE filing_id = $1 AND idx = $2`, f.ID, idx, res.FileID, res.Hash, res.RequestID); err != nil {
-			return err
-		}
-		return logCall(ctx, tx, f.ID, Call{Endpoint: ncmec.EndpointUpload, FileIdx: &idx, RequestID: res.RequestID, Response: res.Raw})
+	c := Call{Endpoint: ncmec.EndpointUpload, FileIdx: &idx, RequestID: res.RequestID, Response: res.Raw}
+	return s.update(ctx, f, `last_change_at = now(), attempts = 0, updated_at = now()`, nil, &c, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE filing_files SET ncmec_file_id = $3, ncmec_md5 = $4, upload_request_id = nullif($5, ''), uploaded_at = now()
+			WHERE filing_id = $1 AND idx = $2`, f.ID, idx, res.FileID, res.Hash, res.RequestID)
+		return err
 	})
 }
 
 // Described records a file's /fileinfo with the ncmec.file_uploaded event.
 func (s *Store) Described(ctx context.Context, f *Filing, idx int, doc []byte, resp *ncmec.Response, ev *pb.Envelope) error {
-	return s.update(ctx, f, `last_change_at = now(), attempts = 0, updated_at = now()`, nil, func(tx pgx.Tx) error {
+	c := Call{Endpoint: ncmec.EndpointFileInfo, FileIdx: &idx, RequestID: resp.RequestID, Response: resp.Raw}
+	return s.update(ctx, f, `last_change_at = now(), attempts = 0, updated_at = now()`, nil, &c, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `UPDATE filing_files SET fileinfo_xml = $3, fileinfo_request_id = nullif($4, ''), described_at = now()
 			WHERE filing_id = $1 AND idx = $2`, f.ID, idx, doc, resp.RequestID); err != nil {
-			return err
-		}
-		if err := logCall(ctx, tx, f.ID, Call{Endpoint: ncmec.EndpointFileInfo, FileIdx: &idx, RequestID: resp.RequestID, Response: resp.Raw}); err != nil {
 			return err
 		}
 		return outbox.Add(ctx, tx, ev)
@@ -418,12 +432,7 @@ func (s *Store) Finished(ctx context.Context, f *Filing, c Call, fileIDs []strin
 	const set = `state = 'finished', receipt_xml = nullif($3, ''), finish_request_id = nullif($4, ''),
 		ncmec_file_ids = $5, finished_at = now(), key_id = NULL, key_ciphertext = NULL,
 		lease_owner = NULL, lease_until = NULL, updated_at = now()`
-	return s.update(ctx, f, set, []any{string(c.Response), c.RequestID, fileIDs}, func(tx pgx.Tx) error {
-		if err := logCall(ctx, tx, f.ID, c); err != nil {
-			return err
-		}
-		return outbox.Add(ctx, tx, ev)
-	})
+	return s.update(ctx, f, set, []any{string(c.Response), c.RequestID, fileIDs}, &c, func(tx pgx.Tx) error { return outbox.Add(ctx, tx, ev) })
 }
 
 // Failed ends the filing: the step, NCMEC's code and a description, with the
@@ -431,21 +440,14 @@ func (s *Store) Finished(ctx context.Context, f *Filing, c Call, fileIDs []strin
 func (s *Store) Failed(ctx context.Context, f *Filing, step string, code int, desc string, c *Call, ev *pb.Envelope) error {
 	const set = `state = 'failed', failed_step = $3, failed_code = $4, failed_description = $5,
 		key_id = NULL, key_ciphertext = NULL, lease_owner = NULL, lease_until = NULL, updated_at = now()`
-	return s.update(ctx, f, set, []any{step, code, desc}, func(tx pgx.Tx) error {
-		if c != nil {
-			if err := logCall(ctx, tx, f.ID, *c); err != nil {
-				return err
-			}
-		}
-		return outbox.Add(ctx, tx, ev)
-	})
+	return s.update(ctx, f, set, []any{step, code, desc}, c, func(tx pgx.Tx) error { return outbox.Add(ctx, tx, ev) })
 }
 
 // Retracted ends a filing the retraction service took over; it announces
 // nothing (the retraction service publishes ncmec.retracted).
 func (s *Store) Retracted(ctx context.Context, f *Filing) error {
 	return s.update(ctx, f, `state = 'retracted', key_id = NULL, key_ciphertext = NULL,
-		lease_owner = NULL, lease_until = NULL, updated_at = now()`, nil, nil)
+		lease_owner = NULL, lease_until = NULL, updated_at = now()`, nil, nil, nil)
 }
 
 // Retry schedules the filing's next attempt at `at` after a transient
@@ -453,12 +455,11 @@ func (s *Store) Retracted(ctx context.Context, f *Filing) error {
 func (s *Store) Retry(ctx context.Context, f *Filing, at time.Time, c Call) error {
 	const set = `attempts = attempts + 1, next_attempt_at = $3, last_error = $4,
 		lease_owner = NULL, lease_until = NULL, updated_at = now()`
-	return s.update(ctx, f, set, []any{at, errText(c.Err)}, func(tx pgx.Tx) error {
-		if c.Endpoint == "" {
-			return nil // not an NCMEC call (S3, the handover store)
-		}
-		return logCall(ctx, tx, f.ID, c)
-	})
+	call := &c
+	if c.Endpoint == "" {
+		call = nil // not an NCMEC call (S3, the handover store): nothing to log
+	}
+	return s.update(ctx, f, set, []any{at, errText(c.Err)}, call, nil)
 }
 
 func errText(err error) string {
