@@ -318,17 +318,16 @@ func params(from, n int) string {
 	return strings.Join(p, ", ")
 }
 
-// LogCall records a call that changed nothing else (a failure).
+// LogCall records a call that changed nothing else (a failure): one
+// statement, no transaction around it.
 func (s *Store) LogCall(ctx context.Context, f *Filing, c Call) error {
 	values := c.values()
-	return database.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO calls (filing_id, `+callColumns+`) VALUES ($1, `+params(2, len(values))+`)`,
-			append([]any{f.ID}, values...)...)
-		if err != nil {
-			return fmt.Errorf("log call: %w", err)
-		}
-		return nil
-	})
+	_, err := s.pool.Exec(ctx, `INSERT INTO calls (filing_id, `+callColumns+`) VALUES ($1, `+params(2, len(values))+`)`,
+		append([]any{f.ID}, values...)...)
+	if err != nil {
+		return fmt.Errorf("log call: %w", err)
+	}
+	return nil
 }
 
 // BeginSubmit stores the exact XML about to be sent and marks /submit as
