@@ -53,16 +53,8 @@ func (c *countingTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResul
 // with one file, both pending their first filing.
 func intakeDB(t *testing.T, a, b, fileA string) (context.Context, *pgxpool.Pool) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	t.Cleanup(cancel)
-	pool, err := database.Open(ctx, testenv.Postgres(t), "intake")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if err := database.Migrate(ctx, pool, "intake", store.Migrations); err != nil {
-		t.Fatal(err)
-	}
+	ctx := t.Context()
+	pool := testenv.Schema(t, "intake", store.Migrations)
 	if _, err := pool.Exec(ctx, `INSERT INTO reports (id, submitted_at, submitted_by, incident_time, details, data_key_id, data_key, ncmec_state)
 		SELECT id, '2026-01-01T00:00:00Z', 'staff', '2026-01-01T00:00:00Z', '{}', 'k', '\x00', 'pending'
 		FROM unnest($1::uuid[]) AS u (id)`, []string{a, b}); err != nil {
