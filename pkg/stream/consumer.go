@@ -42,14 +42,19 @@ type ConsumerConfig struct {
 	Batch int
 	// Linger is how long a batch waits for more events before it is handed
 	// to a free handler (default 0: it goes at once, with what is waiting).
-	// A consumer off the filing's path lingers a few tens of milliseconds,
-	// so a transaction and its inbox statement serve many events.
+	// A consumer off the filing's path lingers OffPathLinger.
 	Linger time.Duration
 	// KeepRefused hands refused events (events.Check) to the handler with
 	// Message.Refused set, for the audit-logger, which must record a
 	// forgery rather than lose it. Every other consumer never sees them.
 	KeepRefused bool
 }
+
+// OffPathLinger is the Linger of every consumer off the filing's path (the
+// audit log, the case, retractions, intake's progress): an event waits
+// that long for others, so that a transaction and its inbox statement
+// serve many events, and no filing waits for it.
+const OffPathLinger = 50 * time.Millisecond
 
 // Message is one delivered event.
 type Message struct {

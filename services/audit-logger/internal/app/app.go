@@ -69,9 +69,8 @@ var Consumer = stream.ConsumerConfig{
 	MaxDeliver:  200,
 	BackOff:     []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, time.Minute},
 	Concurrency: 1,
-	// Off the filing's path: an event waits up to 50 ms for others, so a
-	// transaction, its inbox statement and the chain head's move serve many.
-	Linger:      50 * time.Millisecond,
+	// A batch's entries share the chain head's read and move too.
+	Linger:      stream.OffPathLinger,
 	KeepRefused: true,
 }
 

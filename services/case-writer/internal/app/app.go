@@ -45,9 +45,8 @@ var Consumer = stream.ConsumerConfig{
 		events.NcmecFinished, events.NcmecFailed, events.NcmecRetracted, events.NcmecRetractionFailed,
 		events.NcmecSubmitAmbiguous, events.ReportClosed},
 	Concurrency: 4,
-	// A case is written to Salesforce by the sync workers, after this; an
-	// event waiting up to 50 ms for others shares their transaction.
-	Linger: 50 * time.Millisecond,
+	// A case is written to Salesforce by the sync workers, after this.
+	Linger: stream.OffPathLinger,
 }
 
 // Config is case-writer's configuration (README: "Configuration").

@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -22,9 +21,9 @@ import (
 )
 
 // Consumer is the durable consumer intake reads every event with.
-// An event waits up to 50 ms for others to share its transaction: the status
-// page may be that much behind, and the database does a fraction of the work.
-var Consumer = stream.ConsumerConfig{Durable: "intake-progress", Concurrency: 4, Linger: 50 * time.Millisecond}
+// It lingers (the status page may be that much behind) so that the database
+// does a fraction of the work.
+var Consumer = stream.ConsumerConfig{Durable: "intake-progress", Concurrency: 4, Linger: stream.OffPathLinger}
 
 // Apply is Applier under the legal preservation period.
 var Apply = Applier(lifecycle.Policy{Retention: lifecycle.LegalFloor, Retracted: lifecycle.LegalFloor})

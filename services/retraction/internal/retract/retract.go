@@ -91,9 +91,7 @@ var Consumer = stream.ConsumerConfig{
 		events.NcmecFinished, events.NcmecFailed, events.NcmecSubmitAmbiguous, events.ReportClosed,
 		events.RetractionRequested},
 	Concurrency: 4,
-	// Off the filing's path: an event waiting up to 50 ms for others shares
-	// their transaction.
-	Linger: 50 * time.Millisecond,
+	Linger:      stream.OffPathLinger,
 }
 
 // Apply folds the events into their reports' filings; when an event is
